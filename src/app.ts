@@ -1,0 +1,117 @@
+import { once } from 'node:events';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import { createAuthenticator } from './auth/authenticator.js';
+import { createTokenVerifier } from './auth/token-verifier.js';
+import type { EventBus } from './bus/event-bus.js';
+import { createMemoryEventBus } from './bus/memory-event-bus.js';
+import { createBuiltinChatResponder } from './chat/builtin-responder.js';
+import { createExternalChatBackend } from './chat/chat-backend.js';
+import type { Config } from './config/config.js';
+import type { AccessDirectory } from './directory/directory.js';
+import { createMemoryDirectory } from './directory/memory-directory.js';
+import { createLogger } from './logging/logger.js';
+import { createEventPublisher } from './publish/event-publisher.js';
+import { createTypingThrottle } from './publish/typing-throttle.js';
+import type { GatewayServices } from './schema/context.js';
+import { buildSchema } from './schema/index.js';
+import { createGatewayYoga, GRAPHQL_PATH, type GatewayYoga } from './server/yoga.js';
+import { attachWebSocketTransport, type WebSocketTransport } from './transport/websocket.js';
+
+export interface App {
+  readonly config: Config;
+  readonly logger: Logger;
+  readonly services: GatewayServices;
+  readonly yoga: GatewayYoga;
+  readonly httpServer: Server;
+  /** Listens on config.http; resolves with the bound URL of the GraphQL endpoint. */
+  start(): Promise<{ url: string; port: number }>;
+  /** Graceful: stop accepting, tell WebSocket clients to reconnect (1001), drain, close backends. */
+  stop(): Promise<void>;
+  readonly webSockets: WebSocketTransport;
+}
+
+/**
+ * The composition root: builds every part from the configuration and wires them together.
+ * Nothing else in src/ creates long-lived parts. Tests build apps with their own config.
+ */
+export function buildApp(config: Config, overrides: { logger?: Logger; bus?: EventBus; directory?: AccessDirectory } = {}): App {
+  const logger = overrides.logger ?? createLogger({ level: config.log.level, instanceId: config.instanceId });
+  const bus = overrides.bus ?? createMemoryEventBus();
+  const directory = overrides.directory ?? createMemoryDirectory();
+  const publisher = createEventPublisher({ bus, logger });
+  const chat =
+    config.chat.responder === 'builtin'
+      ? createBuiltinChatResponder({ publisher, logger, chunkDelayMs: config.chat.chunkDelayMs })
+      : createExternalChatBackend(publisher);
+  const services: GatewayServices = {
+    bus,
+    publisher,
+    directory,
+    chat,
+    typingThrottle: createTypingThrottle(config.typing.throttleMs),
+    logger,
+  };
+
+  const authenticator = createAuthenticator(config.auth, createTokenVerifier(config.auth));
+  const yoga = createGatewayYoga({
+    schema: buildSchema(),
+    services,
+    authenticator,
+    logger,
+    graphiql: config.graphiql.enabled,
+    isReady: () => bus.isReady(),
+  });
+
+  const httpServer = createServer(yoga);
+  const webSockets = attachWebSocketTransport({
+    httpServer,
+    yoga,
+    authenticator,
+    logger,
+    options: { path: GRAPHQL_PATH, ...config.websocket },
+  });
+
+  let stopping: Promise<void> | undefined;
+
+  return {
+    config,
+    logger,
+    services,
+    yoga,
+    httpServer,
+    webSockets,
+    async start() {
+      httpServer.listen(config.http.port, config.http.host);
+      await once(httpServer, 'listening');
+      const { port } = httpServer.address() as AddressInfo;
+      const host = config.http.host === '0.0.0.0' || config.http.host === '::' ? 'localhost' : config.http.host;
+      const url = `http://${host}:${port}${GRAPHQL_PATH}`;
+      if (config.auth.kind === 'secret' && config.auth.isDevelopmentSecret) {
+        logger.warn('JWT_SECRET is not set: using the public development secret. Never do this in production.');
+      }
+      logger.info({ url, pubsub: config.redis.url ? 'redis' : 'memory', environment: config.environment }, 'Tidings is listening');
+      return { url, port };
+    },
+    stop() {
+      stopping ??= (async () => {
+        logger.info('shutting down');
+        const closed = new Promise<void>((resolve) => httpServer.close(() => resolve()));
+        await webSockets.close();
+        httpServer.closeIdleConnections();
+        // SSE responses are long-lived HTTP responses: end them so close() can finish.
+        const deadline = setTimeout(() => httpServer.closeAllConnections(), config.shutdown.timeoutMs);
+        deadline.unref();
+        await Promise.race([chat.drain(), new Promise((resolve) => setTimeout(resolve, config.shutdown.timeoutMs).unref())]);
+        httpServer.closeAllConnections();
+        await closed;
+        clearTimeout(deadline);
+        await bus.close();
+        await directory.close();
+        logger.info('stopped');
+      })();
+      return stopping;
+    },
+  };
+}

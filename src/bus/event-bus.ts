@@ -1,0 +1,22 @@
+import type { EventEnvelope, EventType, TidingsEvent } from '../events/contracts.js';
+import type { Topic } from '../events/topics.js';
+
+/**
+ * The pub/sub seam between publishers (mutations, built-in chat responder) and subscribers
+ * (subscription resolvers). Implemented in memory for a single instance and over Redis for
+ * many; both run the same contract tests.
+ */
+export interface EventBus {
+  /** Publishes an already-validated event on every topic it belongs to (see topicsOf). */
+  publish(event: TidingsEvent): Promise<void>;
+  /**
+   * Streams the events of one topic until the consumer calls `return()`. The backend subscribes
+   * to the topic when its first local subscriber arrives and unsubscribes when the last leaves.
+   */
+  subscribe<T extends EventType>(topic: Topic<T>): AsyncIterableIterator<EventEnvelope<T>>;
+  /** Number of topics with at least one local subscriber (for readiness, stats and tests). */
+  activeTopicCount(): number;
+  /** False while the backend cannot deliver (Redis unreachable); drives the readiness endpoint. */
+  isReady(): boolean;
+  close(): Promise<void>;
+}

@@ -1,0 +1,69 @@
+import { Repeater, SlidingBuffer } from 'graphql-yoga';
+import type { EventEnvelope, EventType, TidingsEvent } from '../events/contracts.js';
+import type { Topic } from '../events/topics.js';
+
+/** How many undelivered events one subscriber may lag behind before the oldest are dropped. */
+export const SUBSCRIBER_BUFFER_EVENTS = 1_000;
+
+export interface FanoutHooks {
+  /** The first local subscriber of a topic arrived. A rejection ends that subscriber's stream. */
+  onTopicActive?(topic: string): Promise<void> | void;
+  /** The last local subscriber of a topic left. */
+  onTopicIdle?(topic: string): Promise<void> | void;
+}
+
+/**
+ * The per-instance registry of who listens to which topic. Every bus delivers through it, so an
+ * event is handled once per instance and then handed to each local subscriber's queue.
+ */
+export class LocalFanout {
+  private readonly listeners = new Map<string, Set<(event: TidingsEvent) => void>>();
+
+  constructor(private readonly hooks: FanoutHooks = {}) {}
+
+  deliver(topic: string, event: TidingsEvent): void {
+    const topicListeners = this.listeners.get(topic);
+    if (!topicListeners) return;
+    for (const listener of topicListeners) listener(event);
+  }
+
+  hasListeners(topic: string): boolean {
+    return this.listeners.has(topic);
+  }
+
+  activeTopicCount(): number {
+    return this.listeners.size;
+  }
+
+  activeTopics(): IterableIterator<string> {
+    return this.listeners.keys();
+  }
+
+  /** Topics are typed, and every bus only delivers events whose topicsOf() include the topic. */
+  subscribe<T extends EventType>(topic: Topic<T>): AsyncIterableIterator<EventEnvelope<T>> {
+    // A sliding buffer keeps the newest events for a subscriber that falls far behind instead of
+    // growing without bound; the Repeater's push never blocks the publisher.
+    return new Repeater<EventEnvelope<T>>(async (push, stop) => {
+      const listener = (event: TidingsEvent) => {
+        void push(event as EventEnvelope<T>);
+      };
+      let topicListeners = this.listeners.get(topic);
+      const isFirst = !topicListeners;
+      if (!topicListeners) {
+        topicListeners = new Set();
+        this.listeners.set(topic, topicListeners);
+      }
+      topicListeners.add(listener);
+      try {
+        if (isFirst) await this.hooks.onTopicActive?.(topic);
+        await stop;
+      } finally {
+        topicListeners.delete(listener);
+        if (topicListeners.size === 0 && this.listeners.get(topic) === topicListeners) {
+          this.listeners.delete(topic);
+          await this.hooks.onTopicIdle?.(topic);
+        }
+      }
+    }, new SlidingBuffer(SUBSCRIBER_BUFFER_EVENTS));
+  }
+}

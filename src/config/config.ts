@@ -1,0 +1,192 @@
+import { randomUUID } from 'node:crypto';
+import { z } from 'zod';
+
+/**
+ * The development-only HS256 secret used when neither JWT_SECRET nor JWT_JWKS_URL is set
+ * outside production, so `npm start` works right after `npm ci`. It is public (it is in this
+ * file), so production refuses to start with it.
+ */
+export const DEVELOPMENT_JWT_SECRET = 'tidings-development-secret-do-not-use-in-production';
+
+const ROLE_VALUES = ['user', 'host', 'service', 'admin'] as const;
+
+const booleanFromEnv = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'])
+  .transform((value) => value === 'true' || value === '1' || value === 'yes');
+
+const commaList = z
+  .string()
+  .transform((value) =>
+    value
+      .split(',')
+      .map((part) => part.trim())
+      .filter((part) => part.length > 0),
+  );
+
+const positiveInt = z.coerce.number().int().positive();
+const nonNegativeInt = z.coerce.number().int().nonnegative();
+
+/** Every environment variable Tidings reads, with its default. Documented in README.md. */
+const envSchema = z.object({
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  HOST: z.string().min(1).default('0.0.0.0'),
+  PORT: z.coerce.number().int().min(0).max(65_535).default(4000),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  INSTANCE_ID: z.string().min(1).max(64).optional(),
+
+  JWT_SECRET: z.string().min(32, 'must be at least 32 characters (HS256 needs a 256-bit key)').optional(),
+  JWT_JWKS_URL: z.url({ protocol: /^https?$/ }).optional(),
+  JWT_ALGORITHMS: commaList.optional(),
+  JWT_ISSUER: z.string().min(1).optional(),
+  JWT_AUDIENCE: z.string().min(1).optional(),
+  JWT_CLOCK_TOLERANCE_SECONDS: nonNegativeInt.max(300).default(5),
+  ALLOW_ANONYMOUS: booleanFromEnv.default(false),
+
+  REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
+  REDIS_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'letters, digits and _ . : - only (at most 64)')
+    .default('tidings:'),
+
+  GRAPHIQL: booleanFromEnv.optional(),
+  CHAT_RESPONDER: z.enum(['builtin', 'external']).default('builtin'),
+  CHAT_CHUNK_DELAY_MS: nonNegativeInt.max(10_000).default(60),
+  TYPING_THROTTLE_MS: nonNegativeInt.max(60_000).default(1_500),
+  WS_KEEP_ALIVE_MS: positiveInt.max(600_000).default(12_000),
+  WS_CONNECTION_INIT_TIMEOUT_MS: positiveInt.max(60_000).default(3_000),
+  WS_MAX_PAYLOAD_BYTES: positiveInt.max(16 * 1024 * 1024).default(256 * 1024),
+  SHUTDOWN_TIMEOUT_MS: positiveInt.max(300_000).default(10_000),
+});
+
+export type Role = (typeof ROLE_VALUES)[number];
+export const ROLES: readonly Role[] = ROLE_VALUES;
+
+export type AuthConfig =
+  | {
+      readonly kind: 'secret';
+      readonly secret: Uint8Array;
+      /** True when running on DEVELOPMENT_JWT_SECRET; logged loudly at start-up. */
+      readonly isDevelopmentSecret: boolean;
+      readonly algorithms: readonly string[];
+      readonly issuer: string | undefined;
+      readonly audience: string | undefined;
+      readonly clockToleranceSeconds: number;
+      readonly allowAnonymous: boolean;
+    }
+  | {
+      readonly kind: 'jwks';
+      readonly jwksUrl: URL;
+      readonly algorithms: readonly string[];
+      readonly issuer: string | undefined;
+      readonly audience: string | undefined;
+      readonly clockToleranceSeconds: number;
+      readonly allowAnonymous: boolean;
+    };
+
+export interface Config {
+  readonly environment: 'development' | 'production' | 'test';
+  readonly instanceId: string;
+  readonly http: { readonly host: string; readonly port: number };
+  readonly log: { readonly level: string };
+  readonly auth: AuthConfig;
+  /** `url` undefined means the embedded in-memory pub/sub (one instance only). */
+  readonly redis: { readonly url: string | undefined; readonly prefix: string };
+  readonly graphiql: { readonly enabled: boolean };
+  readonly chat: { readonly responder: 'builtin' | 'external'; readonly chunkDelayMs: number };
+  readonly typing: { readonly throttleMs: number };
+  readonly websocket: {
+    readonly keepAliveMs: number;
+    readonly connectionInitTimeoutMs: number;
+    readonly maxPayloadBytes: number;
+  };
+  readonly shutdown: { readonly timeoutMs: number };
+}
+
+/** Thrown by loadConfig with every problem found, one per line. */
+export class ConfigError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(`Invalid configuration:\n${problems.map((problem) => `  - ${problem}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+const SYMMETRIC_ALGORITHMS = new Set(['HS256', 'HS384', 'HS512']);
+
+/**
+ * Reads and validates the environment once. Collects every problem (schema and cross-field)
+ * before throwing, so an operator fixes them all in one go.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv): Config {
+  // Empty strings count as unset: `FOO= npm start` should not fail validation of FOO.
+  const cleaned = Object.fromEntries(
+    Object.entries(env).filter((entry): entry is [string, string] => entry[1] !== undefined && entry[1] !== ''),
+  );
+  const parsed = envSchema.safeParse(cleaned);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((issue) => `${issue.path.join('.') || '(environment)'}: ${issue.message}`),
+    );
+  }
+  const vars = parsed.data;
+  const problems: string[] = [];
+  const isProduction = vars.NODE_ENV === 'production';
+
+  if (vars.JWT_SECRET && vars.JWT_JWKS_URL) {
+    problems.push('JWT_SECRET and JWT_JWKS_URL: set one, not both');
+  }
+  if (isProduction && !vars.JWT_SECRET && !vars.JWT_JWKS_URL) {
+    problems.push('JWT_SECRET or JWT_JWKS_URL: one is required when NODE_ENV=production');
+  }
+  if (isProduction && vars.JWT_SECRET === DEVELOPMENT_JWT_SECRET) {
+    problems.push('JWT_SECRET: the development secret may not be used when NODE_ENV=production');
+  }
+
+  const usesJwks = vars.JWT_JWKS_URL !== undefined && vars.JWT_SECRET === undefined;
+  const algorithms = vars.JWT_ALGORITHMS ?? (usesJwks ? ['RS256', 'ES256'] : ['HS256']);
+  if (algorithms.length === 0) problems.push('JWT_ALGORITHMS: list at least one algorithm');
+  for (const algorithm of algorithms) {
+    if (algorithm.toLowerCase() === 'none') {
+      problems.push('JWT_ALGORITHMS: "none" is never accepted');
+    } else if (usesJwks && SYMMETRIC_ALGORITHMS.has(algorithm)) {
+      problems.push(`JWT_ALGORITHMS: ${algorithm} is symmetric and cannot be used with JWT_JWKS_URL`);
+    } else if (!usesJwks && !SYMMETRIC_ALGORITHMS.has(algorithm)) {
+      problems.push(`JWT_ALGORITHMS: ${algorithm} needs a public key; use JWT_JWKS_URL, or HS256/384/512 with JWT_SECRET`);
+    }
+  }
+
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  const common = {
+    algorithms,
+    issuer: vars.JWT_ISSUER,
+    audience: vars.JWT_AUDIENCE,
+    clockToleranceSeconds: vars.JWT_CLOCK_TOLERANCE_SECONDS,
+    allowAnonymous: vars.ALLOW_ANONYMOUS,
+  };
+  const auth: AuthConfig = usesJwks
+    ? { kind: 'jwks', jwksUrl: new URL(vars.JWT_JWKS_URL as string), ...common }
+    : {
+        kind: 'secret',
+        secret: new TextEncoder().encode(vars.JWT_SECRET ?? DEVELOPMENT_JWT_SECRET),
+        isDevelopmentSecret: (vars.JWT_SECRET ?? DEVELOPMENT_JWT_SECRET) === DEVELOPMENT_JWT_SECRET,
+        ...common,
+      };
+
+  return {
+    environment: vars.NODE_ENV,
+    instanceId: vars.INSTANCE_ID ?? randomUUID().slice(0, 8),
+    http: { host: vars.HOST, port: vars.PORT },
+    log: { level: vars.LOG_LEVEL },
+    auth,
+    redis: { url: vars.REDIS_URL, prefix: vars.REDIS_PREFIX },
+    graphiql: { enabled: vars.GRAPHIQL ?? !isProduction },
+    chat: { responder: vars.CHAT_RESPONDER, chunkDelayMs: vars.CHAT_CHUNK_DELAY_MS },
+    typing: { throttleMs: vars.TYPING_THROTTLE_MS },
+    websocket: {
+      keepAliveMs: vars.WS_KEEP_ALIVE_MS,
+      connectionInitTimeoutMs: vars.WS_CONNECTION_INIT_TIMEOUT_MS,
+      maxPayloadBytes: vars.WS_MAX_PAYLOAD_BYTES,
+    },
+    shutdown: { timeoutMs: vars.SHUTDOWN_TIMEOUT_MS },
+  };
+}

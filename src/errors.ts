@@ -1,0 +1,45 @@
+import { GraphQLError } from 'graphql';
+
+/**
+ * Every error a client can see carries one of these codes in `extensions.code`.
+ * Anything else thrown inside the gateway is masked as INTERNAL_SERVER_ERROR by Yoga
+ * and logged in full for operators.
+ */
+export const ErrorCode = {
+  /** No credentials where they are required, or a token that failed verification. HTTP 401. */
+  Unauthenticated: 'UNAUTHENTICATED',
+  /** Authenticated, but not allowed to open this operation or see this field. */
+  Forbidden: 'FORBIDDEN',
+  /** An argument or a published payload failed validation. HTTP 400. */
+  BadUserInput: 'BAD_USER_INPUT',
+  /** A referenced thing (for example a chat session) does not exist. */
+  NotFound: 'NOT_FOUND',
+  /** The event could not be handed to the pub/sub backend. HTTP 503. */
+  PublishFailed: 'PUBLISH_FAILED',
+  /** Too many requests in a short time (for example typing updates). */
+  RateLimited: 'RATE_LIMITED',
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+function codedError(code: ErrorCode, message: string, httpStatus?: number, extra?: Record<string, unknown>) {
+  return new GraphQLError(message, {
+    extensions: { code, ...extra, ...(httpStatus ? { http: { status: httpStatus } } : {}) },
+  });
+}
+
+/** `reason` (missing, expired, bad_signature, ...) lets a client decide to refresh its token. */
+export const unauthenticated = (message = 'Authentication required', reason?: string) =>
+  codedError(ErrorCode.Unauthenticated, message, 401, reason ? { reason } : undefined);
+
+export const forbidden = (message = 'Not authorized') => codedError(ErrorCode.Forbidden, message);
+
+export const badUserInput = (message: string, issues?: readonly string[]) =>
+  codedError(ErrorCode.BadUserInput, message, undefined, issues ? { issues } : undefined);
+
+export const notFound = (message: string) => codedError(ErrorCode.NotFound, message);
+
+export const publishFailed = (message = 'The event could not be published; try again') =>
+  codedError(ErrorCode.PublishFailed, message);
+
+export const rateLimited = (message: string, retryAfterMs: number) =>
+  codedError(ErrorCode.RateLimited, message, undefined, { retryAfterMs });

@@ -1,0 +1,175 @@
+import { z } from 'zod';
+
+/**
+ * The event contracts: one definition per event type, used by the publishing mutations, by
+ * Redis ingress validation, by the generated JSON Schemas in `docs/channels/` and by tests.
+ * A change here is a change to the public channel contract: bump `version` for breaking changes.
+ */
+
+/** Ids become part of topic and channel names, so their alphabet excludes `:` and spaces. */
+export const idSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9_.@-]{1,128}$/, 'must be 1-128 characters of letters, digits and _ . @ -');
+
+export const currencySchema = z.string().regex(/^[A-Z]{3}$/, 'must be an ISO 4217 code such as EUR');
+
+/** Money in minor units (cents for EUR, yen for JPY) so no float ever touches a price. */
+export const moneySchema = z.object({
+  amountMinor: z.number().int().min(0).max(2_147_483_647),
+  currency: currencySchema,
+});
+
+const isoDateTime = z.iso.datetime({ offset: true });
+const isoDate = z.iso.date();
+
+export const BOOKING_STATUSES = ['PENDING', 'CONFIRMED', 'CANCELLED', 'CHECKED_IN', 'CHECKED_OUT', 'NO_SHOW'] as const;
+export const NOTIFICATION_KINDS = ['BOOKING', 'MESSAGE', 'PRICE_ALERT', 'PAYMENT', 'SYSTEM'] as const;
+export const TYPING_STATES = ['STARTED', 'STOPPED'] as const;
+export const CHAT_RESPONSE_STATUSES = ['TYPING', 'CHUNK', 'DONE', 'ERROR'] as const;
+
+export const eventDataSchemas = {
+  priceUpdated: z.object({
+    hotelId: idSchema,
+    roomType: z.string().min(1).max(64),
+    price: moneySchema,
+    previousPrice: moneySchema.nullable().default(null),
+    /** Admin-only on the way out; margin is derived from it. */
+    supplierCost: moneySchema.nullable().default(null),
+  }),
+  newMessage: z.object({
+    messageId: idSchema,
+    conversationId: idSchema,
+    senderId: idSchema,
+    text: z.string().min(1).max(4_000),
+  }),
+  userTyping: z.object({
+    conversationId: idSchema,
+    userId: idSchema,
+    state: z.enum(TYPING_STATES),
+  }),
+  bookingUpdated: z
+    .object({
+      bookingId: idSchema,
+      hotelId: idSchema,
+      guestId: idSchema,
+      hostId: idSchema,
+      status: z.enum(BOOKING_STATUSES),
+      previousStatus: z.enum(BOOKING_STATUSES).nullable().default(null),
+      checkIn: isoDate,
+      checkOut: isoDate,
+      /** Guest, host or admin only on the way out. */
+      totalPrice: moneySchema,
+    })
+    .refine((booking) => booking.checkOut > booking.checkIn, {
+      message: 'checkOut must be after checkIn',
+      path: ['checkOut'],
+    }),
+  notificationCreated: z.object({
+    notificationId: idSchema,
+    userId: idSchema,
+    kind: z.enum(NOTIFICATION_KINDS),
+    title: z.string().min(1).max(200),
+    body: z.string().max(2_000).default(''),
+    /** A relative path or https URL the frontend may link to. */
+    link: z
+      .string()
+      .max(2_048)
+      .regex(/^(\/|https:\/\/)/, 'must be a relative path or an https URL')
+      .nullable()
+      .default(null),
+  }),
+  chatResponse: z
+    .object({
+      sessionId: idSchema,
+      /** The session owner; the gateway delivers only to this user. */
+      userId: idSchema,
+      replyId: idSchema,
+      sequence: z.number().int().min(0).max(1_000_000),
+      status: z.enum(CHAT_RESPONSE_STATUSES),
+      text: z.string().max(8_000).nullable().default(null),
+    })
+    .refine((reply) => reply.status !== 'CHUNK' || (reply.text ?? '') !== '', {
+      message: 'a CHUNK carries text',
+      path: ['text'],
+    }),
+  /** A user's chat message, handed to an external assistant service (CHAT_RESPONDER=external). */
+  chatMessageSent: z.object({
+    sessionId: idSchema,
+    userId: idSchema,
+    messageId: idSchema,
+    text: z.string().min(1).max(4_000),
+  }),
+} as const;
+
+export type EventType = keyof typeof eventDataSchemas;
+export const EVENT_TYPES = Object.keys(eventDataSchemas) as EventType[];
+
+/** The current envelope version of every event type. Ingress refuses other versions. */
+export const EVENT_VERSION = 1;
+
+export type EventData<T extends EventType> = z.output<(typeof eventDataSchemas)[T]>;
+export type EventDataInput<T extends EventType> = z.input<(typeof eventDataSchemas)[T]>;
+
+export interface EventEnvelope<T extends EventType = EventType> {
+  readonly id: string;
+  readonly type: T;
+  readonly version: typeof EVENT_VERSION;
+  /** ISO 8601 with offset; when the thing happened at its source. */
+  readonly occurredAt: string;
+  readonly data: EventData<T>;
+}
+
+/** A validated event of any type, discriminated by `type`. */
+export type TidingsEvent = { [T in EventType]: EventEnvelope<T> }[EventType];
+
+export const envelopeSchema = z.object({
+  id: idSchema,
+  type: z.string(),
+  version: z.number().int(),
+  occurredAt: isoDateTime,
+  data: z.unknown(),
+});
+
+/** The wire schema of one event type: the envelope with that type's data. For JSON Schema export. */
+export function wireSchemaOf(type: EventType) {
+  return envelopeSchema.extend({
+    type: z.literal(type),
+    version: z.literal(EVENT_VERSION),
+    data: eventDataSchemas[type],
+  });
+}
+
+export type EventParseResult =
+  | { readonly ok: true; readonly event: TidingsEvent }
+  | { readonly ok: false; readonly reason: 'shape' | 'unknown_type' | 'version'; readonly issues: string[] };
+
+function describeIssues(error: z.ZodError, prefix: string): string[] {
+  return error.issues.map((issue) => `${[prefix, ...issue.path].filter(Boolean).join('.')}: ${issue.message}`);
+}
+
+/** Validates an already-JSON-parsed document as an event. Never throws. */
+export function parseEvent(document: unknown): EventParseResult {
+  const envelope = envelopeSchema.safeParse(document);
+  if (!envelope.success) return { ok: false, reason: 'shape', issues: describeIssues(envelope.error, '') };
+  const { type, version } = envelope.data;
+  if (!Object.hasOwn(eventDataSchemas, type)) {
+    return { ok: false, reason: 'unknown_type', issues: [`type: unknown event type "${type.slice(0, 64)}"`] };
+  }
+  if (version !== EVENT_VERSION) {
+    return { ok: false, reason: 'version', issues: [`version: ${type} supports version ${EVENT_VERSION}, got ${version}`] };
+  }
+  const data = eventDataSchemas[type as EventType].safeParse(envelope.data.data);
+  if (!data.success) return { ok: false, reason: 'shape', issues: describeIssues(data.error, 'data') };
+  return { ok: true, event: { ...envelope.data, version: EVENT_VERSION, data: data.data } as TidingsEvent };
+}
+
+export type EventDataResult<T extends EventType> =
+  | { readonly ok: true; readonly data: EventData<T> }
+  | { readonly ok: false; readonly issues: string[] };
+
+/** Validates the data part of one event type (the mutation path). Never throws. */
+export function parseEventData<T extends EventType>(type: T, input: unknown): EventDataResult<T> {
+  const result = eventDataSchemas[type].safeParse(input);
+  if (!result.success) return { ok: false, issues: describeIssues(result.error, '') };
+  return { ok: true, data: result.data as EventData<T> };
+}

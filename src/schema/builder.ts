@@ -1,0 +1,66 @@
+import SchemaBuilder from '@pothos/core';
+import ScopeAuthPlugin from '@pothos/plugin-scope-auth';
+import { hasRole } from '../auth/principal.js';
+import { forbidden, unauthenticated } from '../errors.js';
+import type { GraphQLContext } from './context.js';
+
+/** Scopes a field can demand. Parameterised scopes are loaded once per operation and argument. */
+export interface AuthScopes {
+  /** Any verified token (not anonymous). */
+  authenticated: boolean;
+  service: boolean;
+  admin: boolean;
+  /** The viewer is a member of this conversation id. */
+  conversationMember: string;
+  /** The viewer is the guest or host of this booking id. */
+  bookingParty: string;
+  /** The viewer owns this chat session id. */
+  chatSessionOwner: string;
+  /** The viewer is this user id. */
+  self: string;
+}
+
+export const builder = new SchemaBuilder<{
+  Context: GraphQLContext;
+  AuthScopes: AuthScopes;
+  DefaultFieldNullability: false;
+  Scalars: {
+    ID: { Input: string; Output: string };
+    DateTime: { Input: string; Output: string };
+    Date: { Input: string; Output: string };
+  };
+}>({
+  plugins: [ScopeAuthPlugin],
+  defaultFieldNullability: false,
+  scopeAuth: {
+    // Without this an unauthorized subscribe still opens the stream and errors on every event.
+    authorizeOnSubscribe: true,
+    // Pothos' ForbiddenError has no extensions.code; clients get coded errors instead.
+    unauthorizedError: (_parent, context, _info, result) =>
+      context.principal.kind === 'anonymous'
+        ? unauthenticated(`Sign in to do this (${result.message})`)
+        : forbidden(result.message),
+    authScopes: (context) => {
+      const { principal, services } = context;
+      const userId = principal.kind === 'user' ? principal.userId : undefined;
+      return {
+        authenticated: userId !== undefined,
+        service: hasRole(principal, 'service'),
+        admin: hasRole(principal, 'admin'),
+        conversationMember: (conversationId) =>
+          userId !== undefined && services.directory.conversations.isMember(conversationId, userId),
+        bookingParty: async (bookingId) => {
+          if (userId === undefined) return false;
+          const parties = await services.directory.bookings.partiesOf(bookingId);
+          return parties !== undefined && (parties.guestId === userId || parties.hostId === userId);
+        },
+        chatSessionOwner: async (sessionId) => {
+          if (userId === undefined) return false;
+          const session = await services.directory.chatSessions.get(sessionId);
+          return session?.ownerId === userId;
+        },
+        self: (otherUserId) => userId !== undefined && userId === otherUserId,
+      };
+    },
+  },
+});

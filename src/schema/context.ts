@@ -1,0 +1,23 @@
+import type { Logger } from 'pino';
+import type { Principal } from '../auth/principal.js';
+import type { EventBus } from '../bus/event-bus.js';
+import type { ChatBackend } from '../chat/chat-backend.js';
+import type { AccessDirectory } from '../directory/directory.js';
+import type { EventPublisher } from '../publish/event-publisher.js';
+import type { TypingThrottle } from '../publish/typing-throttle.js';
+
+/** The long-lived parts resolvers use; built once in the composition root (src/app.ts). */
+export interface GatewayServices {
+  readonly bus: EventBus;
+  readonly publisher: EventPublisher;
+  readonly directory: AccessDirectory;
+  readonly chat: ChatBackend;
+  readonly typingThrottle: TypingThrottle;
+  readonly logger: Logger;
+}
+
+/** The GraphQL context of one operation (one HTTP request, or one subscribe over WS/SSE). */
+export interface GraphQLContext {
+  readonly principal: Principal;
+  readonly services: GatewayServices;
+}

@@ -1,0 +1,152 @@
+import { REVOKED, guardStream, type Revoked } from '../bus/guarded-stream.js';
+import type { EventEnvelope, EventType } from '../events/contracts.js';
+import { TYPING_STATES } from '../events/contracts.js';
+import type { Topic } from '../events/topics.js';
+import { topics } from '../events/topics.js';
+import { badUserInput, forbidden } from '../errors.js';
+import { builder } from './builder.js';
+import type { GraphQLContext } from './context.js';
+import { eventObjectRef, PublishReceipt, receiptOf, requireId } from './common.js';
+
+export const Message = eventObjectRef('Message', 'newMessage');
+builder.objectFields(Message, (t) => ({
+  messageId: t.id({ description: 'The message id given by the message service.', resolve: (event) => event.data.messageId }),
+  conversationId: t.id({ resolve: (event) => event.data.conversationId }),
+  senderId: t.id({ resolve: (event) => event.data.senderId }),
+  text: t.string({ resolve: (event) => event.data.text }),
+}));
+
+const TypingState = builder.enumType('TypingState', { values: TYPING_STATES });
+
+export const TypingEvent = eventObjectRef('TypingEvent', 'userTyping');
+builder.objectFields(TypingEvent, (t) => ({
+  conversationId: t.id({ resolve: (event) => event.data.conversationId }),
+  userId: t.id({ resolve: (event) => event.data.userId }),
+  state: t.field({ type: TypingState, resolve: (event) => event.data.state }),
+}));
+
+/**
+ * A conversation stream for one member: ends with a FORBIDDEN error the moment the member is
+ * removed (on any instance), and optionally filters events.
+ */
+function memberStream<T extends EventType>(
+  context: GraphQLContext,
+  conversationId: string,
+  topic: Topic<T>,
+  accept?: (event: EventEnvelope<T>) => boolean,
+): AsyncIterableIterator<EventEnvelope<T> | Revoked> {
+  const { principal, services } = context;
+  if (principal.kind !== 'user') throw forbidden('Conversations are for members only');
+  const membership = services.directory.conversations;
+  return guardStream(services.bus.subscribe(topic), {
+    accept,
+    watchRevocation: (onRevoked) => membership.watchRemoval(conversationId, principal.userId, onRevoked),
+    stillAllowed: () => membership.isMember(conversationId, principal.userId),
+  });
+}
+
+function unlessRevoked<T>(value: T | Revoked): T {
+  if (value === REVOKED) throw forbidden('You are no longer a member of this conversation');
+  return value;
+}
+
+builder.subscriptionField('newMessage', (t) =>
+  t.field({
+    type: Message,
+    description: 'Messages in a conversation. Members only; ends with FORBIDDEN when the viewer is removed.',
+    args: { conversationId: t.arg.id({ required: true }) },
+    authScopes: (_root, args) => ({ conversationMember: args.conversationId }),
+    subscribe: (_root, args, context) => {
+      const conversationId = requireId(args.conversationId, 'conversationId');
+      return memberStream(context, conversationId, topics.conversationMessages(conversationId));
+    },
+    resolve: unlessRevoked,
+  }),
+);
+
+builder.subscriptionField('userTyping', (t) =>
+  t.field({
+    type: TypingEvent,
+    description: "Other members' typing state in a conversation. Members only; the viewer's own events are not echoed.",
+    args: { conversationId: t.arg.id({ required: true }) },
+    authScopes: (_root, args) => ({ conversationMember: args.conversationId }),
+    subscribe: (_root, args, context) => {
+      const conversationId = requireId(args.conversationId, 'conversationId');
+      const viewerId = context.principal.kind === 'user' ? context.principal.userId : undefined;
+      return memberStream(context, conversationId, topics.conversationTyping(conversationId), (event) => event.data.userId !== viewerId);
+    },
+    resolve: unlessRevoked,
+  }),
+);
+
+const PublishMessageInput = builder.inputType('PublishMessageInput', {
+  fields: (t) => ({
+    messageId: t.id({ required: true, description: "The message service's id for the message." }),
+    conversationId: t.id({ required: true }),
+    senderId: t.id({ required: true }),
+    text: t.string({ required: true }),
+    occurredAt: t.field({ type: 'DateTime', description: 'When the message was sent; defaults to now.' }),
+  }),
+});
+
+builder.mutationField('publishMessage', (t) =>
+  t.field({
+    type: PublishReceipt,
+    description: 'Publishes a stored message to the members subscribed to its conversation. Role `service`.',
+    args: { input: t.arg({ type: PublishMessageInput, required: true }) },
+    authScopes: { service: true },
+    resolve: async (_root, { input }, { services }) => {
+      const { occurredAt, ...data } = input;
+      return receiptOf(await services.publisher.publish('newMessage', data, { occurredAt: occurredAt ?? undefined }));
+    },
+  }),
+);
+
+function requireIds(userIds: readonly string[]): string[] {
+  if (userIds.length === 0 || userIds.length > 1_000) throw badUserInput('userIds: give 1 to 1000 user ids');
+  return userIds.map((userId, index) => requireId(userId, `userIds[${index}]`));
+}
+
+builder.mutationField('addConversationMembers', (t) =>
+  t.boolean({
+    description: 'Records that users belong to a conversation (kept by the message service). Role `service`.',
+    args: { conversationId: t.arg.id({ required: true }), userIds: t.arg.idList({ required: true }) },
+    authScopes: { service: true },
+    resolve: async (_root, args, { services }) => {
+      const conversationId = requireId(args.conversationId, 'conversationId');
+      await services.directory.conversations.addMembers(conversationId, requireIds(args.userIds));
+      return true;
+    },
+  }),
+);
+
+builder.mutationField('removeConversationMembers', (t) =>
+  t.boolean({
+    description:
+      "Removes users from a conversation. Their open newMessage/userTyping subscriptions to it end at once with FORBIDDEN. Role `service`.",
+    args: { conversationId: t.arg.id({ required: true }), userIds: t.arg.idList({ required: true }) },
+    authScopes: { service: true },
+    resolve: async (_root, args, { services }) => {
+      const conversationId = requireId(args.conversationId, 'conversationId');
+      await services.directory.conversations.removeMembers(conversationId, requireIds(args.userIds));
+      return true;
+    },
+  }),
+);
+
+builder.mutationField('setTyping', (t) =>
+  t.boolean({
+    description:
+      'Tells the other members that the viewer started or stopped typing. Members only. Ephemeral and throttled: ' +
+      'returns false when a repeated STARTED was dropped by the throttle.',
+    args: { conversationId: t.arg.id({ required: true }), state: t.arg({ type: TypingState, required: true }) },
+    authScopes: (_root, args) => ({ conversationMember: args.conversationId }),
+    resolve: async (_root, args, { principal, services }) => {
+      if (principal.kind !== 'user') throw forbidden('Sign in to send typing state');
+      const conversationId = requireId(args.conversationId, 'conversationId');
+      if (!services.typingThrottle.admit(conversationId, principal.userId, args.state)) return false;
+      await services.publisher.publish('userTyping', { conversationId, userId: principal.userId, state: args.state });
+      return true;
+    },
+  }),
+);

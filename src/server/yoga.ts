@@ -1,0 +1,73 @@
+import { createYoga, maskError, useReadinessCheck, type YogaInitialContext } from 'graphql-yoga';
+import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
+import type { GraphQLSchema } from 'graphql';
+import type { Logger } from 'pino';
+import type { Authenticator } from '../auth/authenticator.js';
+import { bearerFromHeader } from '../auth/credentials.js';
+import type { Principal } from '../auth/principal.js';
+import { TokenRejectedError } from '../auth/token-verifier.js';
+import { unauthenticated } from '../errors.js';
+import { yogaLoggerFrom } from '../logging/logger.js';
+import type { GatewayServices, GraphQLContext } from '../schema/context.js';
+import { useGraphQLSSEProtocol } from '../transport/graphql-sse.js';
+import { graphiqlOptionsFor } from './graphiql.js';
+
+export const GRAPHQL_PATH = '/graphql';
+
+/** What each transport puts in Yoga's initial context. WebSocket sets `principal` at connect. */
+export interface TransportContext {
+  readonly principal?: Principal;
+  readonly connectionId?: string;
+  readonly operationId?: string;
+}
+
+export function createGatewayYoga(deps: {
+  schema: GraphQLSchema;
+  services: GatewayServices;
+  authenticator: Authenticator;
+  logger: Logger;
+  graphiql: boolean;
+  isReady: () => boolean;
+}) {
+  const { services, authenticator, logger } = deps;
+
+  async function principalFromRequest(request: Request): Promise<Principal> {
+    try {
+      return await authenticator.authenticate(bearerFromHeader(request.headers.get('authorization')));
+    } catch (error) {
+      if (!(error instanceof TokenRejectedError)) throw error;
+      logger.info({ reason: error.reason }, 'http authentication refused');
+      throw unauthenticated(error.message, error.reason);
+    }
+  }
+
+  return createYoga<TransportContext, GraphQLContext>({
+    schema: deps.schema,
+    graphqlEndpoint: GRAPHQL_PATH,
+    landingPage: false,
+    logging: yogaLoggerFrom(logger),
+    healthCheckEndpoint: '/health',
+    // Yoga's own SSE ("distinct connections") serves subscriptions on /graphql to clients that
+    // send Accept: text/event-stream; the graphql-sse plugin below adds single-connection mode.
+    graphiql: deps.graphiql ? (request) => graphiqlOptionsFor(request) : false,
+    renderGraphiQL,
+    context: async (initial: YogaInitialContext & TransportContext): Promise<GraphQLContext> => ({
+      // WebSocket connections authenticate once in connection_init; HTTP and SSE per request.
+      principal: initial.principal ?? (await principalFromRequest(initial.request)),
+      services,
+    }),
+    maskedErrors: {
+      maskError(error, message, isDev) {
+        const masked = maskError(error, message, isDev);
+        if (masked !== error) logger.error({ err: error }, 'unexpected error masked for the client');
+        return masked;
+      },
+    },
+    plugins: [
+      useGraphQLSSEProtocol({ endpoint: `${GRAPHQL_PATH}/stream`, logger }),
+      useReadinessCheck({ endpoint: '/ready', check: () => deps.isReady() }),
+    ],
+  });
+}
+
+export type GatewayYoga = ReturnType<typeof createGatewayYoga>;

@@ -1,0 +1,188 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, Server as HttpServer } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { GraphQLError, type ExecutionArgs } from 'graphql';
+import { CloseCode, handleProtocols, makeServer, type SubscribePayload } from 'graphql-ws';
+import type { YogaServerInstance } from 'graphql-yoga';
+import type { Logger } from 'pino';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { Authenticator } from '../auth/authenticator.js';
+import { bearerFromConnectionParams } from '../auth/credentials.js';
+import type { Principal } from '../auth/principal.js';
+import { TokenRejectedError } from '../auth/token-verifier.js';
+
+/** What each graphql-ws connection carries besides the protocol state. */
+export interface SocketExtra {
+  readonly socket: WebSocket;
+  readonly request: IncomingMessage;
+  readonly connectionId: string;
+  principal?: Principal;
+}
+
+export interface WebSocketTransportOptions {
+  readonly path: string;
+  readonly keepAliveMs: number;
+  readonly connectionInitTimeoutMs: number;
+  readonly maxPayloadBytes: number;
+}
+
+export interface WebSocketTransport {
+  connectionCount(): number;
+  /** Closes every socket with 1001 so clients reconnect elsewhere, then stops the server. */
+  close(): Promise<void>;
+}
+
+type EnvelopedRoot = { execute: (args: ExecutionArgs) => unknown; subscribe: (args: ExecutionArgs) => unknown };
+
+/**
+ * graphql-ws over `ws`, as a thin adapter around graphql-ws' I/O-free `makeServer`. Every
+ * operation is built through `yoga.getEnveloped`, so WebSocket operations get the same
+ * context, plugins, validation rules and error masking as HTTP and SSE.
+ */
+export function attachWebSocketTransport(deps: {
+  httpServer: HttpServer;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  yoga: YogaServerInstance<any, any>;
+  authenticator: Authenticator;
+  logger: Logger;
+  options: WebSocketTransportOptions;
+}): WebSocketTransport {
+  const { yoga, authenticator, logger, options } = deps;
+  const wss = new WebSocketServer({ noServer: true, maxPayload: options.maxPayloadBytes, handleProtocols });
+
+  const protocolServer = makeServer<Record<string, unknown> | undefined, SocketExtra>({
+    connectionInitWaitTimeout: options.connectionInitTimeoutMs,
+
+    onConnect: async (ctx) => {
+      const { extra } = ctx;
+      try {
+        extra.principal = await authenticator.authenticate(bearerFromConnectionParams(ctx.connectionParams));
+        logger.debug({ connectionId: extra.connectionId, userId: userIdForLog(extra.principal) }, 'websocket authenticated');
+        return true;
+      } catch (error) {
+        if (!(error instanceof TokenRejectedError)) throw error;
+        logger.info({ connectionId: extra.connectionId, reason: error.reason }, 'websocket authentication refused');
+        // Close ourselves to give the reason; graphql-ws' own close after `false` is then a no-op.
+        extra.socket.close(CloseCode.Forbidden, `Unauthenticated: ${error.message}`.slice(0, 120));
+        return false;
+      }
+    },
+
+    onSubscribe: async (ctx, id, payload: SubscribePayload) => {
+      const enveloped = yoga.getEnveloped({
+        request: undefined,
+        socket: ctx.extra.socket,
+        connectionParams: ctx.connectionParams,
+        principal: ctx.extra.principal,
+        connectionId: ctx.extra.connectionId,
+        operationId: id,
+        params: payload,
+      });
+      // parse() and validation rules throw; uncaught, graphql-ws would close the whole socket
+      // (4500) and end the client's other subscriptions. Return the errors for this operation only.
+      try {
+        const document = enveloped.parse(payload.query);
+        const errors = enveloped.validate(enveloped.schema, document);
+        if (errors.length > 0) return errors;
+        const contextValue = await enveloped.contextFactory();
+        const root: EnvelopedRoot = { execute: enveloped.execute, subscribe: enveloped.subscribe };
+        return {
+          schema: enveloped.schema,
+          document,
+          contextValue,
+          variableValues: payload.variables,
+          operationName: payload.operationName,
+          rootValue: root,
+        } satisfies ExecutionArgs;
+      } catch (error) {
+        if (error instanceof GraphQLError) return [error];
+        logger.error({ err: error, connectionId: ctx.extra.connectionId, operationId: id }, 'subscribe failed');
+        return [new GraphQLError('Unexpected error.', { extensions: { code: 'INTERNAL_SERVER_ERROR' } })];
+      }
+    },
+    execute: (args) => (args.rootValue as EnvelopedRoot).execute(args) as never,
+    subscribe: (args) => (args.rootValue as EnvelopedRoot).subscribe(args) as never,
+  });
+
+  wss.on('connection', (socket: WebSocket, request: IncomingMessage) => {
+    const connectionId = randomUUID();
+    const extra: SocketExtra = { socket, request, connectionId };
+    logger.debug({ connectionId }, 'websocket opened');
+
+    socket.once('error', (error) => {
+      // Includes frames over maxPayload (ws closes with 1009 itself) and protocol violations.
+      logger.info({ connectionId, err: error }, 'websocket error');
+    });
+
+    // Keep-alive: ping every keepAliveMs; a peer that has not answered by the next ping is dead.
+    let alive = true;
+    socket.on('pong', () => {
+      alive = true;
+    });
+    const pinger = setInterval(() => {
+      if (!alive) {
+        logger.debug({ connectionId }, 'websocket missed keep-alive; terminating');
+        socket.terminate();
+        return;
+      }
+      alive = false;
+      socket.ping();
+    }, options.keepAliveMs);
+    pinger.unref();
+
+    const closed = protocolServer.opened(
+      {
+        protocol: socket.protocol,
+        send: (data) =>
+          new Promise<void>((resolve, reject) => {
+            if (socket.readyState !== socket.OPEN) return resolve();
+            socket.send(data, (error) => (error ? reject(error) : resolve()));
+          }),
+        close: (code, reason) => socket.close(code, reason),
+        onMessage: (handle) =>
+          socket.on('message', async (data, isBinary) => {
+            try {
+              if (isBinary) {
+                socket.close(CloseCode.BadRequest, 'Binary frames are not supported');
+                return;
+              }
+              await handle(data.toString());
+            } catch (error) {
+              logger.error({ err: error, connectionId }, 'websocket message handling failed');
+              socket.close(CloseCode.InternalServerError, 'Internal server error');
+            }
+          }),
+      },
+      extra,
+    );
+
+    socket.once('close', (code, reason) => {
+      clearInterval(pinger);
+      logger.debug({ connectionId, code }, 'websocket closed');
+      void closed(code, reason.toString());
+    });
+  });
+
+  const onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const pathname = new URL(request.url ?? '/', 'http://localhost').pathname;
+    if (pathname !== options.path) {
+      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
+      return;
+    }
+    wss.handleUpgrade(request, socket, head, (webSocket) => wss.emit('connection', webSocket, request));
+  };
+  deps.httpServer.on('upgrade', onUpgrade);
+
+  return {
+    connectionCount: () => wss.clients.size,
+    async close() {
+      deps.httpServer.off('upgrade', onUpgrade);
+      for (const client of wss.clients) client.close(1001, 'Server shutting down; reconnect');
+      await new Promise<void>((resolve) => wss.close(() => resolve()));
+    },
+  };
+}
+
+function userIdForLog(principal: Principal | undefined): string | undefined {
+  return principal?.kind === 'user' ? principal.userId : undefined;
+}
