@@ -16,6 +16,8 @@ export interface EventBus {
   subscribe<T extends EventType>(topic: Topic<T>): AsyncIterableIterator<EventEnvelope<T>>;
   /** Number of topics with at least one local subscriber (for readiness, stats and tests). */
   activeTopicCount(): number;
+  /** Local subscribers of one topic on this instance. */
+  subscriberCount(topic: string): number;
   /** False while the backend cannot deliver (Redis unreachable); drives the readiness endpoint. */
   isReady(): boolean;
   close(): Promise<void>;

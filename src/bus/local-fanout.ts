@@ -27,8 +27,8 @@ export class LocalFanout {
     for (const listener of topicListeners) listener(event);
   }
 
-  hasListeners(topic: string): boolean {
-    return this.listeners.has(topic);
+  subscriberCount(topic: string): number {
+    return this.listeners.get(topic)?.size ?? 0;
   }
 
   activeTopicCount(): number {

@@ -11,6 +11,7 @@ export function createMemoryEventBus(): EventBus {
     },
     subscribe: (topic) => fanout.subscribe(topic),
     activeTopicCount: () => fanout.activeTopicCount(),
+    subscriberCount: (topic) => fanout.subscriberCount(topic),
     isReady: () => true,
     async close() {},
   };

@@ -1,0 +1,82 @@
+import { onTestFinished } from 'vitest';
+import { buildApp, type App } from '../../src/app.js';
+import { mintToken } from '../../src/auth/dev-tokens.js';
+import { loadConfig, type Role } from '../../src/config/config.js';
+import { waitUntil } from './wait.js';
+
+export const TEST_JWT_SECRET = 'tidings-test-secret-0123456789-abcdefghijklmnop';
+
+export function testConfig(env: Record<string, string> = {}) {
+  return loadConfig({
+    NODE_ENV: 'test',
+    HOST: '127.0.0.1',
+    PORT: '0',
+    LOG_LEVEL: 'silent',
+    JWT_SECRET: TEST_JWT_SECRET,
+    CHAT_CHUNK_DELAY_MS: '2',
+    TYPING_THROTTLE_MS: '0',
+    ...env,
+  });
+}
+
+export function tokenFor(sub: string, roles: Role[] = ['user'], options: { expiresInSeconds?: number; secret?: string } = {}) {
+  return mintToken({
+    secret: new TextEncoder().encode(options.secret ?? TEST_JWT_SECRET),
+    sub,
+    roles,
+    expiresInSeconds: options.expiresInSeconds,
+  });
+}
+
+export interface TestGateway {
+  readonly app: App;
+  readonly httpUrl: string;
+  readonly wsUrl: string;
+  /** Runs a GraphQL operation over real HTTP and returns the parsed JSON body and status. */
+  http(query: string, variables?: Record<string, unknown>, token?: string): Promise<{ status: number; body: GraphQLBody }>;
+  /** Same, as a role `service` caller; throws if the response carries errors. */
+  publish(query: string, variables?: Record<string, unknown>): Promise<GraphQLBody>;
+  /** Resolves once `count` local subscribers listen on `topic` (there is no "subscribed" ack). */
+  waitForSubscribers(topic: string, count?: number): Promise<void>;
+}
+
+export interface GraphQLBody {
+  data?: Record<string, unknown> | null;
+  errors?: Array<{ message: string; extensions?: Record<string, unknown>; path?: unknown[] }>;
+}
+
+/** Starts a real gateway on a free port, stopped automatically when the test ends. */
+export async function startGateway(env: Record<string, string> = {}): Promise<TestGateway> {
+  const app = buildApp(testConfig(env));
+  const { port } = await app.start();
+  onTestFinished(() => app.stop());
+  const httpUrl = `http://127.0.0.1:${port}/graphql`;
+  const serviceToken = await tokenFor('booking-service', ['service']);
+
+  const http: TestGateway['http'] = async (query, variables, token) => {
+    const response = await fetch(httpUrl, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/graphql-response+json, application/json',
+        ...(token ? { authorization: `Bearer ${token}` } : {}),
+      },
+      body: JSON.stringify({ query, variables }),
+    });
+    return { status: response.status, body: (await response.json()) as GraphQLBody };
+  };
+
+  return {
+    app,
+    httpUrl,
+    wsUrl: `ws://127.0.0.1:${port}/graphql`,
+    http,
+    async publish(query, variables) {
+      const { body } = await http(query, variables, serviceToken);
+      if (body.errors?.length) throw new Error(`publish failed: ${JSON.stringify(body.errors)}`);
+      return body;
+    },
+    waitForSubscribers: (topic, count = 1) =>
+      waitUntil(() => app.services.bus.subscriberCount(topic) >= count, `${count} subscriber(s) on ${topic}`),
+  };
+}
