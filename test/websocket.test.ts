@@ -373,3 +373,58 @@ describe('WebSocket: bad operations do not hurt the connection', () => {
     expect(closes).toHaveLength(0);
   });
 });
+
+describe('WebSocket: chat with an external assistant (CHAT_RESPONDER=external)', () => {
+  it('hands the message to a service subscribed to chatMessageSent, whose replies reach the owner', async () => {
+    const gateway = await startGateway({ CHAT_RESPONDER: 'external' });
+    const aliceToken = await tokenFor('alice');
+    const assistant = connectWs(gateway.wsUrl, await tokenFor('assistant', ['service']));
+    const requests = record(
+      assistant.client,
+      'subscription { chatMessageSent { sessionId userId messageId text } }',
+    );
+    const alice = connectWs(gateway.wsUrl, aliceToken);
+    const start = await gateway.http(START_CHAT, {}, aliceToken);
+    const sessionId = (start.body.data?.['startChatSession'] as { id: string }).id;
+    const replies = record(alice.client, CHAT_RESPONSE, { sessionId });
+    await gateway.waitForSubscribers(topics.chatRequests());
+    await gateway.waitForSubscribers(topics.chatSession(sessionId));
+
+    await gateway.http(SEND_CHAT, { sessionId, text: 'Late checkout?' }, aliceToken);
+    const [request] = await requests.waitForResults(1);
+    expect(request?.data?.['chatMessageSent']).toMatchObject({ sessionId, userId: 'alice', text: 'Late checkout?' });
+    for (const [sequence, status, text] of [[0, 'TYPING', null], [1, 'CHUNK', 'Yes, until 1pm.'], [2, 'DONE', null]] as const) {
+      await gateway.publish(
+        `mutation($input: PublishChatResponseInput!) { publishChatResponse(input: $input) { eventId } }`,
+        { input: { sessionId, userId: 'alice', replyId: 'reply-1', sequence, status, text } },
+      );
+    }
+    await replies.waitForResults(3);
+    expect(replies.results.map((r) => (r.data?.['chatResponse'] as { status: string }).status)).toEqual(['TYPING', 'CHUNK', 'DONE']);
+    // Users may not subscribe to the assistant's feed.
+    const snoop = record(alice.client, 'subscription { chatMessageSent { text } }');
+    await snoop.waitForEnd();
+    expect(snoop.results[0]?.errors?.[0]?.extensions?.['code']).toBe('FORBIDDEN');
+  });
+});
+
+describe('WebSocket: typing is throttled', () => {
+  it('drops a repeated STARTED within the interval but passes STOPPED', async () => {
+    const gateway = await startGateway({ TYPING_THROTTLE_MS: '60000' });
+    await gateway.publish(ADD_MEMBERS, { conversationId: 'conv-1', userIds: ['alice', 'bob'] });
+    const bobToken = await tokenFor('bob');
+    const alice = connectWs(gateway.wsUrl, await tokenFor('alice'));
+    const typing = record(alice.client, USER_TYPING, { conversationId: 'conv-1' });
+    await gateway.waitForSubscribers(topics.conversationTyping('conv-1'));
+    const answers = [];
+    for (const state of ['STARTED', 'STARTED', 'STARTED', 'STOPPED']) {
+      answers.push((await gateway.http(SET_TYPING, { conversationId: 'conv-1', state }, bobToken)).body.data?.['setTyping']);
+    }
+    expect(answers).toEqual([true, false, false, true]);
+    await typing.waitForResults(2);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(typing.results.map((r) => (r.data?.['userTyping'] as { state: string }).state)).toEqual(['STARTED', 'STOPPED']);
+    const outsider = await gateway.http(SET_TYPING, { conversationId: 'conv-1', state: 'STARTED' }, await tokenFor('mallory'));
+    expect(outsider.body.errors?.[0]?.extensions?.['code']).toBe('FORBIDDEN');
+  });
+});
