@@ -3,6 +3,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { createAuthenticator } from './auth/authenticator.js';
+import { mintToken } from './auth/dev-tokens.js';
 import { createTokenVerifier } from './auth/token-verifier.js';
 import type { EventBus } from './bus/event-bus.js';
 import { createMemoryEventBus } from './bus/memory-event-bus.js';
@@ -88,10 +89,15 @@ export function buildApp(config: Config, overrides: { logger?: Logger; bus?: Eve
       const { port } = httpServer.address() as AddressInfo;
       const host = config.http.host === '0.0.0.0' || config.http.host === '::' ? 'localhost' : config.http.host;
       const url = `http://${host}:${port}${GRAPHQL_PATH}`;
+      logger.info({ url, pubsub: config.redis.url ? 'redis' : 'memory', environment: config.environment }, 'Tidings is listening');
       if (config.auth.kind === 'secret' && config.auth.isDevelopmentSecret) {
         logger.warn('JWT_SECRET is not set: using the public development secret. Never do this in production.');
+        if (config.graphiql.enabled) {
+          // The development secret is public anyway, so a ready-made token costs nothing and saves a step.
+          const token = await mintToken({ secret: config.auth.secret, sub: 'developer', roles: ['user', 'admin', 'service'] });
+          logger.info({ graphiql: `${url}?token=${token}` }, 'Open GraphiQL as "developer" (user, admin, service) for one hour');
+        }
       }
-      logger.info({ url, pubsub: config.redis.url ? 'redis' : 'memory', environment: config.environment }, 'Tidings is listening');
       return { url, port };
     },
     stop() {

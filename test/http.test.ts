@@ -158,7 +158,7 @@ describe('SSE', () => {
     const sessionId = (started.body.data?.['startChatSession'] as { id: string }).id;
     const client = createSseClient({
       url: 'http://gateway.test/graphql/stream',
-      fetchFn: (input: RequestInfo | URL, init?: RequestInit) => app.yoga.fetch(input as string, init),
+      fetchFn: (input: RequestInfo | URL, init?: RequestInit) => app.yoga.fetch(new URL(String(input)), init ?? {}),
       headers: { authorization: `Bearer ${token}` },
       singleConnection: true,
       retryAttempts: 0,

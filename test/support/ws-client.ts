@@ -1,4 +1,4 @@
-import { createClient, type Client, type ExecutionResult } from 'graphql-ws';
+import { createClient, type Client, type FormattedExecutionResult as ExecutionResult } from 'graphql-ws';
 import { onTestFinished } from 'vitest';
 import WebSocket from 'ws';
 import { waitUntil } from './wait.js';
@@ -43,11 +43,11 @@ export function connectWs(url: string, token?: string, connectionParams?: Record
 }
 
 export interface Recording<T = Record<string, unknown>> {
-  readonly results: ExecutionResult<T>[];
+  readonly results: ExecutionResult<T, unknown>[];
   /** Set when the operation ended with a protocol `error` message or a socket failure. */
   readonly failure: { value: unknown };
   isComplete(): boolean;
-  waitForResults(count: number): Promise<ExecutionResult<T>[]>;
+  waitForResults(count: number): Promise<ExecutionResult<T, unknown>[]>;
   /** Resolves when the server completes the operation or it fails. */
   waitForEnd(): Promise<void>;
   unsubscribe(): void;
@@ -59,7 +59,7 @@ export function record<T = Record<string, unknown>>(
   query: string,
   variables?: Record<string, unknown>,
 ): Recording<T> {
-  const results: ExecutionResult<T>[] = [];
+  const results: ExecutionResult<T, unknown>[] = [];
   const failure: { value: unknown } = { value: undefined };
   let ended = false;
   const unsubscribe = client.subscribe<T>(
