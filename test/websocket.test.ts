@@ -363,6 +363,10 @@ describe('WebSocket: bad operations do not hurt the connection', () => {
 
     expect(Array.isArray(syntax.failure.value)).toBe(true);
     expect((syntax.failure.value as Array<{ message: string }>)[0]?.message).toMatch(/Syntax Error/);
+    expect((syntax.failure.value as Array<{ extensions?: { code?: string } }>)[0]?.extensions?.code).toBe('GRAPHQL_PARSE_FAILED');
+    expect((unknownField.failure.value as Array<{ extensions?: { code?: string } }>)[0]?.extensions?.code).toBe(
+      'GRAPHQL_VALIDATION_FAILED',
+    );
     expect(badVariables.results[0]?.errors?.[0]?.message).toMatch(/Variable "\$hotelId"/);
     expect(missingVariable.results[0]?.errors?.[0]?.message).toMatch(/Variable "\$hotelId"/);
     expect((unknownField.failure.value as Array<{ message: string }>)[0]?.message).toMatch(/Cannot query field "nope"/);

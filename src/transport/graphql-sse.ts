@@ -1,8 +1,9 @@
-import { getOperationAST, GraphQLError } from 'graphql';
+import { GraphQLError } from 'graphql';
 import type { Response as SseResponse } from 'graphql-sse';
 import { createHandler } from 'graphql-sse/lib/use/fetch';
 import type { Plugin, YogaServerInstance } from 'graphql-yoga';
 import type { Logger } from 'pino';
+import { prepareOperation } from '../server/prepare-operation.js';
 
 function errorResponse(error: GraphQLError): SseResponse {
   const http = error.extensions['http'] as { status?: number } | undefined;
@@ -33,26 +34,13 @@ export function useGraphQLSSEProtocol(options: { endpoint: string; logger: Logge
         {
           onSubscribe: async (request, params) => {
             const raw = request.raw as Request;
-            const enveloped = instance.getEnveloped({ ...serverContextOf.get(raw), request: raw, params });
             try {
-              const document = enveloped.parse(params.query);
-              const errors = enveloped.validate(enveloped.schema, document);
-              if (errors.length > 0) return { errors };
-              const contextValue = await enveloped.contextFactory();
-              const args = {
-                schema: enveloped.schema,
-                document,
-                contextValue,
-                variableValues: params.variables,
-                operationName: params.operationName,
-              };
-              const operation = getOperationAST(document, params.operationName);
-              return operation?.operation === 'subscription' ? enveloped.subscribe(args) : enveloped.execute(args);
+              const prepared = await prepareOperation(instance, { ...serverContextOf.get(raw), request: raw }, params);
+              if (prepared.ok) return prepared.run() as never;
+              // Authentication failures answer with their HTTP status; syntax errors go into the stream.
+              const [first] = prepared.errors;
+              return first?.extensions['http'] ? errorResponse(first) : { errors: [...prepared.errors] };
             } catch (error) {
-              if (error instanceof GraphQLError) {
-                // Authentication failures answer with their HTTP status; syntax errors go into the stream.
-                return error.extensions['http'] ? errorResponse(error) : { errors: [error] };
-              }
               options.logger.error({ err: error }, 'graphql-sse subscribe failed');
               return errorResponse(new GraphQLError('Unexpected error.', { extensions: { code: 'INTERNAL_SERVER_ERROR', http: { status: 500 } } }));
             }

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { GraphQLError, type ExecutionArgs } from 'graphql';
+import { GraphQLError } from 'graphql';
 import { CloseCode, handleProtocols, makeServer, type SubscribePayload } from 'graphql-ws';
 import type { YogaServerInstance } from 'graphql-yoga';
 import type { Logger } from 'pino';
@@ -10,6 +10,7 @@ import type { Authenticator } from '../auth/authenticator.js';
 import { bearerFromConnectionParams } from '../auth/credentials.js';
 import type { Principal } from '../auth/principal.js';
 import { TokenRejectedError } from '../auth/token-verifier.js';
+import { prepareOperation, type PreparedOperation } from '../server/prepare-operation.js';
 
 /** What each graphql-ws connection carries besides the protocol state. */
 export interface SocketExtra {
@@ -32,12 +33,10 @@ export interface WebSocketTransport {
   close(): Promise<void>;
 }
 
-type EnvelopedRoot = { execute: (args: ExecutionArgs) => unknown; subscribe: (args: ExecutionArgs) => unknown };
-
 /**
  * graphql-ws over `ws`, as a thin adapter around graphql-ws' I/O-free `makeServer`. Every
- * operation is built through `yoga.getEnveloped`, so WebSocket operations get the same
- * context, plugins, validation rules and error masking as HTTP and SSE.
+ * operation is built through `yoga.getEnveloped` (prepareOperation), so WebSocket operations get
+ * the same context, plugins, validation rules and error masking as HTTP and SSE.
  */
 export function attachWebSocketTransport(deps: {
   httpServer: HttpServer;
@@ -69,41 +68,30 @@ export function attachWebSocketTransport(deps: {
     },
 
     onSubscribe: async (ctx, id, payload: SubscribePayload) => {
-      const enveloped = yoga.getEnveloped({
-        request: undefined,
-        socket: ctx.extra.socket,
-        connectionParams: ctx.connectionParams,
-        principal: ctx.extra.principal,
-        connectionId: ctx.extra.connectionId,
-        operationId: id,
-        params: payload,
-      });
-      // parse() and validation rules throw; uncaught, graphql-ws would close the whole socket
-      // (4500) and end the client's other subscriptions. Return the errors for this operation only.
       try {
-        const document = enveloped.parse(payload.query);
-        const errors = enveloped.validate(enveloped.schema, document);
-        if (errors.length > 0) return errors;
-        const contextValue = await enveloped.contextFactory();
-        const root: EnvelopedRoot = { execute: enveloped.execute, subscribe: enveloped.subscribe };
-        return {
-          schema: enveloped.schema,
-          document,
-          contextValue,
-          variableValues: payload.variables,
-          operationName: payload.operationName,
-          rootValue: root,
-        } satisfies ExecutionArgs;
+        const prepared = await prepareOperation(
+          yoga,
+          {
+            request: undefined,
+            socket: ctx.extra.socket,
+            connectionParams: ctx.connectionParams,
+            principal: ctx.extra.principal,
+            connectionId: ctx.extra.connectionId,
+            operationId: id,
+          },
+          payload,
+        );
+        if (!prepared.ok) return prepared.errors;
+        // graphql-ws picks execute or subscribe by operation type; both go through Yoga's envelop.
+        return { ...prepared.args, rootValue: prepared };
       } catch (error) {
-        if (error instanceof GraphQLError) return [error];
         logger.error({ err: error, connectionId: ctx.extra.connectionId, operationId: id }, 'subscribe failed');
         return [new GraphQLError('Unexpected error.', { extensions: { code: 'INTERNAL_SERVER_ERROR' } })];
       }
     },
-    execute: (args) => (args.rootValue as EnvelopedRoot).execute(args) as never,
-    subscribe: (args) => (args.rootValue as EnvelopedRoot).subscribe(args) as never,
+    execute: (args) => (args.rootValue as PreparedOperation & { ok: true }).run() as never,
+    subscribe: (args) => (args.rootValue as PreparedOperation & { ok: true }).run() as never,
   });
-
   wss.on('connection', (socket: WebSocket, request: IncomingMessage) => {
     const connectionId = randomUUID();
     const extra: SocketExtra = { socket, request, connectionId };

@@ -1,0 +1,84 @@
+import { getOperationAST, GraphQLError, type ExecutionArgs } from 'graphql';
+import type { YogaServerInstance } from 'graphql-yoga';
+
+export interface OperationParams {
+  readonly query: string;
+  readonly operationName?: string | null | undefined;
+  readonly variables?: Record<string, unknown> | null | undefined;
+}
+
+export type PreparedOperation =
+  | {
+      readonly ok: true;
+      readonly args: ExecutionArgs;
+      readonly kind: 'query' | 'mutation' | 'subscription';
+      /** Runs the operation through Yoga's envelop (plugins, masking) with the right executor. */
+      run(): unknown;
+    }
+  /** Parse, validation or context (authentication) errors, each carrying extensions.code. */
+  | { readonly ok: false; readonly errors: readonly GraphQLError[] };
+
+function withCode(error: GraphQLError, code: string): GraphQLError {
+  if (error.extensions['code']) return error;
+  return new GraphQLError(error.message, {
+    nodes: error.nodes,
+    source: error.source,
+    positions: error.positions,
+    path: error.path,
+    originalError: error.originalError,
+    extensions: { ...error.extensions, code },
+  });
+}
+
+/**
+ * Builds one operation through `yoga.getEnveloped`, for the transports Yoga does not drive
+ * itself (graphql-ws, graphql-sse single-connection mode), so they get the same context,
+ * validation rules and error masking as HTTP. Never throws for bad client input: parse() and
+ * validation rules throw, and an uncaught throw would take down every operation of the socket.
+ */
+export async function prepareOperation(
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  yoga: YogaServerInstance<any, any>,
+  initialContext: Record<string, unknown>,
+  params: OperationParams,
+): Promise<PreparedOperation> {
+  const enveloped = yoga.getEnveloped({ ...initialContext, params });
+  let document;
+  try {
+    document = enveloped.parse(params.query);
+  } catch (error) {
+    if (error instanceof GraphQLError) return { ok: false, errors: [withCode(error, 'GRAPHQL_PARSE_FAILED')] };
+    throw error;
+  }
+  let validationErrors: readonly GraphQLError[];
+  try {
+    validationErrors = enveloped.validate(enveloped.schema, document);
+  } catch (error) {
+    if (error instanceof GraphQLError) return { ok: false, errors: [withCode(error, 'GRAPHQL_VALIDATION_FAILED')] };
+    throw error;
+  }
+  if (validationErrors.length > 0) {
+    return { ok: false, errors: validationErrors.map((error) => withCode(error, 'GRAPHQL_VALIDATION_FAILED')) };
+  }
+  let contextValue;
+  try {
+    contextValue = await enveloped.contextFactory();
+  } catch (error) {
+    if (error instanceof GraphQLError) return { ok: false, errors: [error] };
+    throw error;
+  }
+  const args: ExecutionArgs = {
+    schema: enveloped.schema,
+    document,
+    contextValue,
+    variableValues: params.variables,
+    operationName: params.operationName,
+  };
+  const kind = getOperationAST(document, params.operationName)?.operation ?? 'query';
+  return {
+    ok: true,
+    args,
+    kind,
+    run: () => (kind === 'subscription' ? enveloped.subscribe(args) : enveloped.execute(args)),
+  };
+}
