@@ -85,7 +85,15 @@ function toRejection(error: unknown): TokenRejectedError {
   if (error instanceof joseErrors.JOSEAlgNotAllowed) {
     return new TokenRejectedError('bad_signature', 'Token algorithm is not allowed');
   }
-  if (error instanceof joseErrors.JWKSTimeout || error instanceof joseErrors.JWKSInvalid) {
+  // The key server timed out, answered with something that is not a key set, answered non-200
+  // (jose's generic JOSEError) or could not be reached at all (fetch's TypeError): not the
+  // client's fault, and retrying later may work.
+  if (
+    error instanceof joseErrors.JWKSTimeout ||
+    error instanceof joseErrors.JWKSInvalid ||
+    error instanceof TypeError ||
+    (error instanceof joseErrors.JOSEError && error.code === 'ERR_JOSE_GENERIC')
+  ) {
     return new TokenRejectedError('unavailable', 'Signing keys are unavailable; try again');
   }
   return new TokenRejectedError('malformed', 'Token is malformed');

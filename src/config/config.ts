@@ -11,17 +11,10 @@ export const DEVELOPMENT_JWT_SECRET = 'tidings-development-secret-do-not-use-in-
 const ROLE_VALUES = ['user', 'host', 'service', 'admin'] as const;
 
 const booleanFromEnv = z
-  .enum(['true', 'false', '1', '0', 'yes', 'no'])
-  .transform((value) => value === 'true' || value === '1' || value === 'yes');
-
-const commaList = z
   .string()
-  .transform((value) =>
-    value
-      .split(',')
-      .map((part) => part.trim())
-      .filter((part) => part.length > 0),
-  );
+  .transform((value) => value.trim().toLowerCase())
+  .pipe(z.enum(['true', 'false', '1', '0']))
+  .transform((value) => value === 'true' || value === '1');
 
 const positiveInt = z.coerce.number().int().positive();
 const nonNegativeInt = z.coerce.number().int().nonnegative();
@@ -36,7 +29,8 @@ const envSchema = z.object({
 
   JWT_SECRET: z.string().min(32, 'must be at least 32 characters (HS256 needs a 256-bit key)').optional(),
   JWT_JWKS_URL: z.url({ protocol: /^https?$/ }).optional(),
-  JWT_ALGORITHMS: commaList.optional(),
+  // Parsed and checked in crossFieldProblems: the valid list depends on the key source.
+  JWT_ALGORITHMS: z.string().optional(),
   JWT_ISSUER: z.string().min(1).optional(),
   JWT_AUDIENCE: z.string().min(1).optional(),
   JWT_CLOCK_TOLERANCE_SECONDS: nonNegativeInt.max(300).default(5),
@@ -111,6 +105,50 @@ export class ConfigError extends Error {
 }
 
 const SYMMETRIC_ALGORITHMS = new Set(['HS256', 'HS384', 'HS512']);
+/** JWS algorithms jose verifies with a public key from a JWKS. */
+const ASYMMETRIC_ALGORITHMS = new Set(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519']);
+
+/**
+ * Checks that span several variables. They read the raw strings, so they run (and report) even
+ * when a single variable failed the schema: an operator sees every problem in one go.
+ */
+function crossFieldProblems(raw: Record<string, string>): string[] {
+  const problems: string[] = [];
+  const isProduction = raw['NODE_ENV'] === 'production';
+  const secret = raw['JWT_SECRET'];
+  const jwksUrl = raw['JWT_JWKS_URL'];
+  if (secret && jwksUrl) problems.push('JWT_SECRET and JWT_JWKS_URL: set one, not both');
+  if (isProduction && !secret && !jwksUrl) problems.push('JWT_SECRET or JWT_JWKS_URL: one is required when NODE_ENV=production');
+  if (isProduction && secret === DEVELOPMENT_JWT_SECRET) {
+    problems.push('JWT_SECRET: the development secret may not be used when NODE_ENV=production');
+  }
+  if (isProduction && jwksUrl && !jwksUrl.startsWith('https://')) {
+    problems.push('JWT_JWKS_URL: must be https when NODE_ENV=production (keys fetched over plain HTTP can be swapped)');
+  }
+  const usesJwks = jwksUrl !== undefined && secret === undefined;
+  const algorithms = algorithmsFrom(raw['JWT_ALGORITHMS'], usesJwks);
+  if (algorithms.length === 0) problems.push('JWT_ALGORITHMS: list at least one algorithm');
+  for (const algorithm of algorithms) {
+    if (algorithm.toLowerCase() === 'none') {
+      problems.push('JWT_ALGORITHMS: "none" is never accepted');
+    } else if (!SYMMETRIC_ALGORITHMS.has(algorithm) && !ASYMMETRIC_ALGORITHMS.has(algorithm)) {
+      problems.push(`JWT_ALGORITHMS: unknown algorithm "${algorithm}" (names are case-sensitive, e.g. HS256, RS256, ES256)`);
+    } else if (usesJwks && SYMMETRIC_ALGORITHMS.has(algorithm)) {
+      problems.push(`JWT_ALGORITHMS: ${algorithm} is symmetric and cannot be used with JWT_JWKS_URL`);
+    } else if (!usesJwks && !SYMMETRIC_ALGORITHMS.has(algorithm)) {
+      problems.push(`JWT_ALGORITHMS: ${algorithm} needs a public key; use JWT_JWKS_URL, or HS256/384/512 with JWT_SECRET`);
+    }
+  }
+  return problems;
+}
+
+function algorithmsFrom(list: string | undefined, usesJwks: boolean): string[] {
+  if (list === undefined) return usesJwks ? ['RS256', 'ES256'] : ['HS256'];
+  return list
+    .split(',')
+    .map((part) => part.trim())
+    .filter((part) => part.length > 0);
+}
 
 /**
  * Reads and validates the environment once. Collects every problem (schema and cross-field)
@@ -122,39 +160,15 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     Object.entries(env).filter((entry): entry is [string, string] => entry[1] !== undefined && entry[1] !== ''),
   );
   const parsed = envSchema.safeParse(cleaned);
-  if (!parsed.success) {
-    throw new ConfigError(
-      parsed.error.issues.map((issue) => `${issue.path.join('.') || '(environment)'}: ${issue.message}`),
-    );
-  }
+  const problems = [
+    ...(parsed.success ? [] : parsed.error.issues.map((issue) => `${issue.path.join('.') || '(environment)'}: ${issue.message}`)),
+    ...crossFieldProblems(cleaned),
+  ];
+  if (!parsed.success || problems.length > 0) throw new ConfigError(problems);
   const vars = parsed.data;
-  const problems: string[] = [];
   const isProduction = vars.NODE_ENV === 'production';
-
-  if (vars.JWT_SECRET && vars.JWT_JWKS_URL) {
-    problems.push('JWT_SECRET and JWT_JWKS_URL: set one, not both');
-  }
-  if (isProduction && !vars.JWT_SECRET && !vars.JWT_JWKS_URL) {
-    problems.push('JWT_SECRET or JWT_JWKS_URL: one is required when NODE_ENV=production');
-  }
-  if (isProduction && vars.JWT_SECRET === DEVELOPMENT_JWT_SECRET) {
-    problems.push('JWT_SECRET: the development secret may not be used when NODE_ENV=production');
-  }
-
   const usesJwks = vars.JWT_JWKS_URL !== undefined && vars.JWT_SECRET === undefined;
-  const algorithms = vars.JWT_ALGORITHMS ?? (usesJwks ? ['RS256', 'ES256'] : ['HS256']);
-  if (algorithms.length === 0) problems.push('JWT_ALGORITHMS: list at least one algorithm');
-  for (const algorithm of algorithms) {
-    if (algorithm.toLowerCase() === 'none') {
-      problems.push('JWT_ALGORITHMS: "none" is never accepted');
-    } else if (usesJwks && SYMMETRIC_ALGORITHMS.has(algorithm)) {
-      problems.push(`JWT_ALGORITHMS: ${algorithm} is symmetric and cannot be used with JWT_JWKS_URL`);
-    } else if (!usesJwks && !SYMMETRIC_ALGORITHMS.has(algorithm)) {
-      problems.push(`JWT_ALGORITHMS: ${algorithm} needs a public key; use JWT_JWKS_URL, or HS256/384/512 with JWT_SECRET`);
-    }
-  }
-
-  if (problems.length > 0) throw new ConfigError(problems);
+  const algorithms = algorithmsFrom(cleaned['JWT_ALGORITHMS'], usesJwks);
 
   const common = {
     algorithms,
