@@ -1,0 +1,86 @@
+import { graphql } from './generated/index.js';
+
+/**
+ * Every operation a frontend needs, typed by `npm run codegen` from schema.graphql.
+ * Each subscription selects all the fields a viewer may see; admin-only fields live in their own
+ * documents so ordinary users never receive FORBIDDEN errors for fields they cannot have.
+ */
+
+export const ViewerQuery = graphql(`
+  query Viewer {
+    viewer { id anonymous roles tokenExpiresAt }
+  }
+`);
+
+export const PriceUpdatedSubscription = graphql(`
+  subscription PriceUpdated($hotelId: ID!) {
+    priceUpdated(hotelId: $hotelId) {
+      id occurredAt hotelId roomType
+      price { amountMinor amount currency }
+      previousPrice { amountMinor amount currency }
+    }
+  }
+`);
+
+export const PriceUpdatedWithCostSubscription = graphql(`
+  subscription PriceUpdatedWithCost($hotelId: ID!) {
+    priceUpdated(hotelId: $hotelId) {
+      id occurredAt hotelId roomType
+      price { amountMinor amount currency }
+      previousPrice { amountMinor amount currency }
+      supplierCost { amountMinor amount currency }
+      margin { amountMinor amount currency }
+    }
+  }
+`);
+
+export const NewMessageSubscription = graphql(`
+  subscription NewMessage($conversationId: ID!) {
+    newMessage(conversationId: $conversationId) { id occurredAt messageId conversationId senderId text }
+  }
+`);
+
+export const UserTypingSubscription = graphql(`
+  subscription UserTyping($conversationId: ID!) {
+    userTyping(conversationId: $conversationId) { id occurredAt conversationId userId state }
+  }
+`);
+
+export const BookingUpdatedSubscription = graphql(`
+  subscription BookingUpdated($bookingId: ID) {
+    bookingUpdated(bookingId: $bookingId) {
+      id occurredAt bookingId hotelId guestId hostId status previousStatus checkIn checkOut
+      totalPrice { amountMinor amount currency }
+    }
+  }
+`);
+
+export const NotificationCreatedSubscription = graphql(`
+  subscription NotificationCreated($userId: ID) {
+    notificationCreated(userId: $userId) { id occurredAt notificationId userId kind title body link }
+  }
+`);
+
+export const ChatResponseSubscription = graphql(`
+  subscription ChatResponse($sessionId: ID!) {
+    chatResponse(sessionId: $sessionId) { id occurredAt sessionId replyId sequence status text }
+  }
+`);
+
+export const SetTypingMutation = graphql(`
+  mutation SetTyping($conversationId: ID!, $state: TypingState!) {
+    setTyping(conversationId: $conversationId, state: $state)
+  }
+`);
+
+export const StartChatSessionMutation = graphql(`
+  mutation StartChatSession {
+    startChatSession { id createdAt }
+  }
+`);
+
+export const SendChatMessageMutation = graphql(`
+  mutation SendChatMessage($sessionId: ID!, $text: String!) {
+    sendChatMessage(sessionId: $sessionId, text: $text) { sessionId messageId }
+  }
+`);

@@ -1,0 +1,26 @@
+import type { CodegenConfig } from '@graphql-codegen/cli';
+
+/**
+ * Generates TypeScript types for the client's operations from schema.graphql:
+ * `npm run codegen`. The output in client/src/generated/ is committed; a test fails when it is stale.
+ */
+const config: CodegenConfig = {
+  schema: 'schema.graphql',
+  documents: ['client/src/**/*.ts', '!client/src/generated/**'],
+  ignoreNoDocuments: false,
+  generates: {
+    'client/src/generated/': {
+      preset: 'client',
+      presetConfig: { fragmentMasking: false },
+      config: {
+        useTypeImports: true,
+        // NodeNext + verbatimModuleSyntax: import paths with .js, no CommonJS-style imports.
+        emitLegacyCommonJSImports: false,
+        enumsAsTypes: true,
+        scalars: { DateTime: 'string', Date: 'string', ID: 'string' },
+      },
+    },
+  },
+};
+
+export default config;
