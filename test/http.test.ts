@@ -1,6 +1,7 @@
 import { createClient as createSseClient } from 'graphql-sse';
 import { describe, expect, it } from 'vitest';
 import { buildApp } from '../src/app.js';
+import { createMemoryDirectory } from '../src/directory/memory-directory.js';
 import { topics } from '../src/events/topics.js';
 import { testConfig, tokenFor } from './support/gateway.js';
 import {
@@ -16,8 +17,8 @@ import {
 import { waitUntil } from './support/wait.js';
 
 /** HTTP and SSE in process, through yoga.fetch: no port, the same Yoga pipeline. */
-function inProcessGateway(env: Record<string, string> = {}) {
-  const app = buildApp(testConfig(env));
+function inProcessGateway(env: Record<string, string> = {}, overrides: Parameters<typeof buildApp>[1] = {}) {
+  const app = buildApp(testConfig(env), overrides);
   const fetchGraphQL = async (query: string, variables?: Record<string, unknown>, token?: string, accept = 'application/graphql-response+json') => {
     const response = await app.yoga.fetch('http://gateway.test/graphql', {
       method: 'POST',
@@ -68,6 +69,14 @@ describe('HTTP (GraphQL over HTTP)', () => {
     ['garbage', async () => 'garbage', 'malformed'],
     ['the wrong secret', async () => tokenFor('alice', ['user'], { secret: 'another-secret-0123456789-0123456789-abc' }), 'bad_signature'],
     ['an expired token', async () => tokenFor('alice', ['user'], { expiresInSeconds: -60 }), 'expired'],
+    [
+      'an alg none token',
+      async () => {
+        const encode = (value: object) => Buffer.from(JSON.stringify(value)).toString('base64url');
+        return `${encode({ alg: 'none', typ: 'JWT' })}.${encode({ sub: 'root', roles: ['admin'], exp: 9_999_999_999 })}.`;
+      },
+      'bad_signature',
+    ],
   ])('answers 401 UNAUTHENTICATED for %s', async (_name, token, reason) => {
     const { json } = inProcessGateway();
     const { status, body } = await json(VIEWER, {}, await token());
@@ -112,10 +121,18 @@ describe('HTTP (GraphQL over HTTP)', () => {
   });
 
   it('masks unexpected errors as INTERNAL_SERVER_ERROR', async () => {
-    const { app, json } = inProcessGateway();
-    (app.services.directory.chatSessions as { create: unknown }).create = async () => {
-      throw new Error('database password is hunter2');
+    // A directory whose backend fails with an internal detail in the message.
+    const directory = createMemoryDirectory();
+    const failingDirectory = {
+      ...directory,
+      chatSessions: {
+        ...directory.chatSessions,
+        create: async () => {
+          throw new Error('database password is hunter2');
+        },
+      },
     };
+    const { json } = inProcessGateway({}, { directory: failingDirectory });
     const { body } = await json('mutation { startChatSession { id } }', {}, await tokenFor('alice'));
     expect(body.errors?.[0]?.message).toBe('Unexpected error.');
     expect(body.errors?.[0]?.extensions?.['code']).toBe('INTERNAL_SERVER_ERROR');
