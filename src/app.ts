@@ -13,6 +13,10 @@ import type { Config } from './config/config.js';
 import type { AccessDirectory } from './directory/directory.js';
 import { createMemoryDirectory } from './directory/memory-directory.js';
 import { createLogger } from './logging/logger.js';
+import { createMetrics, type GatewayMetrics } from './metrics/metrics.js';
+import { createRedisConnections } from './redis/connections.js';
+import { createRedisEventBus } from './bus/redis-event-bus.js';
+import { createRedisDirectory } from './directory/redis-directory.js';
 import { createEventPublisher } from './publish/event-publisher.js';
 import { createTypingThrottle } from './publish/typing-throttle.js';
 import type { GatewayServices } from './schema/context.js';
@@ -22,6 +26,7 @@ import { attachWebSocketTransport, type WebSocketTransport } from './transport/w
 
 export interface App {
   readonly config: Config;
+  readonly metrics: GatewayMetrics;
   readonly logger: Logger;
   readonly services: GatewayServices;
   readonly yoga: GatewayYoga;
@@ -39,9 +44,21 @@ export interface App {
  */
 export function buildApp(config: Config, overrides: { logger?: Logger; bus?: EventBus; directory?: AccessDirectory } = {}): App {
   const logger = overrides.logger ?? createLogger({ level: config.log.level, instanceId: config.instanceId });
-  const bus = overrides.bus ?? createMemoryEventBus();
-  const directory = overrides.directory ?? createMemoryDirectory();
-  const publisher = createEventPublisher({ bus, logger });
+  const metrics = createMetrics();
+  // With REDIS_URL every instance shares events and access data through Redis; without it,
+  // everything stays in this process (development, demos, a single instance).
+  const redis = config.redis.url ? createRedisConnections(config.redis.url, logger) : undefined;
+  const bus =
+    overrides.bus ??
+    (redis
+      ? createRedisEventBus({ connections: redis, prefix: config.redis.prefix, maxEventBytes: config.events.maxBytes, logger, metrics })
+      : createMemoryEventBus());
+  const directory =
+    overrides.directory ??
+    (redis
+      ? createRedisDirectory({ connections: redis, prefix: config.redis.prefix, logger, metrics, ...config.directory })
+      : createMemoryDirectory());
+  const publisher = createEventPublisher({ bus, logger, metrics });
   const chat =
     config.chat.responder === 'builtin'
       ? createBuiltinChatResponder({ publisher, logger, chunkDelayMs: config.chat.chunkDelayMs })
@@ -62,7 +79,7 @@ export function buildApp(config: Config, overrides: { logger?: Logger; bus?: Eve
     authenticator,
     logger,
     graphiql: config.graphiql.enabled,
-    isReady: () => bus.isReady(),
+    isReady: () => bus.isReady() && directory.isReady(),
   });
 
   const httpServer = createServer(yoga);
@@ -78,6 +95,7 @@ export function buildApp(config: Config, overrides: { logger?: Logger; bus?: Eve
 
   return {
     config,
+    metrics,
     logger,
     services,
     yoga,
@@ -115,6 +133,7 @@ export function buildApp(config: Config, overrides: { logger?: Logger; bus?: Eve
         clearTimeout(deadline);
         await bus.close();
         await directory.close();
+        await redis?.close();
         logger.info('stopped');
       })();
       return stopping;

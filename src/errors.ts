@@ -16,6 +16,8 @@ export const ErrorCode = {
   NotFound: 'NOT_FOUND',
   /** The event could not be handed to the pub/sub backend. HTTP 503. */
   PublishFailed: 'PUBLISH_FAILED',
+  /** A backend the gateway needs (Redis) is unreachable; retry shortly. HTTP 503. */
+  ServiceUnavailable: 'SERVICE_UNAVAILABLE',
   /** Too many requests in a short time (for example typing updates). */
   RateLimited: 'RATE_LIMITED',
 } as const;
@@ -40,6 +42,9 @@ export const notFound = (message: string) => codedError(ErrorCode.NotFound, mess
 
 export const publishFailed = (message = 'The event could not be published; try again') =>
   codedError(ErrorCode.PublishFailed, message);
+
+export const serviceUnavailable = (message = 'A backend is unavailable; try again shortly') =>
+  codedError(ErrorCode.ServiceUnavailable, message, 503);
 
 export const rateLimited = (message: string, retryAfterMs: number) =>
   codedError(ErrorCode.RateLimited, message, undefined, { retryAfterMs });

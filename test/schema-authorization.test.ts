@@ -22,6 +22,7 @@ import { createMemoryDirectory } from '../src/directory/memory-directory.js';
 import type { EventEnvelope } from '../src/events/contracts.js';
 import { createEventPublisher } from '../src/publish/event-publisher.js';
 import { createTypingThrottle } from '../src/publish/typing-throttle.js';
+import { createMetrics } from '../src/metrics/metrics.js';
 import type { GatewayServices, GraphQLContext } from '../src/schema/context.js';
 import { buildSchema } from '../src/schema/index.js';
 import { BOOKING_UPDATED, CHAT_RESPONSE, NEW_MESSAGE, NOTIFICATION_CREATED, USER_TYPING } from './support/operations.js';
@@ -32,7 +33,7 @@ const schema = buildSchema();
 function services(): GatewayServices {
   const logger = pino({ level: 'silent' });
   const bus = createMemoryEventBus();
-  const publisher = createEventPublisher({ bus, logger });
+  const publisher = createEventPublisher({ bus, logger, metrics: createMetrics() });
   return {
     bus,
     publisher,

@@ -42,6 +42,10 @@ const envSchema = z.object({
     .regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'letters, digits and _ . : - only (at most 64)')
     .default('tidings:'),
 
+  EVENT_MAX_BYTES: positiveInt.max(16 * 1024 * 1024).default(64 * 1024),
+  MEMBERSHIP_CACHE_MS: nonNegativeInt.max(3_600_000).default(30_000),
+  CHAT_SESSION_TTL_SECONDS: positiveInt.max(30 * 24 * 3600).default(24 * 3600),
+
   GRAPHIQL: booleanFromEnv.optional(),
   CHAT_RESPONDER: z.enum(['builtin', 'external']).default('builtin'),
   CHAT_CHUNK_DELAY_MS: nonNegativeInt.max(10_000).default(60),
@@ -85,6 +89,8 @@ export interface Config {
   readonly auth: AuthConfig;
   /** `url` undefined means the embedded in-memory pub/sub (one instance only). */
   readonly redis: { readonly url: string | undefined; readonly prefix: string };
+  readonly events: { readonly maxBytes: number };
+  readonly directory: { readonly membershipCacheMs: number; readonly chatSessionTtlSeconds: number };
   readonly graphiql: { readonly enabled: boolean };
   readonly chat: { readonly responder: 'builtin' | 'external'; readonly chunkDelayMs: number };
   readonly typing: { readonly throttleMs: number };
@@ -193,6 +199,8 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     log: { level: vars.LOG_LEVEL },
     auth,
     redis: { url: vars.REDIS_URL, prefix: vars.REDIS_PREFIX },
+    events: { maxBytes: vars.EVENT_MAX_BYTES },
+    directory: { membershipCacheMs: vars.MEMBERSHIP_CACHE_MS, chatSessionTtlSeconds: vars.CHAT_SESSION_TTL_SECONDS },
     graphiql: { enabled: vars.GRAPHIQL ?? !isProduction },
     chat: { responder: vars.CHAT_RESPONDER, chunkDelayMs: vars.CHAT_CHUNK_DELAY_MS },
     typing: { throttleMs: vars.TYPING_THROTTLE_MS },

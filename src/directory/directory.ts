@@ -42,5 +42,7 @@ export interface AccessDirectory {
   readonly conversations: ConversationMembership;
   readonly bookings: BookingDirectory;
   readonly chatSessions: ChatSessionDirectory;
+  /** False until change notifications can arrive (Redis: the membership channel is subscribed). */
+  isReady(): boolean;
   close(): Promise<void>;
 }

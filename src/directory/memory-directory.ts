@@ -86,6 +86,7 @@ export function createMemoryDirectory(now: () => Date = () => new Date()): Acces
     conversations: createMemoryMembership(),
     bookings: createMemoryBookings(),
     chatSessions: createMemoryChatSessions(now),
+    isReady: () => true,
     async close() {},
   };
 }

@@ -10,6 +10,7 @@ import {
   type TidingsEvent,
 } from '../events/contracts.js';
 import { badUserInput, publishFailed } from '../errors.js';
+import type { GatewayMetrics } from '../metrics/metrics.js';
 
 export interface EventPublisher {
   /**
@@ -24,7 +25,7 @@ export interface EventPublisher {
   ): Promise<EventEnvelope<T>>;
 }
 
-export function createEventPublisher(deps: { bus: EventBus; logger: Logger; now?: () => Date }): EventPublisher {
+export function createEventPublisher(deps: { bus: EventBus; logger: Logger; metrics: GatewayMetrics; now?: () => Date }): EventPublisher {
   const now = deps.now ?? (() => new Date());
   return {
     async publish(type, data, options) {
@@ -43,6 +44,7 @@ export function createEventPublisher(deps: { bus: EventBus; logger: Logger; now?
         deps.logger.error({ err: error, eventId: event.id, eventType: type }, 'publish failed');
         throw publishFailed();
       }
+      deps.metrics.eventsPublished.inc({ type, source: 'gateway' });
       return event;
     },
   };

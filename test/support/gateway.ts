@@ -1,3 +1,4 @@
+import { Redis } from 'ioredis';
 import { onTestFinished } from 'vitest';
 import { buildApp, type App } from '../../src/app.js';
 import { mintToken } from '../../src/auth/dev-tokens.js';
@@ -45,11 +46,21 @@ export interface GraphQLBody {
   errors?: Array<{ message: string; extensions?: Record<string, unknown>; path?: unknown[] }>;
 }
 
-/** Starts a real gateway on a free port, stopped automatically when the test ends. */
+/**
+ * Starts a real gateway on a free port, stopped automatically when the test ends. With
+ * REDIS_URL in `env` it uses Redis, and waitForSubscribers also waits for the channel's
+ * SUBSCRIBE to reach Redis (PUBSUB NUMSUB), since Redis sends no acknowledgement.
+ */
 export async function startGateway(env: Record<string, string> = {}): Promise<TestGateway> {
   const app = buildApp(testConfig(env));
   const { port } = await app.start();
-  onTestFinished(() => app.stop());
+  await waitUntil(async () => (await fetch(`http://127.0.0.1:${port}/ready`)).ok, 'the gateway to be ready');
+  const inspector = env['REDIS_URL'] ? new Redis(env['REDIS_URL'], { maxRetriesPerRequest: 1 }) : undefined;
+  inspector?.on('error', () => undefined);
+  onTestFinished(async () => {
+    await app.stop();
+    inspector?.disconnect();
+  });
   const httpUrl = `http://127.0.0.1:${port}/graphql`;
   const serviceToken = await tokenFor('booking-service', ['service']);
 
@@ -76,7 +87,15 @@ export async function startGateway(env: Record<string, string> = {}): Promise<Te
       if (body.errors?.length) throw new Error(`publish failed: ${JSON.stringify(body.errors)}`);
       return body;
     },
-    waitForSubscribers: (topic, count = 1) =>
-      waitUntil(() => app.services.bus.subscriberCount(topic) >= count, `${count} subscriber(s) on ${topic}`),
+    async waitForSubscribers(topic, count = 1) {
+      await waitUntil(() => app.services.bus.subscriberCount(topic) >= count, `${count} subscriber(s) on ${topic}`);
+      if (inspector) {
+        const channel = `${app.config.redis.prefix}${topic}`;
+        await waitUntil(async () => {
+          const [, subscribed] = (await inspector.pubsub('NUMSUB', channel)) as [string, number];
+          return subscribed >= 1;
+        }, `redis SUBSCRIBE to ${channel}`);
+      }
+    },
   };
 }

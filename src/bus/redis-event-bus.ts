@@ -1,0 +1,96 @@
+import { RedisPubSub } from 'graphql-redis-subscriptions';
+import type { Logger } from 'pino';
+import { parseEvent, type TidingsEvent } from '../events/contracts.js';
+import { topicsOf } from '../events/topics.js';
+import type { DropReason, GatewayMetrics } from '../metrics/metrics.js';
+import type { RedisConnections } from '../redis/connections.js';
+import type { EventBus } from './event-bus.js';
+import { LocalFanout } from './local-fanout.js';
+
+export interface RedisEventBusOptions {
+  readonly connections: RedisConnections;
+  /** Prepended to every topic to form its channel, e.g. `tidings:` → `tidings:price:hotel-1`. */
+  readonly prefix: string;
+  /** Payloads larger than this are dropped unread. */
+  readonly maxEventBytes: number;
+  readonly logger: Logger;
+  readonly metrics: GatewayMetrics;
+}
+
+/**
+ * Pub/sub across instances: one Redis channel per topic. An instance SUBSCRIBEs to a topic's
+ * channel when its first local subscriber arrives and UNSUBSCRIBEs when the last leaves, so it
+ * only receives events somebody on it wants. Each message is parsed and validated once here,
+ * then handed to the local subscribers. Publishing (mutations, the built-in chat responder)
+ * goes out through Redis too, so every event takes the same path and the same validation.
+ */
+export function createRedisEventBus(options: RedisEventBusOptions): EventBus {
+  const { connections, prefix, logger, metrics } = options;
+  const pubsub = new RedisPubSub({
+    publisher: connections.commands,
+    subscriber: connections.subscriber,
+    // Hand us the raw string: parsing and validation happen once, in ingest().
+    deserializer: (source) => source.toString(),
+  });
+  const channelOf = (topic: string) => `${prefix}${topic}`;
+  /** The pending or settled Redis subscription id of each active topic. */
+  const redisSubscriptions = new Map<string, Promise<number | undefined>>();
+
+  const drop = (reason: DropReason, channel: string, details: Record<string, unknown> = {}) => {
+    metrics.eventsDropped.inc({ reason, source: 'redis' });
+    logger.warn({ channel, reason, ...details }, 'dropped an invalid event');
+  };
+
+  const ingest = (topic: string, raw: string) => {
+    const channel = channelOf(topic);
+    if (Buffer.byteLength(raw) > options.maxEventBytes) return drop('too_large', channel, { bytes: Buffer.byteLength(raw) });
+    let document: unknown;
+    try {
+      document = JSON.parse(raw);
+    } catch {
+      return drop('invalid_json', channel);
+    }
+    const result = parseEvent(document);
+    const eventId = typeof (document as { id?: unknown } | null)?.id === 'string' ? (document as { id: string }).id.slice(0, 128) : undefined;
+    if (!result.ok) return drop(result.reason, channel, { eventId, issues: result.issues.slice(0, 5) });
+    if (!topicsOf(result.event).includes(topic)) {
+      return drop('topic_mismatch', channel, { eventId, type: result.event.type });
+    }
+    fanout.deliver(topic, result.event);
+  };
+
+  const fanout = new LocalFanout({
+    onTopicActive(topic) {
+      const subscription = pubsub
+        .subscribe<string>(channelOf(topic), (raw) => ingest(topic, raw))
+        .catch((error: unknown) => {
+          logger.error({ err: error, channel: channelOf(topic) }, 'redis SUBSCRIBE failed');
+          return undefined;
+        });
+      redisSubscriptions.set(topic, subscription);
+    },
+    async onTopicIdle(topic) {
+      const subscription = redisSubscriptions.get(topic);
+      redisSubscriptions.delete(topic);
+      // Wait for a SUBSCRIBE still in flight, or its UNSUBSCRIBE would be lost and the
+      // channel would stay subscribed with nobody listening.
+      const id = await subscription;
+      if (id !== undefined) pubsub.unsubscribe(id);
+    },
+  });
+
+  return {
+    async publish(event: TidingsEvent) {
+      const payload = JSON.stringify(event);
+      await Promise.all(topicsOf(event).map((topic) => connections.commands.publish(channelOf(topic), payload)));
+    },
+    subscribe: (topic) => fanout.subscribe(topic),
+    activeTopicCount: () => fanout.activeTopicCount(),
+    subscriberCount: (topic) => fanout.subscriberCount(topic),
+    isReady: () => connections.isReady(),
+    async close() {
+      // Connections are closed by their owner (the composition root) after the directory is done too.
+      await Promise.allSettled(redisSubscriptions.values());
+    },
+  };
+}

@@ -1,0 +1,226 @@
+import { randomUUID } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
+import type { Logger } from 'pino';
+import { z } from 'zod';
+import { idSchema } from '../events/contracts.js';
+import type { GatewayMetrics } from '../metrics/metrics.js';
+import { serviceUnavailable } from '../errors.js';
+import type { RedisConnections } from '../redis/connections.js';
+import type { AccessDirectory, BookingDirectory, ChatSessionDirectory, ConversationMembership } from './directory.js';
+
+/**
+ * Access data in Redis, shared by every instance and owned by the domain services (documented in
+ * docs/CHANNELS.md):
+ *   {prefix}conversation:{id}:members   SET of user ids (the message service keeps it)
+ *   {prefix}membership                  channel: JSON {conversationId, added?, removed?} on change
+ *   {prefix}booking:{id}                HASH guestId, hostId (the booking service keeps it)
+ *   {prefix}chat-session:{id}           HASH ownerId, createdAt, expiring after chatSessionTtlSeconds
+ */
+export const redisKeys = (prefix: string) => ({
+  conversationMembers: (conversationId: string) => `${prefix}conversation:${conversationId}:members`,
+  membershipChannel: () => `${prefix}membership`,
+  bookingParties: (bookingId: string) => `${prefix}booking:${bookingId}`,
+  chatSession: (sessionId: string) => `${prefix}chat-session:${sessionId}`,
+});
+
+export const membershipChangeSchema = z
+  .object({
+    conversationId: idSchema,
+    added: z.array(idSchema).max(10_000).default([]),
+    removed: z.array(idSchema).max(10_000).default([]),
+  })
+  .refine((change) => change.added.length + change.removed.length > 0, { message: 'names no member' });
+export type MembershipChange = z.input<typeof membershipChangeSchema>;
+
+export interface RedisDirectoryOptions {
+  readonly connections: RedisConnections;
+  readonly prefix: string;
+  /** How long a membership answer is trusted without a change notification. */
+  readonly membershipCacheMs: number;
+  readonly chatSessionTtlSeconds: number;
+  readonly logger: Logger;
+  readonly metrics: GatewayMetrics;
+  readonly now?: () => Date;
+}
+
+function createRedisMembership(options: RedisDirectoryOptions): ConversationMembership & { start(): void; stop(): void; isSubscribed(): boolean } {
+  const { connections, logger, metrics } = options;
+  const keys = redisKeys(options.prefix);
+  const channel = keys.membershipChannel();
+  const cache = new LRUCache<string, boolean>({ max: 50_000, ttl: options.membershipCacheMs });
+  const watchers = new Map<string, Set<() => void>>();
+  const keyOf = (conversationId: string, userId: string) => `${conversationId}\u0000${userId}`;
+
+  const applyChange = (raw: string) => {
+    let document: unknown;
+    try {
+      document = JSON.parse(raw);
+    } catch {
+      document = undefined;
+    }
+    const change = membershipChangeSchema.safeParse(document);
+    if (!change.success) {
+      metrics.eventsDropped.inc({ reason: document === undefined ? 'invalid_json' : 'shape', source: 'membership' });
+      logger.warn({ channel, issues: change.error.issues.slice(0, 5).map((issue) => issue.message) }, 'dropped an invalid membership change');
+      return;
+    }
+    const { conversationId, added, removed } = change.data;
+    for (const userId of added) cache.delete(keyOf(conversationId, userId));
+    for (const userId of removed) {
+      const key = keyOf(conversationId, userId);
+      cache.set(key, false);
+      const toNotify = watchers.get(key);
+      watchers.delete(key);
+      for (const watcher of toNotify ?? []) watcher();
+    }
+  };
+
+  const onMessage = (messageChannel: string, message: string) => {
+    if (messageChannel === channel) applyChange(message);
+  };
+
+  const announce = async (change: MembershipChange) => {
+    await connections.commands.publish(channel, JSON.stringify(change));
+  };
+
+  /**
+   * Changes announced while this instance was cut off from Redis were missed: after a reconnect,
+   * forget cached answers and re-check every member who has a live subscription.
+   */
+  const revalidateAfterReconnect = async () => {
+    cache.clear();
+    for (const key of [...watchers.keys()]) {
+      const [conversationId = '', userId = ''] = key.split('\u0000');
+      try {
+        const stillMember = (await connections.commands.sismember(keys.conversationMembers(conversationId), userId)) === 1;
+        if (!stillMember) applyChange(JSON.stringify({ conversationId, removed: [userId] }));
+      } catch (error) {
+        logger.warn({ err: error, conversationId }, 'membership re-check after reconnect failed');
+      }
+    }
+  };
+  let subscribed = false;
+  let connectedBefore = false;
+  const onCommandsReady = () => {
+    if (connectedBefore) void revalidateAfterReconnect();
+    connectedBefore = true;
+  };
+
+  return {
+    start() {
+      connections.subscriber.on('message', onMessage);
+      connections.commands.on('ready', onCommandsReady);
+      if (connections.commands.status === 'ready') connectedBefore = true;
+      // Queued by the subscriber connection until Redis is reachable; never blocks start-up.
+      connections.subscriber.subscribe(channel).then(
+        () => {
+          subscribed = true;
+        },
+        (error: unknown) => logger.error({ err: error, channel }, 'redis SUBSCRIBE to the membership channel failed'),
+      );
+    },
+    isSubscribed: () => subscribed,
+    stop() {
+      connections.subscriber.off('message', onMessage);
+      connections.commands.off('ready', onCommandsReady);
+    },
+    async isMember(conversationId, userId) {
+      const key = keyOf(conversationId, userId);
+      const cached = cache.get(key);
+      if (cached !== undefined) return cached;
+      const isMember = (await connections.commands.sismember(keys.conversationMembers(conversationId), userId)) === 1;
+      cache.set(key, isMember);
+      return isMember;
+    },
+    async addMembers(conversationId, userIds) {
+      await connections.commands.sadd(keys.conversationMembers(conversationId), ...userIds);
+      await announce({ conversationId, added: [...userIds] });
+    },
+    async removeMembers(conversationId, userIds) {
+      await connections.commands.srem(keys.conversationMembers(conversationId), ...userIds);
+      // Every instance (this one included, through its subscription) ends the removed members' streams.
+      await announce({ conversationId, removed: [...userIds] });
+    },
+    watchRemoval(conversationId, userId, onRemoved) {
+      const key = keyOf(conversationId, userId);
+      let set = watchers.get(key);
+      if (!set) watchers.set(key, (set = new Set()));
+      set.add(onRemoved);
+      return () => {
+        set.delete(onRemoved);
+        if (set.size === 0 && watchers.get(key) === set) watchers.delete(key);
+      };
+    },
+  };
+}
+
+function createRedisBookings(options: RedisDirectoryOptions): BookingDirectory {
+  const keys = redisKeys(options.prefix);
+  const commands = options.connections.commands;
+  return {
+    async partiesOf(bookingId) {
+      const [guestId, hostId] = await commands.hmget(keys.bookingParties(bookingId), 'guestId', 'hostId');
+      return guestId && hostId ? { guestId, hostId } : undefined;
+    },
+    async setParties(bookingId, parties) {
+      await commands.hset(keys.bookingParties(bookingId), { guestId: parties.guestId, hostId: parties.hostId });
+    },
+  };
+}
+
+function createRedisChatSessions(options: RedisDirectoryOptions): ChatSessionDirectory {
+  const keys = redisKeys(options.prefix);
+  const commands = options.connections.commands;
+  const now = options.now ?? (() => new Date());
+  return {
+    async create(ownerId) {
+      const session = { id: randomUUID(), ownerId, createdAt: now().toISOString() };
+      const key = keys.chatSession(session.id);
+      await commands.multi().hset(key, { ownerId, createdAt: session.createdAt }).expire(key, options.chatSessionTtlSeconds).exec();
+      return session;
+    },
+    async get(sessionId) {
+      const key = keys.chatSession(sessionId);
+      const [ownerId, createdAt] = await commands.hmget(key, 'ownerId', 'createdAt');
+      if (!ownerId || !createdAt) return undefined;
+      // Sessions in use stay alive; idle ones expire.
+      await commands.expire(key, options.chatSessionTtlSeconds);
+      return { id: sessionId, ownerId, createdAt };
+    },
+  };
+}
+
+/**
+ * Redis failures (outage, timeout) become SERVICE_UNAVAILABLE for the client instead of a masked
+ * internal error: the request was fine, the backend was not.
+ */
+function unavailableOnFailure<T extends object>(target: T, logger: Logger): T {
+  return new Proxy(target, {
+    get(object, property, receiver) {
+      const value = Reflect.get(object, property, receiver) as unknown;
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) => {
+        const result = (value as (...args: unknown[]) => unknown).apply(object, args);
+        if (!(result instanceof Promise)) return result;
+        return result.catch((error: unknown) => {
+          logger.warn({ err: error instanceof Error ? error.message : String(error), operation: String(property) }, 'redis directory call failed');
+          throw serviceUnavailable();
+        });
+      };
+    },
+  });
+}
+
+export function createRedisDirectory(options: RedisDirectoryOptions): AccessDirectory {
+  const conversations = createRedisMembership(options);
+  conversations.start();
+  return {
+    conversations: unavailableOnFailure(conversations, options.logger),
+    bookings: unavailableOnFailure(createRedisBookings(options), options.logger),
+    chatSessions: unavailableOnFailure(createRedisChatSessions(options), options.logger),
+    isReady: () => conversations.isSubscribed() && options.connections.isReady(),
+    async close() {
+      conversations.stop();
+    },
+  };
+}
