@@ -110,7 +110,7 @@ describe('loadConfig defaults', () => {
   });
 
   it('does not count an empty JWT_SECRET as "both set" next to JWT_JWKS_URL', () => {
-    const auth = jwksAuth(loadConfig({ NODE_ENV: 'production', JWT_SECRET: '', JWT_JWKS_URL: JWKS_URL }));
+    const auth = jwksAuth(loadConfig({ NODE_ENV: 'production', JWT_SECRET: '', JWT_JWKS_URL: JWKS_URL, JWT_AUDIENCE: 'tidings' }));
     expect(auth.jwksUrl.href).toBe(JWKS_URL);
   });
 
@@ -171,7 +171,13 @@ describe('loadConfig validation', () => {
       'JWT_SECRET or JWT_JWKS_URL: one is required when NODE_ENV=production',
     ]);
     expect(secretAuth(loadConfig({ NODE_ENV: 'production', JWT_SECRET: SECRET_32 })).isDevelopmentSecret).toBe(false);
-    expect(jwksAuth(loadConfig({ NODE_ENV: 'production', JWT_JWKS_URL: JWKS_URL })).jwksUrl.href).toBe(JWKS_URL);
+    expect(jwksAuth(loadConfig({ NODE_ENV: 'production', JWT_JWKS_URL: JWKS_URL, JWT_AUDIENCE: 'tidings' })).jwksUrl.href).toBe(JWKS_URL);
+  });
+
+  it('requires an audience with a JWKS in production, so tokens for other applications are refused', () => {
+    expect(problemsOf({ NODE_ENV: 'production', JWT_JWKS_URL: JWKS_URL })).toEqual([
+      'JWT_AUDIENCE: required with JWT_JWKS_URL when NODE_ENV=production',
+    ]);
   });
 
   it('refuses the development secret in production', () => {
@@ -281,9 +287,11 @@ describe('loadConfig reports single-variable and cross-variable problems togethe
   });
 
   it('requires an https JWKS URL in production', () => {
-    expect(problemsOf({ NODE_ENV: 'production', JWT_JWKS_URL: 'http://idp.example/jwks.json' })).toEqual([
+    expect(problemsOf({ NODE_ENV: 'production', JWT_JWKS_URL: 'http://idp.example/jwks.json', JWT_AUDIENCE: 'tidings' })).toEqual([
       expect.stringMatching(/^JWT_JWKS_URL: must be https/),
     ]);
-    expect(loadConfig({ NODE_ENV: 'production', JWT_JWKS_URL: 'https://idp.example/jwks.json' }).auth.kind).toBe('jwks');
+    expect(
+      loadConfig({ NODE_ENV: 'production', JWT_JWKS_URL: 'https://idp.example/jwks.json', JWT_AUDIENCE: 'tidings' }).auth.kind,
+    ).toBe('jwks');
   });
 });

@@ -95,6 +95,19 @@ describe('typing throttle', () => {
     now = 1_600;
     expect(throttle.admit('c', 'u', 'STARTED')).toBe(true);
   });
+
+  it('caps alternating states at four updates per interval', () => {
+    let now = 0;
+    const throttle = createTypingThrottle(1_000, () => now);
+    const passed = [];
+    for (let index = 0; index < 100; index++) {
+      now = index; // all within one interval
+      passed.push(throttle.admit('c', 'u', index % 2 === 0 ? 'STARTED' : 'STOPPED'));
+    }
+    expect(passed.filter(Boolean)).toHaveLength(4);
+    now = 1_000;
+    expect(throttle.admit('c', 'u', 'STARTED')).toBe(true);
+  });
 });
 
 describe('built-in chat responder', () => {

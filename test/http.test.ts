@@ -168,16 +168,16 @@ describe('SSE', () => {
     expect((event?.['errors'] as Array<{ extensions: { code: string } }>)[0]?.extensions.code).toBe('FORBIDDEN');
   });
 
-  it('delivers over the graphql-sse protocol (single connection mode at /graphql/stream)', async () => {
+  it('delivers to the graphql-sse client (distinct connections mode) on /graphql', async () => {
     const { app, json } = inProcessGateway();
     const token = await tokenFor('alice');
     const started = await json('mutation { startChatSession { id } }', {}, token);
     const sessionId = (started.body.data?.['startChatSession'] as { id: string }).id;
     const client = createSseClient({
-      url: 'http://gateway.test/graphql/stream',
+      url: 'http://gateway.test/graphql',
       fetchFn: (input: RequestInfo | URL, init?: RequestInit) => app.yoga.fetch(new URL(String(input)), init ?? {}),
       headers: { authorization: `Bearer ${token}` },
-      singleConnection: true,
+      singleConnection: false,
       retryAttempts: 0,
     });
     const results: Array<Record<string, unknown>> = [];
@@ -200,15 +200,21 @@ describe('SSE', () => {
     expect(statuses.at(-1)).toBe('DONE');
   });
 
+  it('does not offer graphql-sse single-connection streams, which would not be bound to a user', async () => {
+    const { app } = inProcessGateway();
+    const reserve = await app.yoga.fetch('http://gateway.test/graphql/stream', { method: 'PUT' });
+    expect(reserve.status).toBe(404);
+  });
+
   it('answers a graphql-sse operation with a bad token with 401', async () => {
     const { app } = inProcessGateway();
-    const response = await app.yoga.fetch('http://gateway.test/graphql/stream', {
+    const response = await app.yoga.fetch('http://gateway.test/graphql', {
       method: 'POST',
       headers: { 'content-type': 'application/json', accept: 'text/event-stream', authorization: 'Bearer garbage' },
       body: JSON.stringify({ query: PRICE_UPDATED, variables: { hotelId: 'h' } }),
     });
     expect(response.status).toBe(401);
-    expect(((await response.json()) as { errors: Array<{ extensions: { code: string } }> }).errors[0]?.extensions.code).toBe('UNAUTHENTICATED');
+    expect(await response.text()).toContain('"code":"UNAUTHENTICATED"');
   });
 });
 
@@ -223,6 +229,15 @@ describe('GraphiQL and probes', () => {
     expect(html).toContain('"subscriptionsProtocol":"WS"');
     expect(html).toContain('"connectionParams":{"authorization":"Bearer abc.def.ghi"}');
     expect(html).toContain('priceUpdated(hotelId: \\"hotel-1\\")');
+  });
+
+  it('never echoes a ?token that is not shaped like a JWT into the page', async () => {
+    const { app } = inProcessGateway();
+    const attack = encodeURIComponent('</script><script>alert(document.domain)</script>');
+    const response = await app.yoga.fetch(`http://gateway.test/graphql?token=${attack}`, { headers: { accept: 'text/html' } });
+    const html = await response.text();
+    expect(html.includes('alert(document.domain)')).toBe(false);
+    expect(html.includes('"connectionParams":{')).toBe(false);
   });
 
   it('does not serve GraphiQL when disabled', async () => {

@@ -2,6 +2,7 @@ import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTPayload } 
 import { z } from 'zod';
 import { ROLES, type AuthConfig, type Role } from '../config/config.js';
 import type { Principal } from './principal.js';
+import { idSchema } from '../events/contracts.js';
 
 /** Why a token was refused. Logged and counted; clients get a generic message with the reason. */
 export type TokenRejection = 'missing' | 'malformed' | 'expired' | 'bad_signature' | 'bad_claims' | 'unavailable';
@@ -17,7 +18,8 @@ export class TokenRejectedError extends Error {
 }
 
 const claimsSchema = z.object({
-  sub: z.string().regex(/^[A-Za-z0-9_.@-]{1,128}$/, 'sub must be an id of letters, digits and _ . @ -'),
+  // The user id becomes part of topic names, so it follows the same rule as every other id.
+  sub: idSchema,
   // Unknown role names are ignored rather than rejected, so an identity provider can add roles
   // for other systems without breaking Tidings.
   roles: z

@@ -1,5 +1,4 @@
 import { Repeater } from 'graphql-yoga';
-import type { Unsubscribe } from '../directory/directory.js';
 
 /** Yielded once, last, when a subscriber lost the right to the stream (for example removed from a conversation). */
 export const REVOKED = Symbol('tidings.revoked');
@@ -9,7 +8,7 @@ export interface StreamGuard<T> {
   /** Per-subscriber filter, e.g. "not my own typing event" or "only this booking". */
   accept?: (value: T) => boolean;
   /** Registers a callback that fires when access is revoked; returns its unregistration. */
-  watchRevocation?: (onRevoked: () => void) => Unsubscribe;
+  watchRevocation?: (onRevoked: () => void) => () => void;
   /**
    * Checked once after the watch is registered: closes the gap between the subscribe-time
    * authorization and the watch, during which a revocation would otherwise be missed.

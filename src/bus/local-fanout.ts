@@ -6,8 +6,11 @@ import type { Topic } from '../events/topics.js';
 export const SUBSCRIBER_BUFFER_EVENTS = 1_000;
 
 export interface FanoutHooks {
-  /** The first local subscriber of a topic arrived. A rejection ends that subscriber's stream. */
-  onTopicActive?(topic: string): Promise<void> | void;
+  /**
+   * The first local subscriber of a topic arrived. Synchronous on purpose: the backend starts its
+   * upstream subscription and handles its own failures; local subscribers are attached already.
+   */
+  onTopicActive?(topic: string): void;
   /** The last local subscriber of a topic left. */
   onTopicIdle?(topic: string): Promise<void> | void;
 }
@@ -54,8 +57,8 @@ export class LocalFanout {
         this.listeners.set(topic, topicListeners);
       }
       topicListeners.add(listener);
+      if (isFirst) this.hooks.onTopicActive?.(topic);
       try {
-        if (isFirst) await this.hooks.onTopicActive?.(topic);
         await stop;
       } finally {
         topicListeners.delete(listener);

@@ -128,6 +128,11 @@ function crossFieldProblems(raw: Record<string, string>): string[] {
   if (isProduction && secret === DEVELOPMENT_JWT_SECRET) {
     problems.push('JWT_SECRET: the development secret may not be used when NODE_ENV=production');
   }
+  if (isProduction && jwksUrl && !raw['JWT_AUDIENCE']) {
+    // An identity provider issues tokens for many applications; without an audience check,
+    // a token minted for another one (with its roles) would be accepted here.
+    problems.push('JWT_AUDIENCE: required with JWT_JWKS_URL when NODE_ENV=production');
+  }
   if (isProduction && jwksUrl && !jwksUrl.startsWith('https://')) {
     problems.push('JWT_JWKS_URL: must be https when NODE_ENV=production (keys fetched over plain HTTP can be swapped)');
   }

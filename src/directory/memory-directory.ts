@@ -59,18 +59,22 @@ function createMemoryBookings(): BookingDirectory {
   };
 }
 
-/** The in-memory mode keeps at most this many chat sessions, forgetting the oldest first. */
-const MAX_MEMORY_CHAT_SESSIONS = 100_000;
+/**
+ * The in-memory mode keeps a user's newest MAX_SESSIONS_PER_OWNER chat sessions: one user can
+ * only ever push out their own old sessions, never someone else's.
+ */
+export const MAX_SESSIONS_PER_OWNER = 20;
 
 function createMemoryChatSessions(now: () => Date): ChatSessionDirectory {
   const sessions = new Map<string, ChatSession>();
+  const sessionIdsByOwner = new Map<string, string[]>();
   return {
     async create(ownerId) {
       const session = { id: randomUUID(), ownerId, createdAt: now().toISOString() };
-      if (sessions.size >= MAX_MEMORY_CHAT_SESSIONS) {
-        const oldest = sessions.keys().next();
-        if (!oldest.done) sessions.delete(oldest.value);
-      }
+      let owned = sessionIdsByOwner.get(ownerId);
+      if (!owned) sessionIdsByOwner.set(ownerId, (owned = []));
+      owned.push(session.id);
+      if (owned.length > MAX_SESSIONS_PER_OWNER) sessions.delete(owned.shift() as string);
       sessions.set(session.id, session);
       return session;
     },

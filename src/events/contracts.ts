@@ -19,8 +19,8 @@ export const moneySchema = z.object({
   currency: currencySchema,
 });
 
-const isoDateTime = z.iso.datetime({ offset: true });
-const isoDate = z.iso.date();
+export const isoDateTime = z.iso.datetime({ offset: true });
+export const isoDate = z.iso.date();
 
 export const BOOKING_STATUSES = ['PENDING', 'CONFIRMED', 'CANCELLED', 'CHECKED_IN', 'CHECKED_OUT', 'NO_SHOW'] as const;
 export const NOTIFICATION_KINDS = ['BOOKING', 'MESSAGE', 'PRICE_ALERT', 'PAYMENT', 'SYSTEM'] as const;

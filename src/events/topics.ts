@@ -6,7 +6,8 @@ export type Topic<T extends EventType> = string & { readonly __eventType?: T };
 /**
  * Topic names. One topic per hotel, conversation, user or chat session, never one global topic
  * filtered per subscriber. With Redis each topic is one channel: `${REDIS_PREFIX}${topic}`.
- * Ids are validated by idSchema (no `:`), so two different ids never produce the same topic.
+ * Ids are validated by idSchema (no `:`), and every kind of topic has its own first segment, so
+ * two different topics never share a name.
  */
 export const topics = {
   hotelPrices: (hotelId: string): Topic<'priceUpdated'> => `price:${hotelId}`,
@@ -15,9 +16,9 @@ export const topics = {
   /** Booking updates go to both parties' topics; a subscriber filters by booking when asked to. */
   userBookings: (userId: string): Topic<'bookingUpdated'> => `user:${userId}:booking`,
   userNotifications: (userId: string): Topic<'notificationCreated'> => `user:${userId}:notification`,
-  chatSession: (sessionId: string): Topic<'chatResponse'> => `chat:${sessionId}`,
+  chatSession: (sessionId: string): Topic<'chatResponse'> => `chat-session:${sessionId}`,
   /** Users' chat messages, for an external assistant service (CHAT_RESPONDER=external). */
-  chatRequests: (): Topic<'chatMessageSent'> => 'chat:requests',
+  chatRequests: (): Topic<'chatMessageSent'> => 'chat-requests',
 } as const;
 
 /** The topics an event is published on. The Redis ingress also uses this to check the channel. */

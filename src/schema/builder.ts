@@ -2,6 +2,7 @@ import SchemaBuilder from '@pothos/core';
 import ScopeAuthPlugin from '@pothos/plugin-scope-auth';
 import { hasRole } from '../auth/principal.js';
 import { forbidden, unauthenticated } from '../errors.js';
+import { idSchema } from '../events/contracts.js';
 import type { GraphQLContext } from './context.js';
 
 /** Scopes a field can demand. Parameterised scopes are loaded once per operation and argument. */
@@ -43,19 +44,22 @@ export const builder = new SchemaBuilder<{
     authScopes: (context) => {
       const { principal, services } = context;
       const userId = principal.kind === 'user' ? principal.userId : undefined;
+      // Arguments reach these checks before any resolver validates them: an id that could not
+      // exist is refused here, so no lookup (or Redis key) is ever built from it.
+      const isId = (value: string) => idSchema.safeParse(value).success;
       return {
         authenticated: userId !== undefined,
         service: hasRole(principal, 'service'),
         admin: hasRole(principal, 'admin'),
         conversationMember: (conversationId) =>
-          userId !== undefined && services.directory.conversations.isMember(conversationId, userId),
+          userId !== undefined && isId(conversationId) && services.directory.conversations.isMember(conversationId, userId),
         bookingParty: async (bookingId) => {
-          if (userId === undefined) return false;
+          if (userId === undefined || !isId(bookingId)) return false;
           const parties = await services.directory.bookings.partiesOf(bookingId);
           return parties !== undefined && (parties.guestId === userId || parties.hostId === userId);
         },
         chatSessionOwner: async (sessionId) => {
-          if (userId === undefined) return false;
+          if (userId === undefined || !isId(sessionId)) return false;
           const session = await services.directory.chatSessions.get(sessionId);
           return session?.ownerId === userId;
         },

@@ -1,12 +1,8 @@
 import { GraphQLError, Kind } from 'graphql';
-import { z } from 'zod';
 import { ROLES } from '../config/config.js';
-import { idSchema, type EventEnvelope, type EventType } from '../events/contracts.js';
+import { idSchema, isoDate, isoDateTime, type EventEnvelope, type EventType } from '../events/contracts.js';
 import { badUserInput } from '../errors.js';
 import { builder } from './builder.js';
-
-const isoDateTime = z.iso.datetime({ offset: true });
-const isoDate = z.iso.date();
 
 function stringScalar(name: string, description: string, check: (value: string) => boolean) {
   const parse = (value: unknown) => {

@@ -1,5 +1,4 @@
 import type { GraphiQLOptions } from 'graphql-yoga';
-import { bearerFromHeader } from '../auth/credentials.js';
 
 export const GRAPHIQL_EXAMPLE_QUERY = `# Welcome to Tidings. Subscriptions run over WebSocket (graphql-ws).
 #
@@ -30,10 +29,13 @@ query Me {
  * in graphql-ws `connection_init` (GraphiQL cannot send headers on a WebSocket) and in the
  * Authorization header of HTTP requests.
  */
+/** A compact JWS: three base64url parts. Anything else is ignored, never echoed into the page. */
+const JWT_SHAPE = /^[A-Za-z0-9_-]{1,4096}\.[A-Za-z0-9_-]{1,8192}\.[A-Za-z0-9_-]{0,1024}$/;
+
 export function graphiqlOptionsFor(request: Request): GraphiQLOptions {
-  const rawToken = new URL(request.url).searchParams.get('token')?.trim();
-  const token = rawToken ? (bearerFromHeader(`Bearer ${rawToken}`) ?? undefined) : undefined;
-  const authorization = token ? `Bearer ${token}` : undefined;
+  const token = new URL(request.url).searchParams.get('token')?.trim();
+  // The options are embedded in an inline <script>: only a token of the JWT alphabet may reach it.
+  const authorization = token && JWT_SHAPE.test(token) ? `Bearer ${token}` : undefined;
   return {
     title: 'Tidings GraphiQL',
     subscriptionsProtocol: 'WS',

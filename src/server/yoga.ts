@@ -9,7 +9,6 @@ import { TokenRejectedError } from '../auth/token-verifier.js';
 import { unauthenticated } from '../errors.js';
 import { yogaLoggerFrom } from '../logging/logger.js';
 import type { GatewayServices, GraphQLContext } from '../schema/context.js';
-import { useGraphQLSSEProtocol } from '../transport/graphql-sse.js';
 import { graphiqlOptionsFor } from './graphiql.js';
 
 export const GRAPHQL_PATH = '/graphql';
@@ -47,8 +46,10 @@ export function createGatewayYoga(deps: {
     landingPage: false,
     logging: yogaLoggerFrom(logger),
     healthCheckEndpoint: '/health',
-    // Yoga's own SSE ("distinct connections") serves subscriptions on /graphql to clients that
-    // send Accept: text/event-stream; the graphql-sse plugin below adds single-connection mode.
+    // Yoga's own SSE serves subscriptions on /graphql to clients that send Accept:
+    // text/event-stream: the graphql-sse protocol's "distinct connections" mode, one operation per
+    // request, authenticated per request like any HTTP call. (Single-connection mode is left out:
+    // its streams are shared by a token rather than bound to a user.)
     graphiql: deps.graphiql ? (request) => graphiqlOptionsFor(request) : false,
     renderGraphiQL,
     context: async (initial: YogaInitialContext & TransportContext): Promise<GraphQLContext> => ({
@@ -64,7 +65,6 @@ export function createGatewayYoga(deps: {
       },
     },
     plugins: [
-      useGraphQLSSEProtocol({ endpoint: `${GRAPHQL_PATH}/stream`, logger }),
       useReadinessCheck({ endpoint: '/ready', check: () => deps.isReady() }),
     ],
   });
