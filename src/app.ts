@@ -121,17 +121,25 @@ export function buildApp(config: Config, overrides: { logger?: Logger; bus?: Eve
     stop() {
       stopping ??= (async () => {
         logger.info('shutting down');
-        const closed = new Promise<void>((resolve) => httpServer.close(() => resolve()));
-        await webSockets.close();
+        const deadline = Date.now() + config.shutdown.timeoutMs;
+        const remaining = () => Math.max(0, deadline - Date.now());
+        const withinDeadline = (work: Promise<unknown>) =>
+          Promise.race([work, new Promise((resolve) => setTimeout(resolve, remaining()).unref())]);
+
+        // 1. Accept nothing new; idle keep-alive connections go now.
+        const httpClosed = new Promise<void>((resolve) => httpServer.close(() => resolve()));
         httpServer.closeIdleConnections();
-        // SSE responses are long-lived HTTP responses: end them so close() can finish.
-        const deadline = setTimeout(() => httpServer.closeAllConnections(), config.shutdown.timeoutMs);
-        deadline.unref();
-        await Promise.race([chat.drain(), new Promise((resolve) => setTimeout(resolve, config.shutdown.timeoutMs).unref())]);
-        httpServer.closeAllConnections();
-        await closed;
-        clearTimeout(deadline);
+        // 2. Tell WebSocket clients to reconnect elsewhere (1001).
+        await webSockets.close(Math.min(remaining(), 2_000));
+        // 3. End every subscription: SSE responses complete, Redis channels are unsubscribed.
         await bus.close();
+        // 4. Let in-flight requests (mutations) and streaming chat replies finish, within the
+        //    deadline, closing keep-alive connections as soon as their last response is done.
+        const idleSweeper = setInterval(() => httpServer.closeIdleConnections(), 50);
+        await withinDeadline(Promise.all([httpClosed, chat.drain()]));
+        clearInterval(idleSweeper);
+        httpServer.closeAllConnections();
+        await httpClosed;
         await directory.close();
         await redis?.close();
         logger.info('stopped');

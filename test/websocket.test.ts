@@ -437,3 +437,35 @@ describe.each(BACKENDS)('with the %s pub/sub', (backend) => {
     });
   });
 });
+
+describe('token expiry ends long-lived connections', () => {
+  it('closes a WebSocket with 4403 when its token expires', async () => {
+    const gateway = await startGatewayWith();
+    const { client, waitForClose } = connectWs(gateway.wsUrl, await tokenFor('alice', ['user'], { expiresInSeconds: 2 }));
+    const prices = record(client, PRICE_UPDATED, { hotelId: 'hotel-1' });
+    await gateway.waitForSubscribers(topics.hotelPrices('hotel-1'));
+    const closed = await waitForClose();
+    expect(closed).toEqual({ code: 4403, reason: 'Unauthenticated: Token has expired' });
+    await waitUntil(() => gateway.app.services.bus.subscriberCount(topics.hotelPrices('hotel-1')) === 0, 'the subscription to end');
+    expect(prices.isComplete()).toBe(true);
+  });
+
+  it('ends an SSE subscription with UNAUTHENTICATED (expired) when its token expires', async () => {
+    const gateway = await startGatewayWith();
+    const response = await fetch(gateway.httpUrl, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        accept: 'text/event-stream',
+        authorization: `Bearer ${await tokenFor('alice', ['user'], { expiresInSeconds: 2 })}`,
+      },
+      body: JSON.stringify({ query: PRICE_UPDATED, variables: { hotelId: 'hotel-1' } }),
+    });
+    expect(response.status).toBe(200);
+    const body = await response.text(); // resolves only when the server ends the stream
+    expect(body).toContain('"code":"UNAUTHENTICATED"');
+    expect(body).toContain('"reason":"expired"');
+    expect(body).toContain('event: complete');
+    expect(gateway.app.services.bus.subscriberCount(topics.hotelPrices('hotel-1'))).toBe(0);
+  });
+});

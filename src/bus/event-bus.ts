@@ -20,5 +20,9 @@ export interface EventBus {
   subscriberCount(topic: string): number;
   /** False while the backend cannot deliver (Redis unreachable); drives the readiness endpoint. */
   isReady(): boolean;
+  /**
+   * Completes every local subscription and lets go of upstream subscriptions. Publishing still
+   * works afterwards (in-flight mutations can finish) until the connections themselves close.
+   */
   close(): Promise<void>;
 }

@@ -21,6 +21,8 @@ export interface FanoutHooks {
  */
 export class LocalFanout {
   private readonly listeners = new Map<string, Set<(event: TidingsEvent) => void>>();
+  /** How to end each live subscriber's stream, for shutdown. */
+  private readonly stops = new Set<() => void>();
 
   constructor(private readonly hooks: FanoutHooks = {}) {}
 
@@ -28,6 +30,11 @@ export class LocalFanout {
     const topicListeners = this.listeners.get(topic);
     if (!topicListeners) return;
     for (const listener of topicListeners) listener(event);
+  }
+
+  /** Completes every subscriber's stream (shutdown); their topics go idle as they end. */
+  endAll(): void {
+    for (const end of [...this.stops]) end();
   }
 
   subscriberCount(topic: string): number {
@@ -57,10 +64,13 @@ export class LocalFanout {
         this.listeners.set(topic, topicListeners);
       }
       topicListeners.add(listener);
+      const end = () => stop();
+      this.stops.add(end);
       if (isFirst) this.hooks.onTopicActive?.(topic);
       try {
         await stop;
       } finally {
+        this.stops.delete(end);
         topicListeners.delete(listener);
         if (topicListeners.size === 0 && this.listeners.get(topic) === topicListeners) {
           this.listeners.delete(topic);

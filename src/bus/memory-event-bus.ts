@@ -13,6 +13,8 @@ export function createMemoryEventBus(): EventBus {
     activeTopicCount: () => fanout.activeTopicCount(),
     subscriberCount: (topic) => fanout.subscriberCount(topic),
     isReady: () => true,
-    async close() {},
+    async close() {
+      fanout.endAll();
+    },
   };
 }

@@ -89,7 +89,9 @@ export function createRedisEventBus(options: RedisEventBusOptions): EventBus {
     subscriberCount: (topic) => fanout.subscriberCount(topic),
     isReady: () => connections.isReady(),
     async close() {
-      // Connections are closed by their owner (the composition root) after the directory is done too.
+      fanout.endAll();
+      // Idle topics UNSUBSCRIBE as their subscribers end; wait for those still settling.
+      // The connections are closed by their owner (the composition root).
       await Promise.allSettled(redisSubscriptions.values());
     },
   };

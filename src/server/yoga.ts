@@ -10,6 +10,7 @@ import { unauthenticated } from '../errors.js';
 import { yogaLoggerFrom } from '../logging/logger.js';
 import type { GatewayServices, GraphQLContext } from '../schema/context.js';
 import { graphiqlOptionsFor } from './graphiql.js';
+import { useTokenExpiry } from './use-token-expiry.js';
 
 export const GRAPHQL_PATH = '/graphql';
 
@@ -65,6 +66,7 @@ export function createGatewayYoga(deps: {
       },
     },
     plugins: [
+      useTokenExpiry(),
       useReadinessCheck({ endpoint: '/ready', check: () => deps.isReady() }),
     ],
   });

@@ -11,6 +11,7 @@ import { bearerFromConnectionParams } from '../auth/credentials.js';
 import type { Principal } from '../auth/principal.js';
 import { TokenRejectedError } from '../auth/token-verifier.js';
 import { prepareOperation, type PreparedOperation } from '../server/prepare-operation.js';
+import { atExpiry } from '../auth/expiry.js';
 
 /** What each graphql-ws connection carries besides the protocol state. */
 export interface SocketExtra {
@@ -18,6 +19,8 @@ export interface SocketExtra {
   readonly request: IncomingMessage;
   readonly connectionId: string;
   principal?: Principal;
+  /** Cancels the close scheduled for the token's expiry. */
+  cancelExpiry?: () => void;
 }
 
 export interface WebSocketTransportOptions {
@@ -29,8 +32,11 @@ export interface WebSocketTransportOptions {
 
 export interface WebSocketTransport {
   connectionCount(): number;
-  /** Closes every socket with 1001 so clients reconnect elsewhere, then stops the server. */
-  close(): Promise<void>;
+  /**
+   * Closes every socket with 1001 so clients reconnect elsewhere; sockets that have not finished
+   * the close handshake within `graceMs` are terminated.
+   */
+  close(graceMs: number): Promise<void>;
 }
 
 /**
@@ -55,8 +61,16 @@ export function attachWebSocketTransport(deps: {
     onConnect: async (ctx) => {
       const { extra } = ctx;
       try {
-        extra.principal = await authenticator.authenticate(bearerFromConnectionParams(ctx.connectionParams));
-        logger.debug({ connectionId: extra.connectionId, userId: userIdForLog(extra.principal) }, 'websocket authenticated');
+        const principal = await authenticator.authenticate(bearerFromConnectionParams(ctx.connectionParams));
+        extra.principal = principal;
+        if (principal.kind === 'user' && principal.expiresAt !== undefined) {
+          // The connection lives only as long as its token: the client reconnects with a fresh one.
+          extra.cancelExpiry = atExpiry(principal.expiresAt, () => {
+            logger.info({ connectionId: extra.connectionId }, 'websocket token expired; closing');
+            extra.socket.close(CloseCode.Forbidden, 'Unauthenticated: Token has expired');
+          });
+        }
+        logger.debug({ connectionId: extra.connectionId, userId: userIdForLog(principal) }, 'websocket authenticated');
         return true;
       } catch (error) {
         if (!(error instanceof TokenRejectedError)) throw error;
@@ -146,6 +160,7 @@ export function attachWebSocketTransport(deps: {
 
     socket.once('close', (code, reason) => {
       clearInterval(pinger);
+      extra.cancelExpiry?.();
       logger.debug({ connectionId, code }, 'websocket closed');
       void closed(code, reason.toString());
     });
@@ -163,10 +178,15 @@ export function attachWebSocketTransport(deps: {
 
   return {
     connectionCount: () => wss.clients.size,
-    async close() {
+    async close(graceMs) {
       deps.httpServer.off('upgrade', onUpgrade);
       for (const client of wss.clients) client.close(1001, 'Server shutting down; reconnect');
-      await new Promise<void>((resolve) => wss.close(() => resolve()));
+      const closed = new Promise<void>((resolve) => wss.close(() => resolve()));
+      const graceOver = new Promise<void>((resolve) => setTimeout(resolve, graceMs).unref());
+      await Promise.race([closed, graceOver]);
+      // A peer that never answers the close frame must not hold shutdown hostage.
+      for (const client of wss.clients) client.terminate();
+      await closed;
     },
   };
 }

@@ -1,0 +1,80 @@
+import { once } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { buildApp } from '../src/app.js';
+import { createMemoryDirectory } from '../src/directory/memory-directory.js';
+import { topics } from '../src/events/topics.js';
+import { testConfig, tokenFor } from './support/gateway.js';
+import { ADD_MEMBERS, PRICE_UPDATED } from './support/operations.js';
+import { waitUntil } from './support/wait.js';
+import { connectWs, record } from './support/ws-client.js';
+
+async function started(env: Record<string, string> = {}, overrides: Parameters<typeof buildApp>[1] = {}) {
+  const app = buildApp(testConfig(env), overrides);
+  const { port } = await app.start();
+  return { app, httpUrl: `http://127.0.0.1:${port}/graphql`, wsUrl: `ws://127.0.0.1:${port}/graphql` };
+}
+
+describe('graceful shutdown', () => {
+  it('tells WebSocket clients to reconnect (1001), completes SSE streams, and refuses new connections', async () => {
+    const { app, httpUrl, wsUrl } = await started();
+    const token = await tokenFor('alice');
+    const ws = connectWs(wsUrl, token);
+    const prices = record(ws.client, PRICE_UPDATED, { hotelId: 'hotel-1' });
+    const sse = await fetch(httpUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'text/event-stream', authorization: `Bearer ${token}` },
+      body: JSON.stringify({ query: PRICE_UPDATED, variables: { hotelId: 'hotel-1' } }),
+    });
+    await waitUntil(() => app.services.bus.subscriberCount(topics.hotelPrices('hotel-1')) === 2, 'two subscribers');
+
+    await app.stop();
+    expect((await ws.waitForClose()).code).toBe(1001);
+    expect(prices.isComplete()).toBe(true);
+    expect(await sse.text()).toContain('event: complete');
+    await expect(fetch(httpUrl.replace('/graphql', '/health'))).rejects.toThrow();
+  });
+
+  it('does not let a peer that ignores the close frame hold shutdown past its deadline', async () => {
+    const { app, wsUrl } = await started({ SHUTDOWN_TIMEOUT_MS: '1000' });
+    const socket = new WebSocket(wsUrl, 'graphql-transport-ws');
+    await once(socket, 'open');
+    socket.send(JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${await tokenFor('alice')}` } }));
+    await once(socket, 'message');
+    // Stop reading: the close frame is never answered.
+    (socket as unknown as { _socket: { pause(): void } })._socket.pause();
+    const stopping = app.stop();
+    const outcome = await Promise.race([stopping.then(() => 'stopped'), sleep(8_000).then(() => 'still running')]);
+    expect(outcome).toBe('stopped');
+    socket.terminate();
+  });
+
+  it('lets an in-flight mutation finish and answer', async () => {
+    const directory = createMemoryDirectory();
+    let recorded = false;
+    const slowDirectory = {
+      ...directory,
+      conversations: {
+        ...directory.conversations,
+        addMembers: async (conversationId: string, userIds: readonly string[]) => {
+          await sleep(400);
+          await directory.conversations.addMembers(conversationId, userIds);
+          recorded = true;
+        },
+      },
+    };
+    const { app, httpUrl } = await started({}, { directory: slowDirectory });
+    const response = fetch(httpUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${await tokenFor('messages', ['service'])}` },
+      body: JSON.stringify({ query: ADD_MEMBERS, variables: { conversationId: 'c', userIds: ['alice'] } }),
+    });
+    await sleep(100);
+    await app.stop();
+    const answer = await response;
+    expect(answer.status).toBe(200);
+    expect(await answer.json()).toEqual({ data: { addConversationMembers: true } });
+    expect(recorded).toBe(true);
+  });
+});
