@@ -1,9 +1,16 @@
+import { readFileSync } from 'node:fs';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import addFormatsModule from 'ajv-formats';
 import { describe, expect, it } from 'vitest';
+import { allEventJsonSchemas, eventJsonSchema } from '../src/events/json-schemas.js';
 import { EVENT_TYPES, parseEvent } from '../src/events/contracts.js';
 import { topicsOf } from '../src/events/topics.js';
 import { builtinReplyTo, chunkReply } from '../src/chat/builtin-responder.js';
 import { createTypingThrottle } from '../src/publish/typing-throttle.js';
 import { formatMoneyAmount } from '../src/schema/common.js';
+
+// ajv-formats is CommonJS; its default export arrives wrapped under ESM.
+const addFormats = (addFormatsModule as unknown as { default: (ajv: Ajv2020) => Ajv2020 }).default;
 
 const envelope = (type: string, data: unknown, extra: Record<string, unknown> = {}) => ({
   id: 'evt-1',
@@ -118,3 +125,38 @@ describe('built-in chat responder', () => {
     expect(chunkReply(reply).join('')).toBe(reply);
   });
 });
+
+describe('machine-readable contracts (docs/channels/*.schema.json)', () => {
+  it('are up to date with the zod contracts (run `npm run contracts:print` after changing them)', () => {
+    for (const { file, content } of allEventJsonSchemas()) {
+      expect(readFileSync(new URL(`../${file}`, import.meta.url), 'utf8'), file).toBe(content);
+    }
+  });
+
+  it('accept and reject the same documents as the gateway', () => {
+    const ajv = new Ajv2020({ strict: false, allErrors: true });
+    addFormats(ajv);
+    for (const type of EVENT_TYPES) {
+      const validate = ajv.compile(eventJsonSchema(type));
+      const good = envelope(type, validData[type]);
+      expect(validate(good), `${type}: ${JSON.stringify(validate.errors)}`).toBe(true);
+      expect(parseEvent(good).ok).toBe(true);
+      for (const bad of [
+        { ...good, id: 'a:b' },
+        { ...good, version: 2 },
+        { ...good, occurredAt: 'yesterday' },
+        { ...good, data: {} },
+        { ...good, data: { ...(good.data as object), unexpected: true, ...firstFieldBroken(type) } },
+      ]) {
+        expect(validate(bad), `${type} should reject ${JSON.stringify(bad).slice(0, 120)}`).toBe(false);
+        expect(parseEvent(bad).ok).toBe(false);
+      }
+    }
+  });
+});
+
+/** Breaks the first required data field of an event type (wrong JSON type). */
+function firstFieldBroken(type: string): Record<string, unknown> {
+  const [first] = Object.keys(validData[type] as object);
+  return { [first as string]: 12345 };
+}

@@ -3,7 +3,9 @@ import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { topics } from '../src/events/topics.js';
 import { sharedRedis } from './support/backends.js';
-import { startGateway, tokenFor, type TestGateway } from './support/gateway.js';
+import { buildApp } from '../src/app.js';
+import { createRedisPublisher, InvalidEventError } from '../src/sdk/redis-publisher.js';
+import { startGateway, testConfig, tokenFor, type TestGateway } from './support/gateway.js';
 import {
   ADD_MEMBERS,
   BOOKING_UPDATED,
@@ -330,4 +332,58 @@ describe('Redis faults', () => {
     expect(closes).toHaveLength(0);
     expect(prices.isComplete()).toBe(false);
   }, 40_000);
+});
+
+describe('the TypeScript publisher for services (src/sdk)', () => {
+  it('publishes validated events and membership changes that the gateway acts on', async () => {
+    const { b, inspector, prefix } = await twoInstances();
+    const publisher = createRedisPublisher({ redis: inspector, prefix });
+    await inspector.sadd(`${prefix}conversation:conv-s:members`, 'dave');
+    const token = await tokenFor('dave');
+    const prices = record(connectWs(b.wsUrl, token).client, PRICE_UPDATED, { hotelId: 'hotel-s' });
+    const messages = record(connectWs(b.wsUrl, token).client, NEW_MESSAGE, { conversationId: 'conv-s' });
+    await b.waitForSubscribers(topics.hotelPrices('hotel-s'));
+    await b.waitForSubscribers(topics.conversationMessages('conv-s'));
+
+    const published = await publisher.publish('priceUpdated', { hotelId: 'hotel-s', roomType: 'TWIN', price: { amountMinor: 7_500, currency: 'GBP' } });
+    const [result] = await prices.waitForResults(1);
+    expect(result?.data?.['priceUpdated']).toMatchObject({ id: published.id, price: { amount: '75.00', currency: 'GBP' } });
+
+    await expect(publisher.publish('priceUpdated', { hotelId: 'bad:id', roomType: 'TWIN', price: { amountMinor: -1, currency: 'GBP' } })).rejects.toBeInstanceOf(
+      InvalidEventError,
+    );
+    await expect(publisher.announceMembershipChange({ conversationId: 'conv-s' })).rejects.toBeInstanceOf(InvalidEventError);
+
+    await inspector.srem(`${prefix}conversation:conv-s:members`, 'dave');
+    await publisher.announceMembershipChange({ conversationId: 'conv-s', removed: ['dave'] });
+    await messages.waitForEnd();
+    expect(messages.results.at(-1)?.errors?.[0]?.extensions?.['code']).toBe('FORBIDDEN');
+  });
+});
+
+describe('start-up', () => {
+  it('delivers to a subscription made before the Redis connections finished connecting', async () => {
+    const redis = await sharedRedis();
+    const inspector = redis.client();
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const prefix = randomPrefix();
+      const app = buildApp(testConfig({ REDIS_URL: redis.url, REDIS_PREFIX: prefix }));
+      // Subscribe in the same tick the connections are created, as a subscription arriving right
+      // at start-up would, before either connection has finished its handshake.
+      const stream = app.services.bus.subscribe(topics.hotelPrices('hotel-early'));
+      const first = stream.next();
+      await waitUntil(async () => {
+        const [, count] = (await inspector.pubsub('NUMSUB', `${prefix}price:hotel-early`)) as [string, number];
+        return count === 1;
+      }, 'the early SUBSCRIBE to reach Redis', 3_000);
+      await createRedisPublisher({ redis: inspector, prefix }).publish('priceUpdated', {
+        hotelId: 'hotel-early',
+        roomType: 'DOUBLE',
+        price: { amountMinor: attempt, currency: 'EUR' },
+      });
+      expect((await first).value?.data).toMatchObject({ price: { amountMinor: attempt } });
+      await stream.return?.();
+      await app.stop();
+    }
+  });
 });

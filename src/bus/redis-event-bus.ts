@@ -1,4 +1,5 @@
 import { RedisPubSub } from 'graphql-redis-subscriptions';
+import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { parseEvent, type TidingsEvent } from '../events/contracts.js';
 import { topicsOf } from '../events/topics.js';
@@ -15,6 +16,12 @@ export interface RedisEventBusOptions {
   readonly maxEventBytes: number;
   readonly logger: Logger;
   readonly metrics: GatewayMetrics;
+}
+
+/** PUBLISHes an event, serialized once, on the channel of each of its topics. */
+export async function publishToRedis(redis: Pick<Redis, 'publish'>, prefix: string, event: TidingsEvent): Promise<void> {
+  const payload = JSON.stringify(event);
+  await Promise.all(topicsOf(event).map((topic) => redis.publish(`${prefix}${topic}`, payload)));
 }
 
 /**
@@ -80,10 +87,7 @@ export function createRedisEventBus(options: RedisEventBusOptions): EventBus {
   });
 
   return {
-    async publish(event: TidingsEvent) {
-      const payload = JSON.stringify(event);
-      await Promise.all(topicsOf(event).map((topic) => connections.commands.publish(channelOf(topic), payload)));
-    },
+    publish: (event: TidingsEvent) => publishToRedis(connections.commands, prefix, event),
     subscribe: (topic) => fanout.subscribe(topic),
     activeTopicCount: () => fanout.activeTopicCount(),
     subscriberCount: (topic) => fanout.subscriberCount(topic),

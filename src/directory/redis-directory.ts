@@ -1,36 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
-import { z } from 'zod';
-import { idSchema } from '../events/contracts.js';
+import { membershipChangeSchema, type MembershipChange } from '../events/contracts.js';
 import type { GatewayMetrics } from '../metrics/metrics.js';
 import { serviceUnavailable } from '../errors.js';
 import type { RedisConnections } from '../redis/connections.js';
+import { redisKeys } from '../redis/keys.js';
 import type { AccessDirectory, BookingDirectory, ChatSessionDirectory, ConversationMembership } from './directory.js';
-
-/**
- * Access data in Redis, shared by every instance and owned by the domain services (documented in
- * docs/CHANNELS.md):
- *   {prefix}conversation:{id}:members   SET of user ids (the message service keeps it)
- *   {prefix}membership                  channel: JSON {conversationId, added?, removed?} on change
- *   {prefix}booking:{id}                HASH guestId, hostId (the booking service keeps it)
- *   {prefix}chat-session:{id}           HASH ownerId, createdAt, expiring after chatSessionTtlSeconds
- */
-export const redisKeys = (prefix: string) => ({
-  conversationMembers: (conversationId: string) => `${prefix}conversation:${conversationId}:members`,
-  membershipChannel: () => `${prefix}membership`,
-  bookingParties: (bookingId: string) => `${prefix}booking:${bookingId}`,
-  chatSession: (sessionId: string) => `${prefix}chat-session:${sessionId}`,
-});
-
-export const membershipChangeSchema = z
-  .object({
-    conversationId: idSchema,
-    added: z.array(idSchema).max(10_000).default([]),
-    removed: z.array(idSchema).max(10_000).default([]),
-  })
-  .refine((change) => change.added.length + change.removed.length > 0, { message: 'names no member' });
-export type MembershipChange = z.input<typeof membershipChangeSchema>;
 
 export interface RedisDirectoryOptions {
   readonly connections: RedisConnections;

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 
 /**
@@ -139,6 +140,19 @@ export function wireSchemaOf(type: EventType) {
   });
 }
 
+/**
+ * The membership change notification a message service publishes on `{prefix}membership`
+ * after changing a conversation's member set (see docs/CHANNELS.md).
+ */
+export const membershipChangeSchema = z
+  .object({
+    conversationId: idSchema,
+    added: z.array(idSchema).max(10_000).default([]),
+    removed: z.array(idSchema).max(10_000).default([]),
+  })
+  .refine((change) => change.added.length + change.removed.length > 0, { message: 'names no member' });
+export type MembershipChange = z.input<typeof membershipChangeSchema>;
+
 export type EventParseResult =
   | { readonly ok: true; readonly event: TidingsEvent }
   | { readonly ok: false; readonly reason: 'shape' | 'unknown_type' | 'version'; readonly issues: string[] };
@@ -161,6 +175,27 @@ export function parseEvent(document: unknown): EventParseResult {
   const data = eventDataSchemas[type as EventType].safeParse(envelope.data.data);
   if (!data.success) return { ok: false, reason: 'shape', issues: describeIssues(data.error, 'data') };
   return { ok: true, event: { ...envelope.data, version: EVENT_VERSION, data: data.data } as TidingsEvent };
+}
+
+export type BuildEventResult<T extends EventType> =
+  | { readonly ok: true; readonly event: EventEnvelope<T> }
+  | { readonly ok: false; readonly issues: string[] };
+
+/**
+ * Validates `input` as the data of `type` and wraps it in a new envelope. The one way events are
+ * made, by the gateway's mutations and by the TypeScript publisher in src/sdk/.
+ */
+export function buildEvent<T extends EventType>(
+  type: T,
+  input: EventDataInput<T>,
+  options: { id?: string; occurredAt?: string; now?: () => Date } = {},
+): BuildEventResult<T> {
+  const data = parseEventData(type, input);
+  if (!data.ok) return data;
+  const occurredAt = options.occurredAt ?? (options.now ?? (() => new Date()))().toISOString();
+  const envelope = envelopeSchema.pick({ id: true, occurredAt: true }).safeParse({ id: options.id ?? randomUUID(), occurredAt });
+  if (!envelope.success) return { ok: false, issues: describeIssues(envelope.error, '') };
+  return { ok: true, event: { ...envelope.data, type, version: EVENT_VERSION, data: data.data } };
 }
 
 export type EventDataResult<T extends EventType> =

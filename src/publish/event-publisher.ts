@@ -1,9 +1,7 @@
-import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { EventBus } from '../bus/event-bus.js';
 import {
-  EVENT_VERSION,
-  parseEventData,
+  buildEvent,
   type EventDataInput,
   type EventEnvelope,
   type EventType,
@@ -29,15 +27,9 @@ export function createEventPublisher(deps: { bus: EventBus; logger: Logger; metr
   const now = deps.now ?? (() => new Date());
   return {
     async publish(type, data, options) {
-      const parsed = parseEventData(type, data);
-      if (!parsed.ok) throw badUserInput(`Invalid ${type} event: ${parsed.issues.join('; ')}`, parsed.issues);
-      const event = {
-        id: randomUUID(),
-        type,
-        version: EVENT_VERSION,
-        occurredAt: options?.occurredAt ?? now().toISOString(),
-        data: parsed.data,
-      } as EventEnvelope<typeof type>;
+      const built = buildEvent(type, data, { occurredAt: options?.occurredAt, now });
+      if (!built.ok) throw badUserInput(`Invalid ${type} event: ${built.issues.join('; ')}`, built.issues);
+      const { event } = built;
       try {
         await deps.bus.publish(event as TidingsEvent);
       } catch (error) {

@@ -1,0 +1,54 @@
+import type { Redis } from 'ioredis';
+import { publishToRedis } from '../bus/redis-event-bus.js';
+import { redisKeys } from '../redis/keys.js';
+import {
+  buildEvent,
+  membershipChangeSchema,
+  type EventDataInput,
+  type EventEnvelope,
+  type EventType,
+  type MembershipChange,
+  type TidingsEvent,
+} from '../events/contracts.js';
+
+/**
+ * For backend services written in TypeScript: publish Tidings events straight onto Redis, with
+ * the same contract and validation as the gateway (see docs/CHANNELS.md). Other languages
+ * follow the documented channels and JSON Schemas instead.
+ *
+ *   const tidings = createRedisPublisher({ redis: new Redis(url), prefix: 'tidings:' });
+ *   await tidings.publish('priceUpdated', { hotelId: 'h1', roomType: 'DOUBLE', price: { amountMinor: 12900, currency: 'EUR' } });
+ */
+export interface RedisPublisher {
+  /** Validates, wraps in an envelope and publishes. Rejects with InvalidEventError on bad data. */
+  publish<T extends EventType>(
+    type: T,
+    data: EventDataInput<T>,
+    options?: { id?: string; occurredAt?: string },
+  ): Promise<EventEnvelope<T>>;
+  /** Announces a change your service already made to `{prefix}conversation:{id}:members`. */
+  announceMembershipChange(change: MembershipChange): Promise<void>;
+}
+
+export class InvalidEventError extends Error {
+  constructor(readonly issues: readonly string[]) {
+    super(`Invalid event: ${issues.join('; ')}`);
+    this.name = 'InvalidEventError';
+  }
+}
+
+export function createRedisPublisher(options: { redis: Pick<Redis, 'publish'>; prefix: string }): RedisPublisher {
+  return {
+    async publish(type, data, publishOptions) {
+      const built = buildEvent(type, data, publishOptions);
+      if (!built.ok) throw new InvalidEventError(built.issues);
+      await publishToRedis(options.redis, options.prefix, built.event as TidingsEvent);
+      return built.event;
+    },
+    async announceMembershipChange(change) {
+      const parsed = membershipChangeSchema.safeParse(change);
+      if (!parsed.success) throw new InvalidEventError(parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`));
+      await options.redis.publish(redisKeys(options.prefix).membershipChannel(), JSON.stringify(parsed.data));
+    },
+  };
+}

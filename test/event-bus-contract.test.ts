@@ -1,0 +1,99 @@
+import { describe, expect, it } from 'vitest';
+import { buildEvent, type EventDataInput, type EventType, type TidingsEvent } from '../src/events/contracts.js';
+import { topics } from '../src/events/topics.js';
+import { BACKENDS } from './support/backends.js';
+import { backendParts } from './support/services.js';
+import { waitUntil } from './support/wait.js';
+
+/** One contract, two implementations: what every EventBus must do. */
+function event<T extends EventType>(type: T, data: EventDataInput<T>): TidingsEvent {
+  const built = buildEvent(type, data);
+  if (!built.ok) throw new Error(built.issues.join('; '));
+  return built.event as TidingsEvent;
+}
+
+const price = (hotelId: string, amountMinor: number) =>
+  event('priceUpdated', { hotelId, roomType: 'DOUBLE', price: { amountMinor, currency: 'EUR' } });
+
+/** Pulls `count` values from an iterator, failing after a while instead of hanging. */
+async function take<T>(iterator: AsyncIterator<T>, count: number): Promise<T[]> {
+  const values: T[] = [];
+  while (values.length < count) {
+    const next = await Promise.race([
+      iterator.next(),
+      new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`only ${values.length} of ${count} arrived`)), 5_000)),
+    ]);
+    if (next.done) break;
+    values.push(next.value);
+  }
+  return values;
+}
+
+describe.each(BACKENDS)('EventBus contract: %s', (backend) => {
+  it('delivers an event to every subscriber of its topic, in publish order, and to no other topic', async () => {
+    const { bus, waitForUpstream } = await backendParts(backend);
+    const first = bus.subscribe(topics.hotelPrices('h1'));
+    const second = bus.subscribe(topics.hotelPrices('h1'));
+    const other = bus.subscribe(topics.hotelPrices('h2'));
+    const firstValues = take(first, 3);
+    const secondValues = take(second, 3);
+    const otherValues = take(other, 1);
+    await waitUntil(() => bus.subscriberCount(topics.hotelPrices('h1')) === 2 && bus.subscriberCount(topics.hotelPrices('h2')) === 1, 'subscribers');
+    await waitForUpstream(topics.hotelPrices('h1'));
+    await waitForUpstream(topics.hotelPrices('h2'));
+
+    for (const amount of [1, 2, 3]) await bus.publish(price('h1', amount));
+    await bus.publish(price('h2', 9));
+    const amounts = (events: TidingsEvent[]) => events.map((e) => (e.type === 'priceUpdated' ? e.data.price.amountMinor : -1));
+    expect(amounts(await firstValues)).toEqual([1, 2, 3]);
+    expect(amounts(await secondValues)).toEqual([1, 2, 3]);
+    expect(amounts(await otherValues)).toEqual([9]);
+    expect(bus.activeTopicCount()).toBe(2);
+  });
+
+  it('publishes a booking update to both parties', async () => {
+    const { bus, waitForUpstream } = await backendParts(backend);
+    const guest = bus.subscribe(topics.userBookings('guest'));
+    const host = bus.subscribe(topics.userBookings('host'));
+    const guestValues = take(guest, 1);
+    const hostValues = take(host, 1);
+    await waitUntil(() => bus.activeTopicCount() === 2, 'subscribers');
+    await waitForUpstream(topics.userBookings('guest'));
+    await waitForUpstream(topics.userBookings('host'));
+    const booking = event('bookingUpdated', {
+      bookingId: 'b1', hotelId: 'h1', guestId: 'guest', hostId: 'host', status: 'CONFIRMED',
+      checkIn: '2026-12-01', checkOut: '2026-12-02', totalPrice: { amountMinor: 100, currency: 'EUR' },
+    });
+    await bus.publish(booking);
+    expect((await guestValues)[0]?.id).toBe(booking.id);
+    expect((await hostValues)[0]?.id).toBe(booking.id);
+  });
+
+  it('forgets a subscriber that returns, and the topic when the last one leaves', async () => {
+    const { bus } = await backendParts(backend);
+    const a = bus.subscribe(topics.hotelPrices('h1'));
+    const b = bus.subscribe(topics.hotelPrices('h1'));
+    void a.next();
+    void b.next();
+    await waitUntil(() => bus.subscriberCount(topics.hotelPrices('h1')) === 2, 'two subscribers');
+    await a.return?.();
+    await waitUntil(() => bus.subscriberCount(topics.hotelPrices('h1')) === 1, 'one left');
+    await b.return?.();
+    await waitUntil(() => bus.activeTopicCount() === 0, 'no topics');
+  });
+
+  it('completes every stream on close()', async () => {
+    const { bus } = await backendParts(backend);
+    const stream = bus.subscribe(topics.chatSession('s1'));
+    const next = stream.next();
+    await waitUntil(() => bus.activeTopicCount() === 1, 'subscriber');
+    await bus.close();
+    expect(await next).toEqual({ done: true, value: undefined });
+    expect(bus.activeTopicCount()).toBe(0);
+  });
+
+  it('reports readiness', async () => {
+    const { bus } = await backendParts(backend);
+    expect(bus.isReady()).toBe(true);
+  });
+});
