@@ -302,9 +302,12 @@ describe('conversation membership through Redis', () => {
 describe('Redis faults', () => {
   it('goes unready, fails mutations fast, and resumes the same subscriptions when Redis returns', async () => {
     const { redis, a, b } = await twoInstances();
+    await a.publish(ADD_MEMBERS, { conversationId: 'conv-f', userIds: ['alice'] });
     const { client, closes } = connectWs(b.wsUrl, await tokenFor('alice'));
     const prices = record(client, PRICE_UPDATED, { hotelId: 'hotel-f' });
+    const messages = record(client, NEW_MESSAGE, { conversationId: 'conv-f' });
     await b.waitForSubscribers(topics.hotelPrices('hotel-f'));
+    await b.waitForSubscribers(topics.conversationMessages('conv-f'));
     await a.publish(PUBLISH_PRICE, priceInput('hotel-f', 100));
     await prices.waitForResults(1);
 
@@ -331,6 +334,12 @@ describe('Redis faults', () => {
     expect((results[1]?.data?.['priceUpdated'] as { price: { amountMinor: number } }).price.amountMinor).toBe(300);
     expect(closes).toHaveLength(0);
     expect(prices.isComplete()).toBe(false);
+
+    // This Redis keeps nothing on disk, so the restart lost the conversation's members set. Changes
+    // made while an instance was cut off are never announced to it: after reconnecting it re-checks
+    // every member with a live subscription, and alice's ends.
+    await messages.waitForEnd();
+    expect(messages.results.at(-1)?.errors?.[0]?.extensions?.['code']).toBe('FORBIDDEN');
   }, 40_000);
 });
 

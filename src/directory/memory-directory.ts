@@ -7,12 +7,11 @@ import type {
   ChatSessionDirectory,
   ConversationMembership,
 } from './directory.js';
-
-const membershipKey = (conversationId: string, userId: string) => `${conversationId}\u0000${userId}`;
+import { RemovalWatchers } from './removal-watchers.js';
 
 function createMemoryMembership(): ConversationMembership {
   const members = new Map<string, Set<string>>();
-  const removalWatchers = new Map<string, Set<() => void>>();
+  const removalWatchers = new RemovalWatchers();
 
   return {
     async isMember(conversationId, userId) {
@@ -27,23 +26,11 @@ function createMemoryMembership(): ConversationMembership {
       const set = members.get(conversationId);
       for (const userId of userIds) {
         set?.delete(userId);
-        const key = membershipKey(conversationId, userId);
-        const watchers = removalWatchers.get(key);
-        removalWatchers.delete(key);
-        for (const watcher of watchers ?? []) watcher();
+        removalWatchers.notifyRemoved(conversationId, userId);
       }
       if (set?.size === 0) members.delete(conversationId);
     },
-    watchRemoval(conversationId, userId, onRemoved) {
-      const key = membershipKey(conversationId, userId);
-      let watchers = removalWatchers.get(key);
-      if (!watchers) removalWatchers.set(key, (watchers = new Set()));
-      watchers.add(onRemoved);
-      return () => {
-        watchers.delete(onRemoved);
-        if (watchers.size === 0 && removalWatchers.get(key) === watchers) removalWatchers.delete(key);
-      };
-    },
+    watchRemoval: (conversationId, userId, onRemoved) => removalWatchers.watch(conversationId, userId, onRemoved),
   };
 }
 

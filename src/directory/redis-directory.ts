@@ -6,6 +6,7 @@ import type { GatewayMetrics } from '../metrics/metrics.js';
 import { serviceUnavailable } from '../errors.js';
 import type { RedisConnections } from '../redis/connections.js';
 import { redisKeys } from '../redis/keys.js';
+import { RemovalWatchers } from './removal-watchers.js';
 import type { AccessDirectory, BookingDirectory, ChatSessionDirectory, ConversationMembership } from './directory.js';
 
 export interface RedisDirectoryOptions {
@@ -24,7 +25,7 @@ function createRedisMembership(options: RedisDirectoryOptions): ConversationMemb
   const keys = redisKeys(options.prefix);
   const channel = keys.membershipChannel();
   const cache = new LRUCache<string, boolean>({ max: 50_000, ttl: options.membershipCacheMs });
-  const watchers = new Map<string, Set<() => void>>();
+  const watchers = new RemovalWatchers();
   const keyOf = (conversationId: string, userId: string) => `${conversationId}\u0000${userId}`;
 
   const applyChange = (raw: string) => {
@@ -43,11 +44,8 @@ function createRedisMembership(options: RedisDirectoryOptions): ConversationMemb
     const { conversationId, added, removed } = change.data;
     for (const userId of added) cache.delete(keyOf(conversationId, userId));
     for (const userId of removed) {
-      const key = keyOf(conversationId, userId);
-      cache.set(key, false);
-      const toNotify = watchers.get(key);
-      watchers.delete(key);
-      for (const watcher of toNotify ?? []) watcher();
+      cache.set(keyOf(conversationId, userId), false);
+      watchers.notifyRemoved(conversationId, userId);
     }
   };
 
@@ -65,8 +63,7 @@ function createRedisMembership(options: RedisDirectoryOptions): ConversationMemb
    */
   const revalidateAfterReconnect = async () => {
     cache.clear();
-    for (const key of [...watchers.keys()]) {
-      const [conversationId = '', userId = ''] = key.split('\u0000');
+    for (const { conversationId, userId } of watchers.watchedMembers()) {
       try {
         const stillMember = (await connections.commands.sismember(keys.conversationMembers(conversationId), userId)) === 1;
         if (!stillMember) applyChange(JSON.stringify({ conversationId, removed: [userId] }));
@@ -117,16 +114,7 @@ function createRedisMembership(options: RedisDirectoryOptions): ConversationMemb
       // Every instance (this one included, through its subscription) ends the removed members' streams.
       await announce({ conversationId, removed: [...userIds] });
     },
-    watchRemoval(conversationId, userId, onRemoved) {
-      const key = keyOf(conversationId, userId);
-      let set = watchers.get(key);
-      if (!set) watchers.set(key, (set = new Set()));
-      set.add(onRemoved);
-      return () => {
-        set.delete(onRemoved);
-        if (set.size === 0 && watchers.get(key) === set) watchers.delete(key);
-      };
-    },
+    watchRemoval: (conversationId, userId, onRemoved) => watchers.watch(conversationId, userId, onRemoved),
   };
 }
 
