@@ -1,0 +1,307 @@
+import { cacheExchange, Client, fetchExchange, subscriptionExchange, type ExecutionResult } from '@urql/core';
+import { createClient as createSseClient, type Client as SseClient } from 'graphql-sse';
+import { createClient as createWsClient, type Client as WsClient } from 'graphql-ws';
+import { backoffDelayMs, type BackoffOptions } from './backoff.js';
+import { ConnectionStateStore, type ConnectionState, type TransportKind } from './connection-state.js';
+import { LoggedOutError } from './errors.js';
+
+/** Returns the current access token. Called on every (re)connect and request, so refresh here. */
+export type TokenProvider = () => string | Promise<string>;
+
+export interface TidingsClientOptions {
+  /** The gateway's GraphQL endpoint, e.g. `https://realtime.example.com/graphql`. */
+  readonly url: string;
+  /** Throw LoggedOutError to stop the client; any other error is retried like a network failure. */
+  readonly getToken: TokenProvider;
+  /** A WebSocket implementation where there is no global one (Node: the `ws` package). */
+  readonly webSocketImpl?: unknown;
+  /** A fetch implementation; defaults to the global one. */
+  readonly fetch?: typeof fetch;
+  /** Reconnect delays (exponential with full jitter). */
+  readonly backoff?: BackoffOptions;
+  /** How long `reconnecting` may last before the state says `offline` (retries go on). @default 3_000 */
+  readonly offlineAfterMs?: number;
+  /** Fall back to SSE when WebSockets fail while the gateway answers HTTP. @default true */
+  readonly sseFallback?: boolean;
+  /** Consecutive failed WebSocket connection attempts before checking for the fallback. @default 2 */
+  readonly fallbackAfterFailures?: number;
+  /** While on SSE, how often to try WebSockets again. @default 30_000 */
+  readonly webSocketProbeIntervalMs?: number;
+  /** graphql-ws client keep-alive pings. @default 10_000 */
+  readonly keepAliveMs?: number;
+}
+
+export interface TidingsClient {
+  /** The urql client: pass it to urql's Provider, or call query/mutation/subscription on it. */
+  readonly urql: Client;
+  /** Connection status and transport for the UI. */
+  readonly connection: ConnectionStateStore;
+  /** Reconnect now (for example right after login, to use the new token). */
+  reconnect(): void;
+  dispose(): void;
+}
+
+interface ActiveOperation {
+  readonly request: { query: string; variables?: Record<string, unknown>; operationName?: string };
+  readonly observer: { next(value: ExecutionResult): void; error(error: unknown): void; complete(): void };
+  /** Bumped on every transport switch; callbacks of older generations are ignored. */
+  generation: number;
+  stop: () => void;
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Disposing a graphql-ws client mid-connect rejects with the connection's error: expected, so ignored. */
+const disposeQuietly = (client: { dispose(): void | Promise<void> } | undefined) => {
+  void Promise.resolve()
+    .then(() => client?.dispose())
+    .catch(() => undefined);
+};
+
+/**
+ * One factory for frontends: an urql client whose queries and mutations go over HTTP and whose
+ * subscriptions go over WebSocket (graphql-ws), with reconnects, a fresh token on every connect,
+ * an SSE fallback when WebSockets are blocked, and a connection state a UI can show.
+ */
+export function createTidingsClient(options: TidingsClientOptions): TidingsClient {
+  const {
+    offlineAfterMs = 3_000,
+    sseFallback = true,
+    fallbackAfterFailures = 2,
+    webSocketProbeIntervalMs = 30_000,
+    keepAliveMs = 10_000,
+  } = options;
+  const fetchImpl = options.fetch ?? globalThis.fetch.bind(globalThis);
+  const webSocketUrl = options.url.replace(/^http/, 'ws');
+  const healthUrl = new URL('/health', options.url).href;
+  const connection = new ConnectionStateStore();
+  const operations = new Set<ActiveOperation>();
+
+  let transport: TransportKind = 'websocket';
+  let everLive = false;
+  let loggedOut = false;
+  let disposed = false;
+  let offlineTimer: ReturnType<typeof setTimeout> | undefined;
+  let probeTimer: ReturnType<typeof setInterval> | undefined;
+  let consecutiveWsFailures = 0;
+  let webSocketGeneration = 0;
+
+  const token = async (): Promise<string> => {
+    try {
+      return await options.getToken();
+    } catch (error) {
+      if (error instanceof LoggedOutError) {
+        loggedOut = true;
+        clearTimeout(offlineTimer);
+        connection.update({ status: 'offline', transport, reason: 'logged-out' });
+      }
+      throw error;
+    }
+  };
+
+  const markLive = (kind: TransportKind) => {
+    clearTimeout(offlineTimer);
+    offlineTimer = undefined;
+    everLive = true;
+    connection.update({ status: 'live', transport: kind });
+  };
+
+  /** Connection lost or not yet made: reconnecting now, offline if it lasts. */
+  const markDown = (kind: TransportKind) => {
+    if (disposed || loggedOut) return;
+    const current = connection.get();
+    if (current.status !== 'offline') connection.update({ status: everLive ? 'reconnecting' : 'connecting', transport: kind });
+    offlineTimer ??= setTimeout(() => {
+      offlineTimer = undefined;
+      if (!disposed && !loggedOut && connection.get().status !== 'live') {
+        connection.update({ status: 'offline', transport, reason: 'unreachable' });
+      }
+    }, offlineAfterMs);
+  };
+
+  const gatewayAnswersHttp = () =>
+    fetchImpl(healthUrl).then(
+      (response) => response.ok,
+      () => false,
+    );
+
+  // --- WebSocket -----------------------------------------------------------------------------
+
+  const createWebSocketClient = (): WsClient => {
+    let reachedAck = false;
+    // Events of a client that has been replaced (fallback to SSE) must not touch the state.
+    const generation = ++webSocketGeneration;
+    const isCurrent = () => generation === webSocketGeneration && transport === 'websocket';
+    return createWsClient({
+      url: webSocketUrl,
+      webSocketImpl: options.webSocketImpl,
+      lazy: false,
+      keepAlive: keepAliveMs,
+      retryAttempts: Number.POSITIVE_INFINITY,
+      shouldRetry: () => !loggedOut && !disposed,
+      retryWait: (retries) => sleep(backoffDelayMs(retries, options.backoff)),
+      connectionParams: async () => ({ authorization: `Bearer ${await token()}` }),
+      onNonLazyError: () => {
+        if (!loggedOut && !disposed && isCurrent()) connection.update({ status: 'offline', transport: 'websocket', reason: 'fatal' });
+      },
+      on: {
+        connecting: () => {
+          reachedAck = false;
+          if (isCurrent()) markDown('websocket');
+        },
+        connected: () => {
+          reachedAck = true;
+          consecutiveWsFailures = 0;
+          if (isCurrent()) markLive('websocket');
+        },
+        closed: () => {
+          if (disposed || loggedOut || !isCurrent()) return;
+          consecutiveWsFailures = reachedAck ? 0 : consecutiveWsFailures + 1;
+          markDown('websocket');
+          if (sseFallback && consecutiveWsFailures >= fallbackAfterFailures) void fallBackIfHttpWorks();
+        },
+      },
+    });
+  };
+
+  // --- SSE -------------------------------------------------------------------------------------
+
+  const createSseTransport = (): SseClient =>
+    createSseClient({
+      url: options.url,
+      singleConnection: false,
+      fetchFn: fetchImpl,
+      headers: async () => ({ authorization: `Bearer ${await token()}` }),
+      retryAttempts: Number.POSITIVE_INFINITY,
+      retry: (retries) => sleep(backoffDelayMs(retries, options.backoff)),
+    });
+
+  let webSocketClient: WsClient | undefined = createWebSocketClient();
+  let sseClient: SseClient | undefined;
+
+  const start = (operation: ActiveOperation) => {
+    const generation = operation.generation;
+    const current = () => operation.generation === generation;
+    const sink = {
+      next: (value: ExecutionResult) => current() && operation.observer.next(value),
+      error: (error: unknown) => current() && operation.observer.error(error),
+      complete: () => current() && operation.observer.complete(),
+    };
+    if (transport === 'websocket' && webSocketClient) {
+      operation.stop = webSocketClient.subscribe(operation.request, sink as never);
+    } else if (sseClient) {
+      operation.stop = sseClient.subscribe(operation.request, sink as never, {
+        connecting: (reconnecting) => reconnecting && markDown('sse'),
+        connected: () => markLive('sse'),
+      });
+    }
+  };
+
+  const moveOperations = () => {
+    for (const operation of operations) {
+      operation.generation += 1;
+      operation.stop();
+      start(operation);
+    }
+  };
+
+  const fallBackIfHttpWorks = async () => {
+    if (transport !== 'websocket' || !(await gatewayAnswersHttp()) || disposed || loggedOut || transport !== 'websocket') return;
+    // The gateway is up but WebSockets do not get through (a proxy, a firewall): use SSE.
+    transport = 'sse';
+    webSocketGeneration += 1;
+    const failedWebSocket = webSocketClient;
+    webSocketClient = undefined;
+    sseClient = createSseTransport();
+    // Move the operations first, so the failed client's disposal reaches no live sink.
+    moveOperations();
+    disposeQuietly(failedWebSocket);
+    if (operations.size === 0) markLive('sse');
+    probeTimer = setInterval(() => void probeWebSocket(), webSocketProbeIntervalMs);
+  };
+
+  /** While on SSE: one WebSocket attempt; on success, move everything back to WebSocket. */
+  const probeWebSocket = async () => {
+    let probe: WsClient | undefined;
+    const reachable = await new Promise<boolean>((resolve) => {
+      const timeout = setTimeout(() => resolve(false), 5_000);
+      const decide = (value: boolean) => {
+        clearTimeout(timeout);
+        resolve(value);
+      };
+      probe = createWsClient({
+        url: webSocketUrl,
+        webSocketImpl: options.webSocketImpl,
+        lazy: false,
+        retryAttempts: 0,
+        connectionParams: async () => ({ authorization: `Bearer ${await token()}` }),
+        onNonLazyError: () => decide(false),
+        on: { connected: () => decide(true), closed: () => decide(false) },
+      });
+    });
+    disposeQuietly(probe);
+    if (!reachable || disposed || transport !== 'sse') return;
+    clearInterval(probeTimer);
+    transport = 'websocket';
+    webSocketClient = createWebSocketClient();
+    const previousSse = sseClient;
+    sseClient = undefined;
+    moveOperations();
+    disposeQuietly(previousSse);
+  };
+
+  const urql = new Client({
+    url: options.url,
+    preferGetMethod: false,
+    fetch: async (input, init) => {
+      const headers = new Headers(init?.headers);
+      headers.set('authorization', `Bearer ${await token()}`);
+      return fetchImpl(input, { ...init, headers });
+    },
+    exchanges: [
+      cacheExchange,
+      fetchExchange,
+      subscriptionExchange({
+        forwardSubscription: (request) => ({
+          subscribe: (observer) => {
+            const operation: ActiveOperation = {
+              request: { query: request.query ?? '', variables: request.variables as Record<string, unknown>, operationName: request.operationName },
+              observer: observer as ActiveOperation['observer'],
+              generation: 0,
+              stop: () => undefined,
+            };
+            operations.add(operation);
+            start(operation);
+            return {
+              unsubscribe: () => {
+                operations.delete(operation);
+                operation.generation += 1;
+                operation.stop();
+              },
+            };
+          },
+        }),
+      }),
+    ],
+  });
+
+  return {
+    urql,
+    connection,
+    reconnect() {
+      webSocketClient?.terminate();
+    },
+    dispose() {
+      disposed = true;
+      clearTimeout(offlineTimer);
+      clearInterval(probeTimer);
+      for (const operation of operations) operation.stop();
+      operations.clear();
+      disposeQuietly(webSocketClient);
+      disposeQuietly(sseClient);
+      connection.update({ status: 'offline', transport, reason: 'disposed' });
+    },
+  };
+}
+
+export type { ConnectionState };

@@ -1,0 +1,5 @@
+export { createTidingsClient, type TidingsClient, type TidingsClientOptions, type TokenProvider } from './create-client.js';
+export { ConnectionStateStore, type ConnectionState, type ConnectionStatus, type TransportKind } from './connection-state.js';
+export { LoggedOutError, CloseCodes } from './errors.js';
+export { backoffDelayMs, type BackoffOptions } from './backoff.js';
+export * from './operations.js';
