@@ -23,6 +23,7 @@ import type { GatewayServices } from './schema/context.js';
 import { buildSchema } from './schema/index.js';
 import { createGatewayYoga, GRAPHQL_PATH, type GatewayYoga } from './server/yoga.js';
 import { attachWebSocketTransport, type WebSocketTransport } from './transport/websocket.js';
+import { createWebAppHandler } from './transport/web-app.js';
 
 export interface App {
   readonly config: Config;
@@ -79,10 +80,15 @@ export function buildApp(config: Config, overrides: { logger?: Logger; bus?: Eve
     authenticator,
     logger,
     graphiql: config.graphiql.enabled,
+    devTokenSecret: config.devTokens.enabled && config.auth.kind === 'secret' ? config.auth.secret : undefined,
     isReady: () => bus.isReady() && directory.isReady(),
   });
 
-  const httpServer = createServer(yoga);
+  const webApp = config.webApp.enabled ? createWebAppHandler(config.webApp.directory) : undefined;
+  const httpServer = createServer((request, response) => {
+    if (webApp?.handles(request)) webApp.serve(request, response);
+    else void yoga(request, response);
+  });
   const webSockets = attachWebSocketTransport({
     httpServer,
     yoga,

@@ -252,3 +252,28 @@ describe('GraphiQL and probes', () => {
     expect((await app.yoga.fetch('http://gateway.test/ready')).status).toBe(200);
   });
 });
+
+describe('development token endpoint', () => {
+  it('mints a working token for a demo user in development', async () => {
+    const { app, json } = inProcessGateway({ NODE_ENV: 'development', DEV_TOKENS: 'true' });
+    const response = await app.yoga.fetch('http://gateway.test/dev/token?sub=hank&roles=user,host');
+    expect(response.status).toBe(200);
+    const body = (await response.json()) as { token: string; roles: string[] };
+    expect(body.roles).toEqual(['user', 'host']);
+    const viewer = await json(VIEWER, {}, body.token);
+    expect(viewer.body.data?.['viewer']).toMatchObject({ id: 'hank', roles: ['USER', 'HOST'] });
+  });
+
+  it('refuses bad parameters', async () => {
+    const { app } = inProcessGateway({ DEV_TOKENS: 'true' });
+    expect((await app.yoga.fetch('http://gateway.test/dev/token?sub=a:b')).status).toBe(400);
+    expect((await app.yoga.fetch('http://gateway.test/dev/token?sub=a&roles=god')).status).toBe(400);
+  });
+
+  it('does not exist unless enabled, and can never be enabled in production', async () => {
+    const { app } = inProcessGateway({ NODE_ENV: 'test' });
+    const response = await app.yoga.fetch('http://gateway.test/dev/token?sub=alice');
+    expect(response.status).toBe(404);
+    expect(() => testConfig({ NODE_ENV: 'production', DEV_TOKENS: 'true' })).toThrow(/DEV_TOKENS/);
+  });
+});

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 
 /**
@@ -47,6 +48,9 @@ const envSchema = z.object({
   CHAT_SESSION_TTL_SECONDS: positiveInt.max(30 * 24 * 3600).default(24 * 3600),
 
   GRAPHIQL: booleanFromEnv.optional(),
+  DEV_TOKENS: booleanFromEnv.optional(),
+  WEB_APP: booleanFromEnv.default(true),
+  WEB_APP_DIR: z.string().min(1).optional(),
   CHAT_RESPONDER: z.enum(['builtin', 'external']).default('builtin'),
   CHAT_CHUNK_DELAY_MS: nonNegativeInt.max(10_000).default(60),
   TYPING_THROTTLE_MS: nonNegativeInt.max(60_000).default(1_500),
@@ -92,6 +96,10 @@ export interface Config {
   readonly events: { readonly maxBytes: number };
   readonly directory: { readonly membershipCacheMs: number; readonly chatSessionTtlSeconds: number };
   readonly graphiql: { readonly enabled: boolean };
+  /** GET /dev/token mints tokens for demo users: development only, never in production. */
+  readonly devTokens: { readonly enabled: boolean };
+  /** The demo web app (client/app), served at /app/ when it has been built. */
+  readonly webApp: { readonly enabled: boolean; readonly directory: string };
   readonly chat: { readonly responder: 'builtin' | 'external'; readonly chunkDelayMs: number };
   readonly typing: { readonly throttleMs: number };
   readonly websocket: {
@@ -127,6 +135,12 @@ function crossFieldProblems(raw: Record<string, string>): string[] {
   if (isProduction && !secret && !jwksUrl) problems.push('JWT_SECRET or JWT_JWKS_URL: one is required when NODE_ENV=production');
   if (isProduction && secret === DEVELOPMENT_JWT_SECRET) {
     problems.push('JWT_SECRET: the development secret may not be used when NODE_ENV=production');
+  }
+  if (isProduction && ['true', '1'].includes((raw['DEV_TOKENS'] ?? '').trim().toLowerCase())) {
+    problems.push('DEV_TOKENS: minting tokens over HTTP is for development only, never when NODE_ENV=production');
+  }
+  if (raw['DEV_TOKENS'] && jwksUrl && ['true', '1'].includes(raw['DEV_TOKENS'].trim().toLowerCase())) {
+    problems.push('DEV_TOKENS: needs JWT_SECRET (tokens cannot be minted for a JWKS issuer)');
   }
   if (isProduction && jwksUrl && !raw['JWT_AUDIENCE']) {
     // An identity provider issues tokens for many applications; without an audience check,
@@ -207,6 +221,11 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     events: { maxBytes: vars.EVENT_MAX_BYTES },
     directory: { membershipCacheMs: vars.MEMBERSHIP_CACHE_MS, chatSessionTtlSeconds: vars.CHAT_SESSION_TTL_SECONDS },
     graphiql: { enabled: vars.GRAPHIQL ?? !isProduction },
+    devTokens: { enabled: vars.DEV_TOKENS ?? (vars.NODE_ENV === 'development' && auth.kind === 'secret') },
+    webApp: {
+      enabled: vars.WEB_APP,
+      directory: vars.WEB_APP_DIR ?? fileURLToPath(new URL('../../client/app/dist', import.meta.url)),
+    },
     chat: { responder: vars.CHAT_RESPONDER, chunkDelayMs: vars.CHAT_CHUNK_DELAY_MS },
     typing: { throttleMs: vars.TYPING_THROTTLE_MS },
     websocket: {

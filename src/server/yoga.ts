@@ -11,6 +11,7 @@ import { yogaLoggerFrom } from '../logging/logger.js';
 import type { GatewayServices, GraphQLContext } from '../schema/context.js';
 import { graphiqlOptionsFor } from './graphiql.js';
 import { useTokenExpiry } from './use-token-expiry.js';
+import { useDevTokens } from './use-dev-tokens.js';
 
 export const GRAPHQL_PATH = '/graphql';
 
@@ -27,6 +28,8 @@ export function createGatewayYoga(deps: {
   authenticator: Authenticator;
   logger: Logger;
   graphiql: boolean;
+  /** The HS256 secret, when GET /dev/token may mint development tokens. */
+  devTokenSecret: Uint8Array | undefined;
   isReady: () => boolean;
 }) {
   const { services, authenticator, logger } = deps;
@@ -66,6 +69,7 @@ export function createGatewayYoga(deps: {
       },
     },
     plugins: [
+      ...(deps.devTokenSecret ? [useDevTokens(deps.devTokenSecret)] : []),
       useTokenExpiry(),
       useReadinessCheck({ endpoint: '/ready', check: () => deps.isReady() }),
     ],
