@@ -24,6 +24,7 @@ import { buildSchema } from './schema/index.js';
 import { createGatewayYoga, GRAPHQL_PATH, type GatewayYoga } from './server/yoga.js';
 import { attachWebSocketTransport, type WebSocketTransport } from './transport/websocket.js';
 import { createWebAppHandler } from './transport/web-app.js';
+import { createInFlightOperations } from './server/use-in-flight.js';
 
 export interface App {
   readonly config: Config;
@@ -74,6 +75,7 @@ export function buildApp(config: Config, overrides: { logger?: Logger; bus?: Eve
   };
 
   const authenticator = createAuthenticator(config.auth, createTokenVerifier(config.auth));
+  const inFlight = createInFlightOperations();
   const yoga = createGatewayYoga({
     schema: buildSchema(),
     services,
@@ -81,6 +83,8 @@ export function buildApp(config: Config, overrides: { logger?: Logger; bus?: Eve
     logger,
     graphiql: config.graphiql.enabled,
     devTokenSecret: config.devTokens.enabled && config.auth.kind === 'secret' ? config.auth.secret : undefined,
+    clockToleranceMs: config.auth.clockToleranceSeconds * 1000,
+    inFlight,
     isReady: () => bus.isReady() && directory.isReady(),
   });
 
@@ -94,7 +98,7 @@ export function buildApp(config: Config, overrides: { logger?: Logger; bus?: Eve
     yoga,
     authenticator,
     logger,
-    options: { path: GRAPHQL_PATH, ...config.websocket },
+    options: { path: GRAPHQL_PATH, ...config.websocket, clockToleranceMs: config.auth.clockToleranceSeconds * 1000 },
   });
 
   let stopping: Promise<void> | undefined;
@@ -137,17 +141,20 @@ export function buildApp(config: Config, overrides: { logger?: Logger; bus?: Eve
         httpServer.closeIdleConnections();
         // 2. Tell WebSocket clients to reconnect elsewhere (1001).
         await webSockets.close(Math.min(remaining(), 2_000));
-        // 3. End every subscription: SSE responses complete, Redis channels are unsubscribed.
-        await bus.close();
-        // 4. Let in-flight requests (mutations) and streaming chat replies finish, within the
-        //    deadline, closing keep-alive connections as soon as their last response is done.
+        // 3. End every subscription and take no new ones: SSE responses complete, Redis
+        //    channels are unsubscribed (bounded: Redis may be down).
+        await withinDeadline(bus.close());
+        // 4. Let in-flight queries and mutations (any transport) and streaming chat replies
+        //    finish and publish, within the deadline, closing keep-alive connections as soon as
+        //    their last response is done.
         const idleSweeper = setInterval(() => httpServer.closeIdleConnections(), 50);
-        await withinDeadline(Promise.all([httpClosed, chat.drain()]));
+        await withinDeadline(Promise.all([httpClosed, chat.drain(), inFlight.idle()]));
         clearInterval(idleSweeper);
         httpServer.closeAllConnections();
         await httpClosed;
+        // 5. Only now let go of Redis.
         await directory.close();
-        await redis?.close();
+        await redis?.close(Math.max(remaining(), 200));
         logger.info('stopped');
       })();
       return stopping;

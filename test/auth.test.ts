@@ -125,7 +125,7 @@ describe('token verifier (HS256 shared secret)', () => {
 
   it('honours JWT_CLOCK_TOLERANCE_SECONDS for a token that just expired', async () => {
     const token = await sign({}, { exp: nowSeconds() - 2 });
-    await expect(hsVerifier().verify(token)).resolves.toMatchObject({ kind: 'user', userId: 'alice' });
+    await expect(hsVerifier({ JWT_CLOCK_TOLERANCE_SECONDS: '5' }).verify(token)).resolves.toMatchObject({ kind: 'user', userId: 'alice' });
     await expectRejected(hsVerifier({ JWT_CLOCK_TOLERANCE_SECONDS: '0' }).verify(token), 'expired');
   });
 

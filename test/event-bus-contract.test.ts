@@ -91,9 +91,4 @@ describe.each(BACKENDS)('EventBus contract: %s', (backend) => {
     expect(await next).toEqual({ done: true, value: undefined });
     expect(bus.activeTopicCount()).toBe(0);
   });
-
-  it('reports readiness', async () => {
-    const { bus } = await backendParts(backend);
-    expect(bus.isReady()).toBe(true);
-  });
 });

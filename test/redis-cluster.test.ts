@@ -3,9 +3,13 @@ import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { topics } from '../src/events/topics.js';
 import { sharedRedis } from './support/backends.js';
-import { buildApp } from '../src/app.js';
+import { pino } from 'pino';
+import { createRedisEventBus } from '../src/bus/redis-event-bus.js';
+import type { TidingsEvent } from '../src/events/contracts.js';
+import { createMetrics } from '../src/metrics/metrics.js';
+import { createRedisConnections } from '../src/redis/connections.js';
 import { createRedisPublisher, InvalidEventError } from '../src/sdk/redis-publisher.js';
-import { startGateway, testConfig, tokenFor, type TestGateway } from './support/gateway.js';
+import { startGateway, tokenFor, type TestGateway } from './support/gateway.js';
 import {
   ADD_MEMBERS,
   BOOKING_UPDATED,
@@ -279,6 +283,30 @@ describe('conversation membership through Redis', () => {
     expect(again.results[0]?.errors?.[0]?.extensions?.['code']).toBe('FORBIDDEN');
   });
 
+  it("re-checks members after its subscriber connection alone was dropped, so a removal it missed still ends the stream", async () => {
+    const { b, inspector, prefix } = await twoInstances();
+    await inspector.sadd(`${prefix}conversation:conv-d:members`, 'alice', 'bob');
+    const alice = record(connectWs(b.wsUrl, await tokenFor('alice')).client, NEW_MESSAGE, { conversationId: 'conv-d' });
+    const bob = record(connectWs(b.wsUrl, await tokenFor('bob')).client, NEW_MESSAGE, { conversationId: 'conv-d' });
+    await b.waitForSubscribers(topics.conversationMessages('conv-d'), 2);
+    // Redis drops pub/sub clients that fall behind; here every subscriber connection is killed
+    // and alice removed in the same instant, so the announcement reaches nobody.
+    const results = await inspector
+      .multi()
+      .client('KILL', 'TYPE', 'pubsub')
+      .srem(`${prefix}conversation:conv-d:members`, 'alice')
+      .publish(`${prefix}membership`, JSON.stringify({ conversationId: 'conv-d', removed: ['alice'] }))
+      .exec();
+    expect(results?.[2]?.[1]).toBe(0); // no receiver
+    await alice.waitForEnd();
+    expect(alice.results.at(-1)?.errors?.[0]?.extensions?.['code']).toBe('FORBIDDEN');
+    // Bob, still a member, keeps his stream through the reconnect.
+    await b.waitForSubscribers(topics.conversationMessages('conv-d'));
+    await b.publish(PUBLISH_MESSAGE, { input: { messageId: 'm-d', conversationId: 'conv-d', senderId: 'hank', text: 'still here' } });
+    await bob.waitForResults(1);
+    expect(bob.isComplete()).toBe(false);
+  });
+
   it('honours a membership change a message service made directly in Redis', async () => {
     const { a, b, inspector, prefix } = await twoInstances();
     await inspector.sadd(`${prefix}conversation:conv-7:members`, 'carol');
@@ -371,15 +399,19 @@ describe('the TypeScript publisher for services (src/sdk)', () => {
 });
 
 describe('start-up', () => {
-  it('delivers to a subscription made before the Redis connections finished connecting', async () => {
+  it('does not lose a SUBSCRIBE sent while the subscriber connection is still handshaking (ioredis issue 2037)', async () => {
     const redis = await sharedRedis();
     const inspector = redis.client();
+    const logger = pino({ level: 'silent' });
     for (let attempt = 0; attempt < 5; attempt++) {
       const prefix = randomPrefix();
-      const app = buildApp(testConfig({ REDIS_URL: redis.url, REDIS_PREFIX: prefix }));
-      // Subscribe in the same tick the connections are created, as a subscription arriving right
-      // at start-up would, before either connection has finished its handshake.
-      const stream = app.services.bus.subscribe(topics.hotelPrices('hotel-early'));
+      const connections = createRedisConnections(redis.url, logger);
+      const bus = createRedisEventBus({ connections, prefix, maxEventBytes: 65_536, logger, metrics: createMetrics() });
+      // 'connect' fires before the ready check: with the ready check on, a SUBSCRIBE sent here
+      // resolves but is silently dropped by ioredis.
+      const stream = await new Promise<AsyncIterableIterator<TidingsEvent>>((resolve) =>
+        connections.subscriber.once('connect', () => resolve(bus.subscribe(topics.hotelPrices('hotel-early')))),
+      );
       const first = stream.next();
       await waitUntil(async () => {
         const [, count] = (await inspector.pubsub('NUMSUB', `${prefix}price:hotel-early`)) as [string, number];
@@ -392,7 +424,8 @@ describe('start-up', () => {
       });
       expect((await first).value?.data).toMatchObject({ price: { amountMinor: attempt } });
       await stream.return?.();
-      await app.stop();
+      await bus.close();
+      await connections.close();
     }
   });
 });

@@ -11,8 +11,8 @@ export interface FanoutHooks {
    * upstream subscription and handles its own failures; local subscribers are attached already.
    */
   onTopicActive?(topic: string): void;
-  /** The last local subscriber of a topic left. */
-  onTopicIdle?(topic: string): Promise<void> | void;
+  /** The last local subscriber of a topic left. Synchronous too: a subscriber's cleanup never waits on the backend. */
+  onTopicIdle?(topic: string): void;
 }
 
 /**
@@ -23,6 +23,8 @@ export class LocalFanout {
   private readonly listeners = new Map<string, Set<(event: TidingsEvent) => void>>();
   /** How to end each live subscriber's stream, for shutdown. */
   private readonly stops = new Set<() => void>();
+  /** Set by endAll(): a shutting-down instance takes no new subscribers. */
+  private closed = false;
 
   constructor(private readonly hooks: FanoutHooks = {}) {}
 
@@ -32,8 +34,9 @@ export class LocalFanout {
     for (const listener of topicListeners) listener(event);
   }
 
-  /** Completes every subscriber's stream (shutdown); their topics go idle as they end. */
+  /** Completes every subscriber's stream and refuses new ones (shutdown); topics go idle as they end. */
   endAll(): void {
+    this.closed = true;
     for (const end of [...this.stops]) end();
   }
 
@@ -53,6 +56,7 @@ export class LocalFanout {
   subscribe<T extends EventType>(topic: Topic<T>): AsyncIterableIterator<EventEnvelope<T>> {
     // A sliding buffer keeps the newest events for a subscriber that falls far behind instead of
     // growing without bound; the Repeater's push never blocks the publisher.
+    if (this.closed) return new Repeater<EventEnvelope<T>>((_push, stop) => stop());
     return new Repeater<EventEnvelope<T>>(async (push, stop) => {
       const listener = (event: TidingsEvent) => {
         void push(event as EventEnvelope<T>);
@@ -74,7 +78,7 @@ export class LocalFanout {
         topicListeners.delete(listener);
         if (topicListeners.size === 0 && this.listeners.get(topic) === topicListeners) {
           this.listeners.delete(topic);
-          await this.hooks.onTopicIdle?.(topic);
+          this.hooks.onTopicIdle?.(topic);
         }
       }
     }, new SlidingBuffer(SUBSCRIBER_BUFFER_EVENTS));

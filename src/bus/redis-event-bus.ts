@@ -18,6 +18,25 @@ export interface RedisEventBusOptions {
   readonly metrics: GatewayMetrics;
 }
 
+/**
+ * graphql-redis-subscriptions fires UNSUBSCRIBE and PUNSUBSCRIBE without handling their promises;
+ * during a shutdown or an outage they reject ("Connection is closed") and would surface as
+ * unhandled rejections. Their failure is harmless: a closed connection is subscribed to nothing.
+ */
+function withQuietUnsubscribe(subscriber: Redis): Redis {
+  return new Proxy(subscriber, {
+    get(target, property) {
+      const value = Reflect.get(target, property, target) as unknown;
+      if (typeof value !== 'function') return value;
+      if (property === 'unsubscribe' || property === 'punsubscribe') {
+        return (...args: unknown[]) =>
+          (value as (...args: unknown[]) => Promise<unknown>).apply(target, args).catch(() => undefined);
+      }
+      return (value as (...args: unknown[]) => unknown).bind(target);
+    },
+  });
+}
+
 /** PUBLISHes an event, serialized once, on the channel of each of its topics. */
 export async function publishToRedis(redis: Pick<Redis, 'publish'>, prefix: string, event: TidingsEvent): Promise<void> {
   const payload = JSON.stringify(event);
@@ -35,13 +54,15 @@ export function createRedisEventBus(options: RedisEventBusOptions): EventBus {
   const { connections, prefix, logger, metrics } = options;
   const pubsub = new RedisPubSub({
     publisher: connections.commands,
-    subscriber: connections.subscriber,
+    subscriber: withQuietUnsubscribe(connections.subscriber),
     // Hand us the raw string: parsing and validation happen once, in ingest().
     deserializer: (source) => source.toString(),
   });
   const channelOf = (topic: string) => `${prefix}${topic}`;
   /** The pending or settled Redis subscription id of each active topic. */
   const redisSubscriptions = new Map<string, Promise<number | undefined>>();
+  /** UNSUBSCRIBEs waiting for their SUBSCRIBE to settle, for close() to wait on. */
+  const pendingUnsubscribes = new Set<Promise<void>>();
 
   const drop = (reason: DropReason, channel: string, details: Record<string, unknown> = {}) => {
     metrics.eventsDropped.inc({ reason, source: 'redis' });
@@ -76,13 +97,16 @@ export function createRedisEventBus(options: RedisEventBusOptions): EventBus {
         });
       redisSubscriptions.set(topic, subscription);
     },
-    async onTopicIdle(topic) {
+    onTopicIdle(topic) {
       const subscription = redisSubscriptions.get(topic);
       redisSubscriptions.delete(topic);
-      // Wait for a SUBSCRIBE still in flight, or its UNSUBSCRIBE would be lost and the
-      // channel would stay subscribed with nobody listening.
-      const id = await subscription;
-      if (id !== undefined) pubsub.unsubscribe(id);
+      // UNSUBSCRIBE only once a SUBSCRIBE still in flight has settled, or the channel would stay
+      // subscribed with nobody listening. In the background: the leaving subscriber never waits.
+      const unsubscribed = (subscription ?? Promise.resolve(undefined)).then((id) => {
+        if (id !== undefined) pubsub.unsubscribe(id);
+      });
+      pendingUnsubscribes.add(unsubscribed);
+      void unsubscribed.finally(() => pendingUnsubscribes.delete(unsubscribed));
     },
   });
 
@@ -96,7 +120,7 @@ export function createRedisEventBus(options: RedisEventBusOptions): EventBus {
       fanout.endAll();
       // Idle topics UNSUBSCRIBE as their subscribers end; wait for those still settling.
       // The connections are closed by their owner (the composition root).
-      await Promise.allSettled(redisSubscriptions.values());
+      await Promise.allSettled([...redisSubscriptions.values(), ...pendingUnsubscribes]);
     },
   };
 }

@@ -53,8 +53,16 @@ function createRedisMembership(options: RedisDirectoryOptions): ConversationMemb
     if (messageChannel === channel) applyChange(message);
   };
 
-  const announce = async (change: MembershipChange) => {
-    await connections.commands.publish(channel, JSON.stringify(change));
+  /** Changes the members set and announces it atomically: both happen, or neither. */
+  const changeMembers = async (conversationId: string, change: 'add' | 'remove', userIds: readonly string[]) => {
+    const key = keys.conversationMembers(conversationId);
+    const announcement: MembershipChange = change === 'add' ? { conversationId, added: [...userIds] } : { conversationId, removed: [...userIds] };
+    const transaction = connections.commands.multi();
+    if (change === 'add') transaction.sadd(key, ...userIds);
+    else transaction.srem(key, ...userIds);
+    const results = await transaction.publish(channel, JSON.stringify(announcement)).exec();
+    const failed = results?.find(([error]) => error);
+    if (!results || failed) throw failed?.[0] ?? new Error('membership transaction aborted');
   };
 
   /**
@@ -73,28 +81,58 @@ function createRedisMembership(options: RedisDirectoryOptions): ConversationMemb
     }
   };
   let subscribed = false;
-  let connectedBefore = false;
+  let subscriberConnectedBefore = false;
+  let commandsConnectedBefore = false;
+  let revalidationPending = false;
+  const revalidateWhenPossible = () => {
+    if (connections.commands.status === 'ready') void revalidateAfterReconnect();
+    else revalidationPending = true;
+  };
+  const subscribeToChanges = () =>
+    connections.subscriber.subscribe(channel).then(
+      () => {
+        subscribed = true;
+      },
+      (error: unknown) => logger.error({ err: error, channel }, 'redis SUBSCRIBE to the membership channel failed'),
+    );
+  // The subscriber connection can drop on its own (Redis disconnects pub/sub clients that fall
+  // behind): once it is back and the channel is live again, anything announced meanwhile was
+  // missed, so re-check.
+  const onSubscriberReady = () => {
+    if (!subscriberConnectedBefore) {
+      subscriberConnectedBefore = true;
+      return;
+    }
+    subscribed = false;
+    void subscribeToChanges().then(() => subscribed && revalidateWhenPossible());
+  };
+  const onSubscriberClose = () => {
+    subscribed = false;
+  };
   const onCommandsReady = () => {
-    if (connectedBefore) void revalidateAfterReconnect();
-    connectedBefore = true;
+    if (revalidationPending || commandsConnectedBefore) {
+      revalidationPending = false;
+      void revalidateAfterReconnect();
+    }
+    commandsConnectedBefore = true;
   };
 
   return {
     start() {
       connections.subscriber.on('message', onMessage);
+      connections.subscriber.on('ready', onSubscriberReady);
+      connections.subscriber.on('close', onSubscriberClose);
       connections.commands.on('ready', onCommandsReady);
-      if (connections.commands.status === 'ready') connectedBefore = true;
+      if (connections.commands.status === 'ready') commandsConnectedBefore = true;
+      if (connections.subscriber.status === 'ready') subscriberConnectedBefore = true;
       // Queued by the subscriber connection until Redis is reachable; never blocks start-up.
-      connections.subscriber.subscribe(channel).then(
-        () => {
-          subscribed = true;
-        },
-        (error: unknown) => logger.error({ err: error, channel }, 'redis SUBSCRIBE to the membership channel failed'),
-      );
+      void subscribeToChanges();
     },
     isSubscribed: () => subscribed,
     stop() {
       connections.subscriber.off('message', onMessage);
+      connections.subscriber.off('ready', onSubscriberReady);
+      connections.subscriber.off('close', onSubscriberClose);
       connections.commands.off('ready', onCommandsReady);
     },
     async isMember(conversationId, userId) {
@@ -105,15 +143,9 @@ function createRedisMembership(options: RedisDirectoryOptions): ConversationMemb
       cache.set(key, isMember);
       return isMember;
     },
-    async addMembers(conversationId, userIds) {
-      await connections.commands.sadd(keys.conversationMembers(conversationId), ...userIds);
-      await announce({ conversationId, added: [...userIds] });
-    },
-    async removeMembers(conversationId, userIds) {
-      await connections.commands.srem(keys.conversationMembers(conversationId), ...userIds);
-      // Every instance (this one included, through its subscription) ends the removed members' streams.
-      await announce({ conversationId, removed: [...userIds] });
-    },
+    addMembers: (conversationId, userIds) => changeMembers(conversationId, 'add', userIds),
+    // Every instance (this one included, through its subscription) ends the removed members' streams.
+    removeMembers: (conversationId, userIds) => changeMembers(conversationId, 'remove', userIds),
     watchRemoval: (conversationId, userId, onRemoved) => watchers.watch(conversationId, userId, onRemoved),
   };
 }

@@ -10,7 +10,8 @@ export interface RedisConnections {
   readonly subscriber: Redis;
   /** Both connections are up. Drives readiness. */
   isReady(): boolean;
-  close(): Promise<void>;
+  /** QUIT, waiting at most `graceMs` (QUIT never completes while Redis is unreachable), then disconnect. */
+  close(graceMs?: number): Promise<void>;
 }
 
 /** Reconnect quickly at first, then every 2 s at most, forever: Redis outages end. */
@@ -56,8 +57,10 @@ export function createRedisConnections(url: string, logger: Logger): RedisConnec
     commands,
     subscriber,
     isReady: () => commands.status === 'ready' && subscriber.status === 'ready',
-    async close() {
-      await Promise.allSettled([commands.quit(), subscriber.quit()]);
+    async close(graceMs = 1_000) {
+      const quit = Promise.allSettled([commands.quit(), subscriber.quit()]);
+      await Promise.race([quit, new Promise((resolve) => setTimeout(resolve, graceMs).unref())]);
+      // Also stops reconnect timers, which would otherwise keep the process alive.
       commands.disconnect();
       subscriber.disconnect();
     },

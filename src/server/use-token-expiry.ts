@@ -9,12 +9,13 @@ import { atExpiry } from '../auth/expiry.js';
  * ends every subscription, on every transport, when its principal's token expires: one final
  * UNAUTHENTICATED error (reason `expired`) so the client can reconnect with a fresh token.
  */
-export function useTokenExpiry(): Plugin<GraphQLContext> {
+export function useTokenExpiry(clockToleranceMs: number): Plugin<GraphQLContext> {
   return {
     onSubscribe({ args }) {
       const principal = (args.contextValue as GraphQLContext).principal;
       if (principal.kind !== 'user' || principal.expiresAt === undefined) return;
-      const expiresAt = principal.expiresAt;
+      // Verification accepts a token up to the clock tolerance past `exp`; end it there too.
+      const expiresAt = principal.expiresAt + clockToleranceMs;
       return {
         onSubscribeResult({ result, setResult }) {
           if (!isAsyncIterable(result)) return;

@@ -12,6 +12,7 @@ import type { GatewayServices, GraphQLContext } from '../schema/context.js';
 import { graphiqlOptionsFor } from './graphiql.js';
 import { useTokenExpiry } from './use-token-expiry.js';
 import { useDevTokens } from './use-dev-tokens.js';
+import type { InFlightOperations } from './use-in-flight.js';
 
 export const GRAPHQL_PATH = '/graphql';
 
@@ -30,6 +31,9 @@ export function createGatewayYoga(deps: {
   graphiql: boolean;
   /** The HS256 secret, when GET /dev/token may mint development tokens. */
   devTokenSecret: Uint8Array | undefined;
+  /** Tokens are accepted this long past `exp`, so connections end this long after it too. */
+  clockToleranceMs: number;
+  inFlight: InFlightOperations;
   isReady: () => boolean;
 }) {
   const { services, authenticator, logger } = deps;
@@ -70,7 +74,8 @@ export function createGatewayYoga(deps: {
     },
     plugins: [
       ...(deps.devTokenSecret ? [useDevTokens(deps.devTokenSecret)] : []),
-      useTokenExpiry(),
+      deps.inFlight.plugin,
+      useTokenExpiry(deps.clockToleranceMs),
       useReadinessCheck({ endpoint: '/ready', check: () => deps.isReady() }),
     ],
   });

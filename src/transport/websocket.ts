@@ -28,6 +28,8 @@ export interface WebSocketTransportOptions {
   readonly keepAliveMs: number;
   readonly connectionInitTimeoutMs: number;
   readonly maxPayloadBytes: number;
+  /** Tokens are accepted this long past `exp`; connections are closed this long after it. */
+  readonly clockToleranceMs: number;
 }
 
 export interface WebSocketTransport {
@@ -62,10 +64,12 @@ export function attachWebSocketTransport(deps: {
       const { extra } = ctx;
       try {
         const principal = await authenticator.authenticate(bearerFromConnectionParams(ctx.connectionParams));
+        // Closed while we were verifying: arm nothing (a timer would outlive the socket).
+        if (extra.socket.readyState !== extra.socket.OPEN) return false;
         extra.principal = principal;
         if (principal.kind === 'user' && principal.expiresAt !== undefined) {
           // The connection lives only as long as its token: the client reconnects with a fresh one.
-          extra.cancelExpiry = atExpiry(principal.expiresAt, () => {
+          extra.cancelExpiry = atExpiry(principal.expiresAt + options.clockToleranceMs, () => {
             logger.info({ connectionId: extra.connectionId }, 'websocket token expired; closing');
             extra.socket.close(CloseCode.Forbidden, 'Unauthenticated: Token has expired');
           });

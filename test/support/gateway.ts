@@ -16,6 +16,7 @@ export function testConfig(env: Record<string, string> = {}) {
     JWT_SECRET: TEST_JWT_SECRET,
     CHAT_CHUNK_DELAY_MS: '2',
     TYPING_THROTTLE_MS: '0',
+    JWT_CLOCK_TOLERANCE_SECONDS: '0',
     ...env,
   });
 }

@@ -37,7 +37,7 @@ export async function startRedis(): Promise<TestRedis> {
   const clients: Redis[] = [];
 
   const launch = async () => {
-    const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+    const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--enable-debug-command', 'local'], {
       stdio: 'ignore',
     });
     process = child;
