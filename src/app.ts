@@ -24,6 +24,7 @@ import { buildSchema } from './schema/index.js';
 import { createGatewayYoga, GRAPHQL_PATH, type GatewayYoga } from './server/yoga.js';
 import { attachWebSocketTransport, type WebSocketTransport } from './transport/websocket.js';
 import { createWebAppHandler } from './transport/web-app.js';
+import { refuseOversizedBody } from './transport/http-limits.js';
 import { createInFlightOperations } from './server/use-in-flight.js';
 
 export interface App {
@@ -85,11 +86,13 @@ export function buildApp(config: Config, overrides: { logger?: Logger; bus?: Eve
     devTokenSecret: config.devTokens.enabled && config.auth.kind === 'secret' ? config.auth.secret : undefined,
     clockToleranceMs: config.auth.clockToleranceSeconds * 1000,
     inFlight,
+    introspection: config.limits.introspection,
     isReady: () => bus.isReady() && directory.isReady(),
   });
 
   const webApp = config.webApp.enabled ? createWebAppHandler(config.webApp.directory) : undefined;
   const httpServer = createServer((request, response) => {
+    if (refuseOversizedBody(request, response, config.limits.httpMaxBodyBytes)) return;
     if (webApp?.handles(request)) webApp.serve(request, response);
     else void yoga(request, response);
   });

@@ -18,6 +18,8 @@ export const ErrorCode = {
   PublishFailed: 'PUBLISH_FAILED',
   /** A backend the gateway needs (Redis) is unreachable; retry shortly. HTTP 503. */
   ServiceUnavailable: 'SERVICE_UNAVAILABLE',
+  /** A quota was reached (for example subscriptions per connection). */
+  LimitExceeded: 'LIMIT_EXCEEDED',
   /** Too many requests in a short time (for example typing updates). */
   RateLimited: 'RATE_LIMITED',
 } as const;
@@ -45,6 +47,8 @@ export const publishFailed = (message = 'The event could not be published; try a
 
 export const serviceUnavailable = (message = 'A backend is unavailable; try again shortly') =>
   codedError(ErrorCode.ServiceUnavailable, message, 503);
+
+export const limitExceeded = (message: string, limit: string) => codedError(ErrorCode.LimitExceeded, message, undefined, { limit });
 
 export const rateLimited = (message: string, retryAfterMs: number) =>
   codedError(ErrorCode.RateLimited, message, undefined, { retryAfterMs });

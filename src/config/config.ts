@@ -57,6 +57,9 @@ const envSchema = z.object({
   WS_KEEP_ALIVE_MS: positiveInt.max(600_000).default(12_000),
   WS_CONNECTION_INIT_TIMEOUT_MS: positiveInt.max(60_000).default(3_000),
   WS_MAX_PAYLOAD_BYTES: positiveInt.max(16 * 1024 * 1024).default(256 * 1024),
+  WS_MAX_SUBSCRIPTIONS_PER_CONNECTION: positiveInt.max(10_000).default(100),
+  HTTP_MAX_BODY_BYTES: positiveInt.max(16 * 1024 * 1024).default(256 * 1024),
+  INTROSPECTION: booleanFromEnv.optional(),
   SHUTDOWN_TIMEOUT_MS: positiveInt.max(300_000).default(10_000),
 });
 
@@ -106,7 +109,9 @@ export interface Config {
     readonly keepAliveMs: number;
     readonly connectionInitTimeoutMs: number;
     readonly maxPayloadBytes: number;
+    readonly maxSubscriptionsPerConnection: number;
   };
+  readonly limits: { readonly httpMaxBodyBytes: number; readonly introspection: boolean };
   readonly shutdown: { readonly timeoutMs: number };
 }
 
@@ -232,7 +237,9 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
       keepAliveMs: vars.WS_KEEP_ALIVE_MS,
       connectionInitTimeoutMs: vars.WS_CONNECTION_INIT_TIMEOUT_MS,
       maxPayloadBytes: vars.WS_MAX_PAYLOAD_BYTES,
+      maxSubscriptionsPerConnection: vars.WS_MAX_SUBSCRIPTIONS_PER_CONNECTION,
     },
+    limits: { httpMaxBodyBytes: vars.HTTP_MAX_BODY_BYTES, introspection: vars.INTROSPECTION ?? !isProduction },
     shutdown: { timeoutMs: vars.SHUTDOWN_TIMEOUT_MS },
   };
 }

@@ -13,6 +13,7 @@ import { graphiqlOptionsFor } from './graphiql.js';
 import { useTokenExpiry } from './use-token-expiry.js';
 import { useDevTokens } from './use-dev-tokens.js';
 import type { InFlightOperations } from './use-in-flight.js';
+import { useIntrospectionPolicy } from './use-introspection-policy.js';
 
 export const GRAPHQL_PATH = '/graphql';
 
@@ -34,6 +35,7 @@ export function createGatewayYoga(deps: {
   /** Tokens are accepted this long past `exp`, so connections end this long after it too. */
   clockToleranceMs: number;
   inFlight: InFlightOperations;
+  introspection: boolean;
   isReady: () => boolean;
 }) {
   const { services, authenticator, logger } = deps;
@@ -75,6 +77,7 @@ export function createGatewayYoga(deps: {
     plugins: [
       ...(deps.devTokenSecret ? [useDevTokens(deps.devTokenSecret)] : []),
       deps.inFlight.plugin,
+      useIntrospectionPolicy(deps.introspection),
       useTokenExpiry(deps.clockToleranceMs),
       useReadinessCheck({ endpoint: '/ready', check: () => deps.isReady() }),
     ],

@@ -10,6 +10,7 @@ import type { Authenticator } from '../auth/authenticator.js';
 import { bearerFromConnectionParams } from '../auth/credentials.js';
 import type { Principal } from '../auth/principal.js';
 import { TokenRejectedError } from '../auth/token-verifier.js';
+import { limitExceeded } from '../errors.js';
 import { prepareOperation, type PreparedOperation } from '../server/prepare-operation.js';
 import { atExpiry } from '../auth/expiry.js';
 
@@ -30,6 +31,8 @@ export interface WebSocketTransportOptions {
   readonly maxPayloadBytes: number;
   /** Tokens are accepted this long past `exp`; connections are closed this long after it. */
   readonly clockToleranceMs: number;
+  /** Operations one connection may have open at once. */
+  readonly maxSubscriptionsPerConnection: number;
 }
 
 export interface WebSocketTransport {
@@ -86,6 +89,11 @@ export function attachWebSocketTransport(deps: {
     },
 
     onSubscribe: async (ctx, id, payload: SubscribePayload) => {
+      // graphql-ws has already registered this operation in ctx.subscriptions by now.
+      if (Object.keys(ctx.subscriptions).length > options.maxSubscriptionsPerConnection) {
+        logger.info({ connectionId: ctx.extra.connectionId, operationId: id }, 'subscription limit per connection reached');
+        return [limitExceeded(`At most ${options.maxSubscriptionsPerConnection} operations may be open on one connection`, 'subscriptions_per_connection')];
+      }
       try {
         const prepared = await prepareOperation(
           yoga,

@@ -1,0 +1,79 @@
+import { request } from 'node:http';
+import { describe, expect, it } from 'vitest';
+import { topics } from '../src/events/topics.js';
+import { startGateway, tokenFor } from './support/gateway.js';
+import { PRICE_UPDATED, priceInput, PUBLISH_PRICE, VIEWER } from './support/operations.js';
+import { connectWs, record } from './support/ws-client.js';
+
+const INTROSPECTION = '{ __schema { types { name } } }';
+
+describe('size and shape limits', () => {
+  it('refuses an HTTP body over HTTP_MAX_BODY_BYTES with 413, declared or chunked, and serves others', async () => {
+    const gateway = await startGateway({ HTTP_MAX_BODY_BYTES: '2048' });
+    const token = await tokenFor('alice');
+    const big = JSON.stringify({ query: VIEWER, variables: { padding: 'x'.repeat(4_000) } });
+    const declared = await fetch(gateway.httpUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      body: big,
+    });
+    expect(declared.status).toBe(413);
+    expect(await declared.text()).toContain('PAYLOAD_TOO_LARGE');
+
+    const chunkedStatus = await new Promise<number>((resolve, reject) => {
+      const url = new URL(gateway.httpUrl);
+      const outgoing = request(
+        { host: url.hostname, port: url.port, path: url.pathname, method: 'POST', headers: { 'content-type': 'application/json', 'transfer-encoding': 'chunked', authorization: `Bearer ${token}` } },
+        (response) => resolve(response.statusCode ?? 0),
+      );
+      outgoing.on('error', reject);
+      for (let index = 0; index < 8; index++) outgoing.write(big.slice(index * 600, (index + 1) * 600));
+      outgoing.end();
+    });
+    expect(chunkedStatus).toBe(413);
+
+    const small = await gateway.http(VIEWER, {}, token);
+    expect(small.body.data?.['viewer']).toMatchObject({ id: 'alice' });
+  });
+
+  it('turns introspection off on every transport when INTROSPECTION=false', async () => {
+    const gateway = await startGateway({ INTROSPECTION: 'false' });
+    const token = await tokenFor('alice');
+    const http = await gateway.http(INTROSPECTION, {}, token);
+    expect(http.body.errors?.[0]?.extensions?.['code']).toBe('GRAPHQL_VALIDATION_FAILED');
+    const { client } = connectWs(gateway.wsUrl, token);
+    const overSocket = record(client, INTROSPECTION);
+    await overSocket.waitForEnd();
+    expect(JSON.stringify(overSocket.failure.value)).toContain('introspection');
+    const viewer = await gateway.http(VIEWER, {}, token);
+    expect(viewer.body.data?.['viewer']).toMatchObject({ id: 'alice' });
+  });
+
+  it('allows introspection by default outside production', async () => {
+    const gateway = await startGateway();
+    const http = await gateway.http(INTROSPECTION, {}, await tokenFor('alice'));
+    expect(http.body.errors).toBeUndefined();
+  });
+});
+
+describe('quotas', () => {
+  it('refuses operations over WS_MAX_SUBSCRIPTIONS_PER_CONNECTION with LIMIT_EXCEEDED; the others keep flowing', async () => {
+    const gateway = await startGateway({ WS_MAX_SUBSCRIPTIONS_PER_CONNECTION: '3' });
+    const { client, closes } = connectWs(gateway.wsUrl, await tokenFor('alice'));
+    const allowed = ['h1', 'h2', 'h3'].map((hotelId) => record(client, PRICE_UPDATED, { hotelId }));
+    for (const hotelId of ['h1', 'h2', 'h3']) await gateway.waitForSubscribers(topics.hotelPrices(hotelId));
+    const refused = record(client, PRICE_UPDATED, { hotelId: 'h4' });
+    await refused.waitForEnd();
+    expect(JSON.stringify(refused.failure.value)).toContain('LIMIT_EXCEEDED');
+    expect(gateway.app.services.bus.subscriberCount(topics.hotelPrices('h4'))).toBe(0);
+
+    await gateway.publish(PUBLISH_PRICE, priceInput('h2'));
+    await allowed[1]?.waitForResults(1);
+    // Freeing a slot lets a new one in.
+    allowed[0]?.unsubscribe();
+    const again = record(client, PRICE_UPDATED, { hotelId: 'h5' });
+    await gateway.waitForSubscribers(topics.hotelPrices('h5'));
+    expect(again.isComplete()).toBe(false);
+    expect(closes).toHaveLength(0);
+  });
+});
