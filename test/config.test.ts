@@ -38,7 +38,8 @@ describe('loadConfig defaults', () => {
     expect(config.graphiql.enabled).toBe(true);
     expect(config.chat).toEqual({ responder: 'builtin', chunkDelayMs: 60 });
     expect(config.typing.throttleMs).toBe(1_500);
-    expect(config.websocket).toEqual({ keepAliveMs: 12_000, connectionInitTimeoutMs: 3_000, maxPayloadBytes: 256 * 1024 });
+    expect(config.websocket).toEqual({ keepAliveMs: 12_000, connectionInitTimeoutMs: 3_000, maxPayloadBytes: 256 * 1024, maxSubscriptionsPerConnection: 100 });
+    expect(config.limits).toEqual({ httpMaxBodyBytes: 256 * 1024, introspection: true });
     expect(config.shutdown.timeoutMs).toBe(10_000);
     expect(config.instanceId).toMatch(/^[0-9a-f]{8}$/);
   });

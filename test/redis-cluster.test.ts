@@ -403,14 +403,17 @@ describe('start-up', () => {
     const redis = await sharedRedis();
     const inspector = redis.client();
     const logger = pino({ level: 'silent' });
-    for (let attempt = 0; attempt < 5; attempt++) {
+    for (let attempt = 0; attempt < 3; attempt++) {
       const prefix = randomPrefix();
       const connections = createRedisConnections(redis.url, logger);
       const bus = createRedisEventBus({ connections, prefix, maxEventBytes: 65_536, logger, metrics: createMetrics() });
       // 'connect' fires before the ready check: with the ready check on, a SUBSCRIBE sent here
       // resolves but is silently dropped by ioredis.
-      const stream = await new Promise<AsyncIterableIterator<TidingsEvent>>((resolve) =>
-        connections.subscriber.once('connect', () => resolve(bus.subscribe(topics.hotelPrices('hotel-early')))),
+      const stream = await withTimeout(
+        new Promise<AsyncIterableIterator<TidingsEvent>>((resolve) =>
+          connections.subscriber.once('connect', () => resolve(bus.subscribe(topics.hotelPrices('hotel-early')))),
+        ),
+        'the subscriber connection to connect',
       );
       const first = stream.next();
       await waitUntil(async () => {
@@ -422,10 +425,17 @@ describe('start-up', () => {
         roomType: 'DOUBLE',
         price: { amountMinor: attempt, currency: 'EUR' },
       });
-      expect((await first).value?.data).toMatchObject({ price: { amountMinor: attempt } });
+      expect((await withTimeout(first, 'the published event')).value?.data).toMatchObject({ price: { amountMinor: attempt } });
       await stream.return?.();
       await bus.close();
       await connections.close();
     }
-  });
+  }, 30_000);
 });
+
+function withTimeout<T>(promise: Promise<T>, what: string, timeoutMs = 5_000): Promise<T> {
+  return Promise.race([
+    promise,
+    new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`Timed out waiting for ${what}`)), timeoutMs)),
+  ]);
+}
