@@ -1,12 +1,16 @@
 import type { GraphiQLOptions } from 'graphql-yoga';
 
-export const GRAPHIQL_EXAMPLE_QUERY = `# Welcome to Tidings. Subscriptions run over WebSocket (graphql-ws).
+export const GRAPHIQL_EXAMPLE_QUERY = `# Welcome to Tidings.
+# Subscriptions run over WebSocket (graphql-ws).
 #
-# Your token: open this page as /graphql?token=<jwt>. It is sent in connection_init
-# for subscriptions and as the Authorization header for queries and mutations.
-# Mint a development token with: npm run token -- --sub alice --roles user,admin
+# Your token: open this page as
+#   /graphql?token=<jwt>
+# It goes into connection_init for subscriptions
+# and into the Authorization header otherwise.
+# Development tokens: npm run token -- --sub alice
 #
-# Press run, then publish a price (as a service) from another tab to see it arrive.
+# Run LivePrices, then publish a price as a
+# service (publishPrice) from another tab.
 
 subscription LivePrices {
   priceUpdated(hotelId: "hotel-1") {
