@@ -86,7 +86,8 @@ export function buildApp(config: Config, overrides: { logger?: Logger; bus?: Eve
     devTokenSecret: config.devTokens.enabled && config.auth.kind === 'secret' ? config.auth.secret : undefined,
     clockToleranceMs: config.auth.clockToleranceSeconds * 1000,
     inFlight,
-    introspection: config.limits.introspection,
+    limits: config.limits,
+    metrics,
     isReady: () => bus.isReady() && directory.isReady(),
   });
 

@@ -39,7 +39,7 @@ describe('loadConfig defaults', () => {
     expect(config.chat).toEqual({ responder: 'builtin', chunkDelayMs: 60 });
     expect(config.typing.throttleMs).toBe(1_500);
     expect(config.websocket).toEqual({ keepAliveMs: 12_000, connectionInitTimeoutMs: 3_000, maxPayloadBytes: 256 * 1024, maxSubscriptionsPerConnection: 100 });
-    expect(config.limits).toEqual({ httpMaxBodyBytes: 256 * 1024, introspection: true });
+    expect(config.limits).toMatchObject({ httpMaxBodyBytes: 256 * 1024, introspection: true, query: { maxDepth: 10, maxAliases: 15, maxCost: 5_000 } });
     expect(config.shutdown.timeoutMs).toBe(10_000);
     expect(config.instanceId).toMatch(/^[0-9a-f]{8}$/);
   });

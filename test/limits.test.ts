@@ -77,3 +77,47 @@ describe('quotas', () => {
     expect(closes).toHaveLength(0);
   });
 });
+
+describe('query shape limits (graphql-armor) on HTTP and WebSocket', () => {
+  const deep = `subscription { priceUpdated(hotelId: "h") { price { amount } previousPrice { amount } } }`;
+  const aliased = `query { ${Array.from({ length: 6 }, (_, index) => `a${index}: viewer { id }`).join(' ')} }`;
+  const directives = `query { viewer @include(if: true) @include(if: true) @include(if: true) @include(if: true) { id } }`;
+  const manyTokens = `query { viewer { ${Array.from({ length: 300 }, () => 'id').join(' ')} } }`;
+  const costly = `query { ${Array.from({ length: 5 }, (_, index) => `v${index}: viewer { id roles anonymous tokenExpiresAt }`).join(' ')} }`;
+
+  it.each([
+    ['depth', deep, { QUERY_MAX_DEPTH: '2' }, 'query_depth'],
+    ['aliases', aliased, { QUERY_MAX_ALIASES: '5' }, 'query_aliases'],
+    ['directives', directives, { QUERY_MAX_DIRECTIVES: '3' }, 'query_directives'],
+    ['tokens', manyTokens, { QUERY_MAX_TOKENS: '200' }, 'query_tokens'],
+    ['cost', costly, { QUERY_MAX_COST: '10', QUERY_MAX_ALIASES: '100' }, 'query_cost'],
+  ])('refuses an operation over the %s limit on both transports and counts it', async (_limit, query, env, metric) => {
+    const gateway = await startGateway(env);
+    const token = await tokenFor('alice');
+    const http = await gateway.http(query, {}, token);
+    expect(http.body.errors?.length).toBeGreaterThan(0);
+    expect(http.body.data ?? null).toBeNull();
+
+    const { client, closes } = connectWs(gateway.wsUrl, token);
+    // Shallow and cheap, so it stays within every tightened limit.
+    const bystander = record(client, 'subscription($h: ID!) { priceUpdated(hotelId: $h) { id } }', { h: 'hotel-ok' });
+    await gateway.waitForSubscribers(topics.hotelPrices('hotel-ok'));
+    const overSocket = record(client, query);
+    await overSocket.waitForEnd();
+    expect(overSocket.failure.value ?? overSocket.results[0]?.errors).toBeTruthy();
+    expect(JSON.stringify(overSocket.results.map((r) => r.data))).not.toContain('"id"');
+
+    const trips = (await gateway.app.metrics.limitTrips.get()).values.find((value) => value.labels.limit === metric)?.value ?? 0;
+    expect(trips).toBeGreaterThanOrEqual(1);
+    expect(JSON.stringify(overSocket.failure.value ?? overSocket.results)).not.toContain('"http"');
+    await gateway.publish(PUBLISH_PRICE, priceInput('hotel-ok'));
+    await bystander.waitForResults(1);
+    expect(closes).toHaveLength(0);
+  });
+
+  it('lets ordinary operations through with the default limits', async () => {
+    const gateway = await startGateway();
+    const { body } = await gateway.http(VIEWER, {}, await tokenFor('alice'));
+    expect(body.errors).toBeUndefined();
+  });
+});

@@ -60,6 +60,11 @@ const envSchema = z.object({
   WS_MAX_SUBSCRIPTIONS_PER_CONNECTION: positiveInt.max(10_000).default(100),
   HTTP_MAX_BODY_BYTES: positiveInt.max(16 * 1024 * 1024).default(256 * 1024),
   INTROSPECTION: booleanFromEnv.optional(),
+  QUERY_MAX_DEPTH: positiveInt.max(100).default(10),
+  QUERY_MAX_ALIASES: nonNegativeInt.max(1_000).default(15),
+  QUERY_MAX_DIRECTIVES: nonNegativeInt.max(1_000).default(20),
+  QUERY_MAX_TOKENS: positiveInt.max(100_000).default(2_000),
+  QUERY_MAX_COST: positiveInt.max(1_000_000).default(5_000),
   SHUTDOWN_TIMEOUT_MS: positiveInt.max(300_000).default(10_000),
 });
 
@@ -111,7 +116,11 @@ export interface Config {
     readonly maxPayloadBytes: number;
     readonly maxSubscriptionsPerConnection: number;
   };
-  readonly limits: { readonly httpMaxBodyBytes: number; readonly introspection: boolean };
+  readonly limits: {
+    readonly httpMaxBodyBytes: number;
+    readonly introspection: boolean;
+    readonly query: { readonly maxDepth: number; readonly maxAliases: number; readonly maxDirectives: number; readonly maxTokens: number; readonly maxCost: number };
+  };
   readonly shutdown: { readonly timeoutMs: number };
 }
 
@@ -239,7 +248,17 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
       maxPayloadBytes: vars.WS_MAX_PAYLOAD_BYTES,
       maxSubscriptionsPerConnection: vars.WS_MAX_SUBSCRIPTIONS_PER_CONNECTION,
     },
-    limits: { httpMaxBodyBytes: vars.HTTP_MAX_BODY_BYTES, introspection: vars.INTROSPECTION ?? !isProduction },
+    limits: {
+      httpMaxBodyBytes: vars.HTTP_MAX_BODY_BYTES,
+      introspection: vars.INTROSPECTION ?? !isProduction,
+      query: {
+        maxDepth: vars.QUERY_MAX_DEPTH,
+        maxAliases: vars.QUERY_MAX_ALIASES,
+        maxDirectives: vars.QUERY_MAX_DIRECTIVES,
+        maxTokens: vars.QUERY_MAX_TOKENS,
+        maxCost: vars.QUERY_MAX_COST,
+      },
+    },
     shutdown: { timeoutMs: vars.SHUTDOWN_TIMEOUT_MS },
   };
 }

@@ -10,12 +10,20 @@ export interface GatewayMetrics {
   readonly registry: Registry;
   readonly eventsPublished: Counter<'type' | 'source'>;
   readonly eventsDropped: Counter<'reason' | 'source'>;
+  /** Every refused request or closed connection because a limit was reached. */
+  readonly limitTrips: Counter<'limit'>;
 }
 
 export function createMetrics(): GatewayMetrics {
   const registry = new Registry();
   return {
     registry,
+    limitTrips: new Counter({
+      name: 'tidings_limit_trips_total',
+      help: 'Requests refused or connections closed because a protection limit was reached, by limit.',
+      labelNames: ['limit'] as const,
+      registers: [registry],
+    }),
     eventsPublished: new Counter({
       name: 'tidings_events_published_total',
       help: 'Events this instance published (mutations and the built-in chat responder), by event type.',

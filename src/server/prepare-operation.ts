@@ -18,15 +18,19 @@ export type PreparedOperation =
   /** Parse, validation or context (authentication) errors, each carrying extensions.code. */
   | { readonly ok: false; readonly errors: readonly GraphQLError[] };
 
+/**
+ * Gives a parse or validation error its code, and drops Yoga's `http` extension: it is meant for
+ * HTTP responses and means nothing over a socket.
+ */
 function withCode(error: GraphQLError, code: string): GraphQLError {
-  if (error.extensions['code']) return error;
+  const { http: _http, ...extensions } = error.extensions;
   return new GraphQLError(error.message, {
     nodes: error.nodes,
     source: error.source,
     positions: error.positions,
     path: error.path,
     originalError: error.originalError,
-    extensions: { ...error.extensions, code },
+    extensions: { code, ...extensions },
   });
 }
 

@@ -14,6 +14,9 @@ import { useTokenExpiry } from './use-token-expiry.js';
 import { useDevTokens } from './use-dev-tokens.js';
 import type { InFlightOperations } from './use-in-flight.js';
 import { useIntrospectionPolicy } from './use-introspection-policy.js';
+import { useQueryLimits } from './use-query-limits.js';
+import type { Config } from '../config/config.js';
+import type { GatewayMetrics } from '../metrics/metrics.js';
 
 export const GRAPHQL_PATH = '/graphql';
 
@@ -35,7 +38,8 @@ export function createGatewayYoga(deps: {
   /** Tokens are accepted this long past `exp`, so connections end this long after it too. */
   clockToleranceMs: number;
   inFlight: InFlightOperations;
-  introspection: boolean;
+  limits: Config['limits'];
+  metrics: GatewayMetrics;
   isReady: () => boolean;
 }) {
   const { services, authenticator, logger } = deps;
@@ -77,7 +81,8 @@ export function createGatewayYoga(deps: {
     plugins: [
       ...(deps.devTokenSecret ? [useDevTokens(deps.devTokenSecret)] : []),
       deps.inFlight.plugin,
-      useIntrospectionPolicy(deps.introspection),
+      useIntrospectionPolicy(deps.limits.introspection),
+      useQueryLimits(deps.limits, deps.metrics),
       useTokenExpiry(deps.clockToleranceMs),
       useReadinessCheck({ endpoint: '/ready', check: () => deps.isReady() }),
     ],
