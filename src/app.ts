@@ -26,6 +26,7 @@ import { attachWebSocketTransport, type WebSocketTransport } from './transport/w
 import { createWebAppHandler } from './transport/web-app.js';
 import { refuseOversizedBody } from './transport/http-limits.js';
 import { createInFlightOperations } from './server/use-in-flight.js';
+import { createMemoryRateLimiter, createRedisRateLimiter } from './protection/rate-limiter.js';
 
 export interface App {
   readonly config: Config;
@@ -88,6 +89,13 @@ export function buildApp(config: Config, overrides: { logger?: Logger; bus?: Eve
     inFlight,
     limits: config.limits,
     metrics,
+    rateLimiter: redis
+      ? createRedisRateLimiter({ redis: redis.commands, prefix: config.redis.prefix, logger })
+      : createMemoryRateLimiter(),
+    rateBudgets: {
+      operations: { name: 'operations', limit: config.limits.rate.operations, windowMs: config.limits.rate.windowMs },
+      chat: { name: 'chat', limit: config.limits.rate.chatMessages, windowMs: config.limits.rate.windowMs },
+    },
     isReady: () => bus.isReady() && directory.isReady(),
   });
 
@@ -102,7 +110,13 @@ export function buildApp(config: Config, overrides: { logger?: Logger; bus?: Eve
     yoga,
     authenticator,
     logger,
-    options: { path: GRAPHQL_PATH, ...config.websocket, clockToleranceMs: config.auth.clockToleranceSeconds * 1000 },
+    metrics,
+    options: {
+      path: GRAPHQL_PATH,
+      ...config.websocket,
+      clockToleranceMs: config.auth.clockToleranceSeconds * 1000,
+      rateLimitStrikes: { windowMs: config.limits.rate.windowMs, disconnectAfter: config.limits.rate.disconnectAfter },
+    },
   });
 
   let stopping: Promise<void> | undefined;

@@ -50,5 +50,5 @@ export const serviceUnavailable = (message = 'A backend is unavailable; try agai
 
 export const limitExceeded = (message: string, limit: string) => codedError(ErrorCode.LimitExceeded, message, undefined, { limit });
 
-export const rateLimited = (message: string, retryAfterMs: number) =>
-  codedError(ErrorCode.RateLimited, message, undefined, { retryAfterMs });
+export const rateLimited = (message: string, limit: string, retryAfterMs: number) =>
+  codedError(ErrorCode.RateLimited, message, 429, { limit, retryAfterMs });

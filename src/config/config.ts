@@ -60,6 +60,10 @@ const envSchema = z.object({
   WS_MAX_SUBSCRIPTIONS_PER_CONNECTION: positiveInt.max(10_000).default(100),
   HTTP_MAX_BODY_BYTES: positiveInt.max(16 * 1024 * 1024).default(256 * 1024),
   INTROSPECTION: booleanFromEnv.optional(),
+  RATE_LIMIT_WINDOW_MS: positiveInt.max(3_600_000).default(60_000),
+  RATE_LIMIT_OPERATIONS: positiveInt.max(1_000_000).default(300),
+  RATE_LIMIT_CHAT_MESSAGES: positiveInt.max(1_000_000).default(20),
+  RATE_LIMIT_DISCONNECT_AFTER: positiveInt.max(1_000_000).default(100),
   QUERY_MAX_DEPTH: positiveInt.max(100).default(10),
   QUERY_MAX_ALIASES: nonNegativeInt.max(1_000).default(15),
   QUERY_MAX_DIRECTIVES: nonNegativeInt.max(1_000).default(20),
@@ -119,6 +123,14 @@ export interface Config {
   readonly limits: {
     readonly httpMaxBodyBytes: number;
     readonly introspection: boolean;
+    /** Sliding-window budgets per user (per IP when anonymous), across instances with Redis. */
+    readonly rate: {
+      readonly windowMs: number;
+      readonly operations: number;
+      readonly chatMessages: number;
+      /** Refused operations within one window after which a WebSocket is closed (4290). */
+      readonly disconnectAfter: number;
+    };
     readonly query: { readonly maxDepth: number; readonly maxAliases: number; readonly maxDirectives: number; readonly maxTokens: number; readonly maxCost: number };
   };
   readonly shutdown: { readonly timeoutMs: number };
@@ -251,6 +263,12 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     limits: {
       httpMaxBodyBytes: vars.HTTP_MAX_BODY_BYTES,
       introspection: vars.INTROSPECTION ?? !isProduction,
+      rate: {
+        windowMs: vars.RATE_LIMIT_WINDOW_MS,
+        operations: vars.RATE_LIMIT_OPERATIONS,
+        chatMessages: vars.RATE_LIMIT_CHAT_MESSAGES,
+        disconnectAfter: vars.RATE_LIMIT_DISCONNECT_AFTER,
+      },
       query: {
         maxDepth: vars.QUERY_MAX_DEPTH,
         maxAliases: vars.QUERY_MAX_ALIASES,

@@ -20,4 +20,8 @@ export interface GatewayServices {
 export interface GraphQLContext {
   readonly principal: Principal;
   readonly services: GatewayServices;
+  /** The peer's IP address: the rate-limit key of anonymous callers. */
+  readonly clientAddress?: string;
+  /** Set on WebSocket operations: tells the connection one of its operations was rate limited. */
+  readonly onRateLimited?: () => void;
 }

@@ -15,6 +15,8 @@ import { useDevTokens } from './use-dev-tokens.js';
 import type { InFlightOperations } from './use-in-flight.js';
 import { useIntrospectionPolicy } from './use-introspection-policy.js';
 import { useQueryLimits } from './use-query-limits.js';
+import { useRateLimits, type RateBudgets } from './use-rate-limits.js';
+import type { RateLimiter } from '../protection/rate-limiter.js';
 import type { Config } from '../config/config.js';
 import type { GatewayMetrics } from '../metrics/metrics.js';
 
@@ -25,6 +27,12 @@ export interface TransportContext {
   readonly principal?: Principal;
   readonly connectionId?: string;
   readonly operationId?: string;
+  /** The peer's address (WebSocket); HTTP takes it from the Node request. */
+  readonly clientAddress?: string;
+  /** WebSocket only: counts a refused operation against the connection (persistent flooders are closed). */
+  readonly onRateLimited?: () => void;
+  /** Node's request, set by Yoga's node adapter for HTTP and SSE. */
+  readonly req?: { readonly socket?: { readonly remoteAddress?: string } };
 }
 
 export function createGatewayYoga(deps: {
@@ -40,6 +48,8 @@ export function createGatewayYoga(deps: {
   inFlight: InFlightOperations;
   limits: Config['limits'];
   metrics: GatewayMetrics;
+  rateLimiter: RateLimiter;
+  rateBudgets: RateBudgets;
   isReady: () => boolean;
 }) {
   const { services, authenticator, logger } = deps;
@@ -70,6 +80,8 @@ export function createGatewayYoga(deps: {
       // WebSocket connections authenticate once in connection_init; HTTP and SSE per request.
       principal: initial.principal ?? (await principalFromRequest(initial.request)),
       services,
+      clientAddress: initial.clientAddress ?? initial.req?.socket?.remoteAddress ?? 'unknown',
+      onRateLimited: initial.onRateLimited,
     }),
     maskedErrors: {
       maskError(error, message, isDev) {
@@ -83,6 +95,7 @@ export function createGatewayYoga(deps: {
       deps.inFlight.plugin,
       useIntrospectionPolicy(deps.limits.introspection),
       useQueryLimits(deps.limits, deps.metrics),
+      useRateLimits({ limiter: deps.rateLimiter, budgets: deps.rateBudgets, metrics: deps.metrics }),
       useTokenExpiry(deps.clockToleranceMs),
       useReadinessCheck({ endpoint: '/ready', check: () => deps.isReady() }),
     ],

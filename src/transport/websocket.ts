@@ -11,14 +11,20 @@ import { bearerFromConnectionParams } from '../auth/credentials.js';
 import type { Principal } from '../auth/principal.js';
 import { TokenRejectedError } from '../auth/token-verifier.js';
 import { limitExceeded } from '../errors.js';
+import type { GatewayMetrics } from '../metrics/metrics.js';
 import { prepareOperation, type PreparedOperation } from '../server/prepare-operation.js';
 import { atExpiry } from '../auth/expiry.js';
+
+/** Close code for a client that kept flooding after RATE_LIMITED errors (documented in docs/ERRORS.md). */
+export const RATE_LIMIT_CLOSE_CODE = 4290;
 
 /** What each graphql-ws connection carries besides the protocol state. */
 export interface SocketExtra {
   readonly socket: WebSocket;
   readonly request: IncomingMessage;
   readonly connectionId: string;
+  /** Times (ms) of this connection's recent rate-limited operations. */
+  readonly rateLimitStrikes: number[];
   principal?: Principal;
   /** Cancels the close scheduled for the token's expiry. */
   cancelExpiry?: () => void;
@@ -33,6 +39,8 @@ export interface WebSocketTransportOptions {
   readonly clockToleranceMs: number;
   /** Operations one connection may have open at once. */
   readonly maxSubscriptionsPerConnection: number;
+  /** A connection refused this many operations by the rate limiter within the window is closed (4290). */
+  readonly rateLimitStrikes: { readonly windowMs: number; readonly disconnectAfter: number };
 }
 
 export interface WebSocketTransport {
@@ -55,6 +63,7 @@ export function attachWebSocketTransport(deps: {
   yoga: YogaServerInstance<any, any>;
   authenticator: Authenticator;
   logger: Logger;
+  metrics: GatewayMetrics;
   options: WebSocketTransportOptions;
 }): WebSocketTransport {
   const { yoga, authenticator, logger, options } = deps;
@@ -104,6 +113,8 @@ export function attachWebSocketTransport(deps: {
             principal: ctx.extra.principal,
             connectionId: ctx.extra.connectionId,
             operationId: id,
+            clientAddress: ctx.extra.request.socket.remoteAddress,
+            onRateLimited: () => strike(ctx.extra),
           },
           payload,
         );
@@ -118,9 +129,22 @@ export function attachWebSocketTransport(deps: {
     execute: (args) => (args.rootValue as PreparedOperation & { ok: true }).run() as never,
     subscribe: (args) => (args.rootValue as PreparedOperation & { ok: true }).run() as never,
   });
+  /** A client that keeps flooding after being told to slow down is disconnected with 4290. */
+  const strike = (extra: SocketExtra) => {
+    const now = Date.now();
+    const strikes = extra.rateLimitStrikes;
+    strikes.push(now);
+    while ((strikes[0] ?? now) <= now - options.rateLimitStrikes.windowMs) strikes.shift();
+    if (strikes.length >= options.rateLimitStrikes.disconnectAfter && extra.socket.readyState === extra.socket.OPEN) {
+      logger.info({ connectionId: extra.connectionId }, 'closing a connection that kept exceeding its rate limit');
+      deps.metrics.limitTrips.inc({ limit: 'rate_disconnect' });
+      extra.socket.close(RATE_LIMIT_CLOSE_CODE, 'Too many requests');
+    }
+  };
+
   wss.on('connection', (socket: WebSocket, request: IncomingMessage) => {
     const connectionId = randomUUID();
-    const extra: SocketExtra = { socket, request, connectionId };
+    const extra: SocketExtra = { socket, request, connectionId, rateLimitStrikes: [] };
     logger.debug({ connectionId }, 'websocket opened');
 
     socket.once('error', (error) => {
