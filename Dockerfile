@@ -1,20 +1,40 @@
 # syntax=docker/dockerfile:1
-# Production image: dependencies installed without dev tools, source run by tsx (a runtime
-# dependency), as the unprivileged `node` user. `npm start` runs the same command as CMD.
+# Production image for the Tidings gateway. docs/OPERATIONS.md describes how to run it;
+# test/deployment.test.ts checks this file (stages, copied paths, user, health check, command).
+#
+# Stage 1 installs the runtime dependencies only (`npm ci --omit=dev`), exactly as the lockfile
+# pins them. Stage 2 is the runtime: those node_modules, the TypeScript sources, and nothing
+# else; the sources are run by tsx (a runtime dependency), with the same command as `npm start`.
+#
+# Node 22: some runtime dependencies (@whatwg-node/*, under graphql-yoga) declare node >=22.15.
 
-FROM node:20-bookworm-slim AS deps
+ARG NODE_IMAGE=node:22-bookworm-slim
+
+FROM ${NODE_IMAGE} AS deps
 WORKDIR /app
+# The root package.json declares the `client` workspace, and package-lock.json records it; its
+# package.json is copied too so the lockfile matches the tree npm ci sees. Only the root's
+# production dependencies are needed by the gateway: the workspace link is removed afterwards
+# (it would point at /app/client, which the runtime image does not contain).
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund
+COPY client/package.json ./client/
+RUN --mount=type=cache,target=/root/.npm \
+    npm ci --omit=dev --no-audit --no-fund \
+ && rm -f node_modules/@tidings/client
 
-FROM node:20-bookworm-slim
+FROM ${NODE_IMAGE} AS runtime
 ENV NODE_ENV=production
 WORKDIR /app
+# Everything is owned by root and only readable by the `node` user that runs the gateway.
 COPY --from=deps /app/node_modules ./node_modules
-COPY package.json tsconfig.json schema.graphql ./
+# package.json carries "type": "module"; tsx reads tsconfig.json.
+COPY package.json tsconfig.json ./
 COPY src ./src
 USER node
 EXPOSE 4000
-HEALTHCHECK --interval=10s --timeout=3s --start-period=10s \
-  CMD node -e "fetch('http://127.0.0.1:'+(process.env.PORT||4000)+'/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
+# Liveness only (/health): a Redis outage makes /ready fail, which must not get a container
+# replaced. Node's fetch, because the slim image has neither curl nor wget.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=15s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||4000)+'/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+# Exec form: node is PID 1 and receives SIGTERM itself (graceful shutdown, src/main.ts).
 CMD ["node", "--import", "tsx", "src/main.ts"]

@@ -27,6 +27,8 @@ import { createWebAppHandler } from './transport/web-app.js';
 import { refuseOversizedBody } from './transport/http-limits.js';
 import { createInFlightOperations } from './server/use-in-flight.js';
 import { createMemoryRateLimiter, createRedisRateLimiter } from './protection/rate-limiter.js';
+import { createMemoryUserQuotas, createRedisUserQuotas } from './protection/user-quotas.js';
+import { createMemorySessionRevocations, createRedisSessionRevocations } from './sessions/session-revocations.js';
 
 export interface App {
   readonly config: Config;
@@ -67,16 +69,21 @@ export function buildApp(config: Config, overrides: { logger?: Logger; bus?: Eve
     config.chat.responder === 'builtin'
       ? createBuiltinChatResponder({ publisher, logger, chunkDelayMs: config.chat.chunkDelayMs })
       : createExternalChatBackend(publisher);
+  const revocations = redis
+    ? createRedisSessionRevocations({ connections: redis, prefix: config.redis.prefix, ttlMs: config.sessions.revocationTtlSeconds * 1000, logger, metrics })
+    : createMemorySessionRevocations({ ttlMs: config.sessions.revocationTtlSeconds * 1000 });
   const services: GatewayServices = {
     bus,
     publisher,
     directory,
     chat,
     typingThrottle: createTypingThrottle(config.typing.throttleMs),
+    revocations,
     logger,
   };
 
-  const authenticator = createAuthenticator(config.auth, createTokenVerifier(config.auth));
+  const quotas = redis ? createRedisUserQuotas({ connections: redis, prefix: config.redis.prefix, logger }) : createMemoryUserQuotas();
+  const authenticator = createAuthenticator(config.auth, createTokenVerifier(config.auth), revocations);
   const inFlight = createInFlightOperations();
   const yoga = createGatewayYoga({
     schema: buildSchema(),
@@ -89,12 +96,16 @@ export function buildApp(config: Config, overrides: { logger?: Logger; bus?: Eve
     inFlight,
     limits: config.limits,
     metrics,
-    rateLimiter: redis
-      ? createRedisRateLimiter({ redis: redis.commands, prefix: config.redis.prefix, logger })
-      : createMemoryRateLimiter(),
-    rateBudgets: {
-      operations: { name: 'operations', limit: config.limits.rate.operations, windowMs: config.limits.rate.windowMs },
-      chat: { name: 'chat', limit: config.limits.rate.chatMessages, windowMs: config.limits.rate.windowMs },
+    protection: {
+      rateLimiter: redis
+        ? createRedisRateLimiter({ redis: redis.commands, prefix: config.redis.prefix, logger })
+        : createMemoryRateLimiter(),
+      rateBudgets: {
+        operations: { name: 'operations', limit: config.limits.rate.operations, windowMs: config.limits.rate.windowMs },
+        chat: { name: 'chat', limit: config.limits.rate.chatMessages, windowMs: config.limits.rate.windowMs },
+      },
+      quotas,
+      revocations,
     },
     isReady: () => bus.isReady() && directory.isReady(),
   });
@@ -109,6 +120,8 @@ export function buildApp(config: Config, overrides: { logger?: Logger; bus?: Eve
     httpServer,
     yoga,
     authenticator,
+    quotas,
+    revocations,
     logger,
     metrics,
     options: {
@@ -170,7 +183,9 @@ export function buildApp(config: Config, overrides: { logger?: Logger; bus?: Eve
         clearInterval(idleSweeper);
         httpServer.closeAllConnections();
         await httpClosed;
-        // 5. Only now let go of Redis.
+        // 5. Only now let go of Redis (quota units held here are handed back first).
+        revocations.close();
+        await withinDeadline(quotas.close());
         await directory.close();
         await redis?.close(Math.max(remaining(), 200));
         logger.info('stopped');

@@ -2,6 +2,7 @@ import { createHmac } from 'node:crypto';
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type CryptoKey, type JWK, type JWTPayload } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { createAuthenticator } from '../src/auth/authenticator.js';
+import { createMemorySessionRevocations } from '../src/sessions/session-revocations.js';
 import { bearerFromConnectionParams, bearerFromHeader } from '../src/auth/credentials.js';
 import { mintToken } from '../src/auth/dev-tokens.js';
 import { ANONYMOUS } from '../src/auth/principal.js';
@@ -74,7 +75,7 @@ describe('token verifier (HS256 shared secret)', () => {
   it('turns a valid token into a user principal', async () => {
     const exp = nowSeconds() + 600;
     const principal = await hsVerifier().verify(await sign({ roles: ['user', 'host'] }, { sub: 'alice', exp }));
-    expect(principal).toEqual({ kind: 'user', userId: 'alice', roles: new Set(['user', 'host']), expiresAt: exp * 1000 });
+    expect(principal).toEqual({ kind: 'user', userId: 'alice', roles: new Set(['user', 'host']), expiresAt: exp * 1000, issuedAt: expect.any(Number) });
   });
 
   it('accepts tokens minted by the dev-token helper and tokenFor', async () => {
@@ -226,7 +227,7 @@ describe('token verifier (HS256 shared secret)', () => {
 describe('authenticator', () => {
   function authenticator(env: Record<string, string> = {}) {
     const config = testConfig(env);
-    return createAuthenticator(config.auth, createTokenVerifier(config.auth));
+    return createAuthenticator(config.auth, createTokenVerifier(config.auth), createMemorySessionRevocations({ ttlMs: 60_000 }));
   }
 
   it('requires a token unless anonymous access is allowed', async () => {
@@ -315,7 +316,7 @@ describe('token verifier (JWKS over real HTTP)', () => {
 
     const exp = nowSeconds() + 600;
     const principal = await verifier.verify(await sign({ roles: ['service', 'nope'] }, { alg: 'RS256', kid: 'rsa-1', key: rsa.privateKey, sub: 'booking-service', exp }));
-    expect(principal).toEqual({ kind: 'user', userId: 'booking-service', roles: new Set(['service']), expiresAt: exp * 1000 });
+    expect(principal).toEqual({ kind: 'user', userId: 'booking-service', roles: new Set(['service']), expiresAt: exp * 1000, issuedAt: expect.any(Number) });
     expect(server.requestCount()).toBe(1);
 
     await expect(verifier.verify(await sign({}, { alg: 'RS256', kid: 'rsa-1', key: rsa.privateKey }))).resolves.toMatchObject({ userId: 'alice' });

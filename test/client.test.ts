@@ -162,7 +162,8 @@ describe('@tidings/client against a real gateway', () => {
   });
 
   it('asks the token provider again on reconnect and uses the refreshed token', async () => {
-    const gateway = await startGateway();
+    // No expiry warning: the socket is closed with 4403 at expiry and the client reconnects.
+    const gateway = await startGateway({ TOKEN_EXPIRY_WARNING_SECONDS: '0' });
     const issued: string[] = [];
     const { client } = clientFor(gateway.httpUrl, async () => {
       // The first token expires in 2 s; later ones last an hour.
@@ -181,6 +182,38 @@ describe('@tidings/client against a real gateway', () => {
     await waitUntil(() => prices.values.length === 1, 'the event on the refreshed connection');
     const viewer = await client.urql.query(ViewerQuery, {}, { requestPolicy: 'network-only' }).toPromise();
     expect(Date.parse(viewer.data?.viewer.tokenExpiresAt as string) - Date.now()).toBeGreaterThan(60_000);
+  });
+
+  it('moves its subscriptions to a fresh connection when warned that the token expires, without showing a reconnect', async () => {
+    const gateway = await startGateway({ TOKEN_EXPIRY_WARNING_SECONDS: '2' });
+    const issued: string[] = [];
+    const { client, statuses } = clientFor(gateway.httpUrl, async () => {
+      const token = await tokenFor('alice', ['user'], { expiresInSeconds: issued.length === 0 ? 4 : 3600 });
+      issued.push(token);
+      return token;
+    });
+    const prices = collect<{ data?: { priceUpdated: { price: { amountMinor: number } } } }>(client.urql.subscription(PriceUpdatedSubscription, { hotelId: 'hotel-w' }));
+    await gateway.waitForSubscribers(topics.hotelPrices('hotel-w'));
+    await gateway.publish(PUBLISH_PRICE, priceInput('hotel-w', 1));
+    await waitUntil(() => prices.values.length === 1, 'the first event');
+    const [original] = gateway.app.webSockets.connections();
+
+    // About two seconds before expiry the gateway warns; the client connects again with a fresh
+    // token, moves the subscription, and lets the old connection go before it is closed.
+    const onlyReplacement = () => {
+      const connections = gateway.app.webSockets.connections();
+      return connections.length === 1 && connections[0]?.connectionId !== original?.connectionId;
+    };
+    await waitUntil(() => issued.length === 2 && onlyReplacement(), 'the replacement connection', 6_000);
+    await waitUntil(() => gateway.app.services.bus.subscriberCount(topics.hotelPrices('hotel-w')) === 1, 'the moved subscription');
+    const [replacement] = gateway.app.webSockets.connections();
+    await new Promise((resolve) => setTimeout(resolve, 2_500));
+    // Past the first token's expiry: still the same, fresh connection, never a reconnect.
+    expect(gateway.app.webSockets.connections().map((connection) => connection.connectionId)).toEqual([replacement?.connectionId]);
+    await gateway.publish(PUBLISH_PRICE, priceInput('hotel-w', 2));
+    await waitUntil(() => prices.values.length === 2, 'the event on the fresh connection');
+    expect(prices.values.map((value) => value.data?.priceUpdated.price.amountMinor)).toEqual([1, 2]);
+    expect(statuses).toEqual(['connecting/websocket', 'live/websocket']);
   });
 
   it('falls back to SSE when WebSockets are blocked but HTTP works, and still delivers', async () => {

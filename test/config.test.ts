@@ -38,8 +38,24 @@ describe('loadConfig defaults', () => {
     expect(config.graphiql.enabled).toBe(true);
     expect(config.chat).toEqual({ responder: 'builtin', chunkDelayMs: 60 });
     expect(config.typing.throttleMs).toBe(1_500);
-    expect(config.websocket).toEqual({ keepAliveMs: 12_000, connectionInitTimeoutMs: 3_000, maxPayloadBytes: 256 * 1024, maxSubscriptionsPerConnection: 100 });
-    expect(config.limits).toMatchObject({ httpMaxBodyBytes: 256 * 1024, introspection: true, query: { maxDepth: 10, maxAliases: 15, maxCost: 5_000 } });
+    expect(config.websocket).toEqual({
+      keepAliveMs: 12_000,
+      connectionInitTimeoutMs: 3_000,
+      maxPayloadBytes: 256 * 1024,
+      maxSubscriptionsPerConnection: 100,
+      maxConnectionsPerUser: 20,
+      maxBufferedBytes: 1024 * 1024,
+      slowConsumerGraceMs: 5_000,
+      tokenExpiryWarningMs: 60_000,
+    });
+    expect(config.limits).toMatchObject({
+      httpMaxBodyBytes: 256 * 1024,
+      introspection: true,
+      maxSubscriptionsPerUser: 500,
+      rate: { windowMs: 60_000, operations: 300, chatMessages: 20, disconnectAfter: 100 },
+      query: { maxDepth: 10, maxAliases: 15, maxCost: 5_000 },
+    });
+    expect(config.sessions.revocationTtlSeconds).toBe(86_400);
     expect(config.shutdown.timeoutMs).toBe(10_000);
     expect(config.instanceId).toMatch(/^[0-9a-f]{8}$/);
   });

@@ -30,6 +30,7 @@ const user = (userId: string, ...roles: Role[]): Principal => ({
   userId,
   roles: new Set(roles.length ? roles : ['user']),
   expiresAt: undefined,
+  issuedAt: undefined,
 });
 
 async function subscribeAs(shared: GatewayServices, principal: Principal, query: string, variables: Record<string, unknown> = {}) {

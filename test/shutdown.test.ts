@@ -115,6 +115,8 @@ describe('graceful shutdown with Redis', () => {
 
     const service = connectWs(wsUrl, await tokenFor('messages', ['service']));
     const removal = record(service.client, 'mutation { removeConversationMembers(conversationId: "c1", userIds: ["bob"]) }');
+    // Connecting reads Redis too (revocations, quota): be connected before Redis is held.
+    await service.waitForConnected();
     // Hold Redis for a moment so the mutation is still running when shutdown starts.
     void inspector.call('DEBUG', 'SLEEP', '0.3');
     await sleep(50);

@@ -127,8 +127,11 @@ export function createTidingsClient(options: TidingsClientOptions): TidingsClien
 
   // --- WebSocket -----------------------------------------------------------------------------
 
-  const createWebSocketClient = (): WsClient => {
+  const createWebSocketClient = (options_: { replacing?: WsClient } = {}): WsClient => {
     let reachedAck = false;
+    // A replacement (the token is about to expire) connects alongside the old connection and
+    // takes the subscriptions over once acknowledged, so the UI never shows a reconnect.
+    let replacing = options_.replacing;
     // Events of a client that has been replaced (fallback to SSE) must not touch the state.
     const generation = ++webSocketGeneration;
     const isCurrent = () => generation === webSocketGeneration && transport === 'websocket';
@@ -147,15 +150,27 @@ export function createTidingsClient(options: TidingsClientOptions): TidingsClien
       on: {
         connecting: () => {
           reachedAck = false;
-          if (isCurrent()) markDown('websocket');
+          if (isCurrent() && !replacing) markDown('websocket');
         },
         connected: () => {
           reachedAck = true;
           consecutiveWsFailures = 0;
+          if (replacing && isCurrent()) {
+            const previous = replacing;
+            replacing = undefined;
+            moveOperations();
+            disposeQuietly(previous);
+          }
           if (isCurrent()) markLive('websocket');
+        },
+        ping: (received, payload) => {
+          // The gateway warns before the token expires: connect again with a fresh token first.
+          if (received && payload?.['reason'] === 'token_expiring' && isCurrent() && !replacing) replaceWebSocket();
         },
         closed: () => {
           if (disposed || loggedOut || !isCurrent()) return;
+          // A replacement that has not taken over yet retries quietly; the old connection still serves.
+          if (replacing) return;
           consecutiveWsFailures = reachedAck ? 0 : consecutiveWsFailures + 1;
           markDown('websocket');
           if (sseFallback && consecutiveWsFailures >= fallbackAfterFailures) void fallBackIfHttpWorks();
@@ -177,6 +192,11 @@ export function createTidingsClient(options: TidingsClientOptions): TidingsClien
     });
 
   let webSocketClient: WsClient | undefined = createWebSocketClient();
+
+  const replaceWebSocket = () => {
+    if (disposed || loggedOut || transport !== 'websocket' || !webSocketClient) return;
+    webSocketClient = createWebSocketClient({ replacing: webSocketClient });
+  };
   let sseClient: SseClient | undefined;
 
   const start = (operation: ActiveOperation) => {

@@ -1,17 +1,19 @@
 import type { AuthConfig } from '../config/config.js';
 import { ANONYMOUS, type Principal } from './principal.js';
 import { TokenRejectedError, type TokenVerifier } from './token-verifier.js';
+import type { SessionRevocations } from '../sessions/session-revocations.js';
 
 export interface Authenticator {
   /**
    * Turns offered credentials into a principal. `undefined` means none were offered: that is
    * anonymous when the deployment allows it and a rejection otherwise. Rejects with
-   * TokenRejectedError.
+   * TokenRejectedError, also (reason `revoked`) for a token issued before its user's sessions
+   * were revoked.
    */
   authenticate(bearerToken: string | undefined): Promise<Principal>;
 }
 
-export function createAuthenticator(config: AuthConfig, verifier: TokenVerifier): Authenticator {
+export function createAuthenticator(config: AuthConfig, verifier: TokenVerifier, revocations: SessionRevocations): Authenticator {
   return {
     async authenticate(bearerToken) {
       if (bearerToken === undefined) {
@@ -19,7 +21,9 @@ export function createAuthenticator(config: AuthConfig, verifier: TokenVerifier)
         throw new TokenRejectedError('missing', 'A bearer token is required');
       }
       if (bearerToken === '') throw new TokenRejectedError('malformed', 'Credentials must be "Bearer <token>"');
-      return verifier.verify(bearerToken);
+      const principal = await verifier.verify(bearerToken);
+      if (principal.kind === 'user') await revocations.assertNotRevoked(principal);
+      return principal;
     },
   };
 }

@@ -9,6 +9,8 @@ export type Principal =
       readonly roles: ReadonlySet<Role>;
       /** Token expiry in epoch milliseconds, if the token has one. */
       readonly expiresAt: number | undefined;
+      /** Token `iat` in epoch milliseconds; a revocation ends sessions of tokens issued before it. */
+      readonly issuedAt: number | undefined;
     }
   | { readonly kind: 'anonymous' };
 

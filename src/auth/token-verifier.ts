@@ -5,7 +5,7 @@ import type { Principal } from './principal.js';
 import { idSchema } from '../events/contracts.js';
 
 /** Why a token was refused. Logged and counted; clients get a generic message with the reason. */
-export type TokenRejection = 'missing' | 'malformed' | 'expired' | 'bad_signature' | 'bad_claims' | 'unavailable';
+export type TokenRejection = 'missing' | 'malformed' | 'expired' | 'bad_signature' | 'bad_claims' | 'unavailable' | 'revoked';
 
 export class TokenRejectedError extends Error {
   constructor(
@@ -71,6 +71,7 @@ export function createTokenVerifier(config: AuthConfig): TokenVerifier {
         userId: claims.data.sub,
         roles: claims.data.roles,
         expiresAt: typeof payload.exp === 'number' ? payload.exp * 1000 : undefined,
+        issuedAt: typeof payload.iat === 'number' ? payload.iat * 1000 : undefined,
       };
     },
   };

@@ -58,6 +58,12 @@ const envSchema = z.object({
   WS_CONNECTION_INIT_TIMEOUT_MS: positiveInt.max(60_000).default(3_000),
   WS_MAX_PAYLOAD_BYTES: positiveInt.max(16 * 1024 * 1024).default(256 * 1024),
   WS_MAX_SUBSCRIPTIONS_PER_CONNECTION: positiveInt.max(10_000).default(100),
+  WS_MAX_CONNECTIONS_PER_USER: positiveInt.max(1_000_000).default(20),
+  WS_MAX_BUFFERED_BYTES: positiveInt.max(256 * 1024 * 1024).default(1024 * 1024),
+  WS_SLOW_CONSUMER_GRACE_MS: positiveInt.max(600_000).default(5_000),
+  MAX_SUBSCRIPTIONS_PER_USER: positiveInt.max(10_000_000).default(500),
+  TOKEN_EXPIRY_WARNING_SECONDS: nonNegativeInt.max(3_600).default(60),
+  SESSION_REVOCATION_TTL_SECONDS: positiveInt.max(365 * 24 * 3600).default(24 * 3600),
   HTTP_MAX_BODY_BYTES: positiveInt.max(16 * 1024 * 1024).default(256 * 1024),
   INTROSPECTION: booleanFromEnv.optional(),
   RATE_LIMIT_WINDOW_MS: positiveInt.max(3_600_000).default(60_000),
@@ -119,10 +125,20 @@ export interface Config {
     readonly connectionInitTimeoutMs: number;
     readonly maxPayloadBytes: number;
     readonly maxSubscriptionsPerConnection: number;
+    /** WebSocket connections one user may hold across every instance. */
+    readonly maxConnectionsPerUser: number;
+    /** Bytes a socket may have waiting to be sent before it counts as a slow consumer. */
+    readonly maxBufferedBytes: number;
+    /** How long a socket may stay over maxBufferedBytes before it is closed (4508). */
+    readonly slowConsumerGraceMs: number;
+    /** The client is warned (a protocol ping) this long before its token expires. */
+    readonly tokenExpiryWarningMs: number;
   };
   readonly limits: {
     readonly httpMaxBodyBytes: number;
     readonly introspection: boolean;
+    /** Subscriptions one user may have open across every transport and instance. */
+    readonly maxSubscriptionsPerUser: number;
     /** Sliding-window budgets per user (per IP when anonymous), across instances with Redis. */
     readonly rate: {
       readonly windowMs: number;
@@ -134,6 +150,8 @@ export interface Config {
     readonly query: { readonly maxDepth: number; readonly maxAliases: number; readonly maxDirectives: number; readonly maxTokens: number; readonly maxCost: number };
   };
   readonly shutdown: { readonly timeoutMs: number };
+  /** How long a revocation of a user's sessions is remembered: at least your longest token lifetime. */
+  readonly sessions: { readonly revocationTtlSeconds: number };
 }
 
 /** Thrown by loadConfig with every problem found, one per line. */
@@ -259,10 +277,15 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
       connectionInitTimeoutMs: vars.WS_CONNECTION_INIT_TIMEOUT_MS,
       maxPayloadBytes: vars.WS_MAX_PAYLOAD_BYTES,
       maxSubscriptionsPerConnection: vars.WS_MAX_SUBSCRIPTIONS_PER_CONNECTION,
+      maxConnectionsPerUser: vars.WS_MAX_CONNECTIONS_PER_USER,
+      maxBufferedBytes: vars.WS_MAX_BUFFERED_BYTES,
+      slowConsumerGraceMs: vars.WS_SLOW_CONSUMER_GRACE_MS,
+      tokenExpiryWarningMs: vars.TOKEN_EXPIRY_WARNING_SECONDS * 1000,
     },
     limits: {
       httpMaxBodyBytes: vars.HTTP_MAX_BODY_BYTES,
       introspection: vars.INTROSPECTION ?? !isProduction,
+      maxSubscriptionsPerUser: vars.MAX_SUBSCRIPTIONS_PER_USER,
       rate: {
         windowMs: vars.RATE_LIMIT_WINDOW_MS,
         operations: vars.RATE_LIMIT_OPERATIONS,
@@ -278,5 +301,6 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
       },
     },
     shutdown: { timeoutMs: vars.SHUTDOWN_TIMEOUT_MS },
+    sessions: { revocationTtlSeconds: vars.SESSION_REVOCATION_TTL_SECONDS },
   };
 }

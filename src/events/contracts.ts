@@ -153,6 +153,21 @@ export const membershipChangeSchema = z
   .refine((change) => change.added.length + change.removed.length > 0, { message: 'names no member' });
 export type MembershipChange = z.input<typeof membershipChangeSchema>;
 
+/**
+ * Announced on `{prefix}sessions:revoked` when a user's sessions are revoked (after the revocation
+ * is stored in `{prefix}sessions-revoked:{userId}`): every instance ends that user's connections
+ * and subscriptions whose token was issued before `revokedAt`.
+ */
+export const sessionRevocationSchema = z
+  .object({
+    userId: idSchema,
+    /** Epoch milliseconds; tokens issued (iat) in an earlier second are refused from now on. */
+    revokedAt: z.number().int().positive(),
+    reason: z.string().max(200).optional(),
+  })
+  .strict();
+export type SessionRevocation = z.infer<typeof sessionRevocationSchema>;
+
 export type EventParseResult =
   | { readonly ok: true; readonly event: TidingsEvent }
   | { readonly ok: false; readonly reason: 'shape' | 'unknown_type' | 'version'; readonly issues: string[] };

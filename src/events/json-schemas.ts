@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { EVENT_TYPES, membershipChangeSchema, wireSchemaOf, type EventType } from './contracts.js';
+import { EVENT_TYPES, membershipChangeSchema, sessionRevocationSchema, wireSchemaOf, type EventType } from './contracts.js';
 
 /**
  * The machine-readable contract of each event, as JSON Schema (draft 2020-12), generated from the
@@ -25,10 +25,19 @@ export function membershipChangeJsonSchema(): Record<string, unknown> {
   };
 }
 
+export function sessionRevocationJsonSchema(): Record<string, unknown> {
+  return {
+    ...z.toJSONSchema(sessionRevocationSchema, { io: 'input', unrepresentable: 'any' }),
+    $id: 'https://tidings.dev/schemas/session-revocation.v1.json',
+    title: "revocation of a user's sessions, version 1",
+  };
+}
+
 export function allEventJsonSchemas(): Array<{ file: string; content: string }> {
   const render = (schema: Record<string, unknown>) => `${JSON.stringify(schema, null, 2)}\n`;
   return [
     ...EVENT_TYPES.map((type) => ({ file: `docs/channels/${type}.v1.schema.json`, content: render(eventJsonSchema(type)) })),
     { file: 'docs/channels/membershipChange.v1.schema.json', content: render(membershipChangeJsonSchema()) },
+    { file: 'docs/channels/sessionRevocation.v1.schema.json', content: render(sessionRevocationJsonSchema()) },
   ];
 }

@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { redisKeys } from '../redis/keys.js';
 
 export interface RateBudget {
   /** Names the budget in keys, errors and metrics, e.g. `operations`, `chat`. */
@@ -71,7 +72,7 @@ export function createRedisRateLimiter(options: { redis: Redis; prefix: string; 
         const [allowed, retryAfterMs] = (await options.redis.eval(
           SLIDING_WINDOW_SCRIPT,
           1,
-          `${options.prefix}ratelimit:${budget.name}:${key}`,
+          redisKeys(options.prefix).rateLimit(budget.name, key),
           budget.windowMs,
           budget.limit,
           (sequence = (sequence + 1) % 1_000_000),

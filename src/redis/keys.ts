@@ -5,10 +5,21 @@
  *   {prefix}membership                  channel: JSON {conversationId, added?, removed?} on change
  *   {prefix}booking:{id}                HASH guestId, hostId (the booking service keeps it)
  *   {prefix}chat-session:{id}           HASH ownerId, createdAt, expiring after chatSessionTtlSeconds
+ * Kept by the gateway itself:
+ *   {prefix}sessions-revoked:{userId}   epoch ms of the user's latest session revocation (expires)
+ *   {prefix}sessions:revoked            channel: JSON {userId, revokedAt, reason?} on revocation
+ *   {prefix}quota:{kind}:{userId}       HASH holder → count (connections, subscriptions per user)
+ *   {prefix}instance:{holder}           set while the instance holding quota counts is alive
+ *   {prefix}ratelimit:{budget}:{key}    ZSET sliding-window log of one rate-limit budget
  */
 export const redisKeys = (prefix: string) => ({
   conversationMembers: (conversationId: string) => `${prefix}conversation:${conversationId}:members`,
   membershipChannel: () => `${prefix}membership`,
   bookingParties: (bookingId: string) => `${prefix}booking:${bookingId}`,
   chatSession: (sessionId: string) => `${prefix}chat-session:${sessionId}`,
+  sessionsRevoked: (userId: string) => `${prefix}sessions-revoked:${userId}`,
+  sessionRevocationChannel: () => `${prefix}sessions:revoked`,
+  quota: (kind: string, userId: string) => `${prefix}quota:${kind}:${userId}`,
+  instanceAlive: (holder: string) => `${prefix}instance:${holder}`,
+  rateLimit: (budget: string, key: string) => `${prefix}ratelimit:${budget}:${key}`,
 });

@@ -5,6 +5,7 @@ import type { ChatBackend } from '../chat/chat-backend.js';
 import type { AccessDirectory } from '../directory/directory.js';
 import type { EventPublisher } from '../publish/event-publisher.js';
 import type { TypingThrottle } from '../publish/typing-throttle.js';
+import type { SessionRevocations } from '../sessions/session-revocations.js';
 
 /** The long-lived parts resolvers use; built once in the composition root (src/app.ts). */
 export interface GatewayServices {
@@ -13,6 +14,7 @@ export interface GatewayServices {
   readonly directory: AccessDirectory;
   readonly chat: ChatBackend;
   readonly typingThrottle: TypingThrottle;
+  readonly revocations: SessionRevocations;
   readonly logger: Logger;
 }
 

@@ -4,7 +4,9 @@ import { redisKeys } from '../redis/keys.js';
 import {
   buildEvent,
   membershipChangeSchema,
+  sessionRevocationSchema,
   type EventDataInput,
+  type SessionRevocation,
   type EventEnvelope,
   type EventType,
   type MembershipChange,
@@ -28,6 +30,11 @@ export interface RedisPublisher {
   ): Promise<EventEnvelope<T>>;
   /** Announces a change your service already made to `{prefix}conversation:{id}:members`. */
   announceMembershipChange(change: MembershipChange): Promise<void>;
+  /**
+   * Ends the user's sessions on every instance and refuses their tokens issued before now, for
+   * `ttlSeconds` (at least your longest token lifetime; the gateway's default is one day).
+   */
+  revokeSessions(userId: string, options?: { reason?: string; ttlSeconds?: number }): Promise<SessionRevocation>;
 }
 
 export class InvalidEventError extends Error {
@@ -37,7 +44,7 @@ export class InvalidEventError extends Error {
   }
 }
 
-export function createRedisPublisher(options: { redis: Pick<Redis, 'publish'>; prefix: string }): RedisPublisher {
+export function createRedisPublisher(options: { redis: Pick<Redis, 'publish' | 'multi'>; prefix: string }): RedisPublisher {
   return {
     async publish(type, data, publishOptions) {
       const built = buildEvent(type, data, publishOptions);
@@ -49,6 +56,19 @@ export function createRedisPublisher(options: { redis: Pick<Redis, 'publish'>; p
       const parsed = membershipChangeSchema.safeParse(change);
       if (!parsed.success) throw new InvalidEventError(parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`));
       await options.redis.publish(redisKeys(options.prefix).membershipChannel(), JSON.stringify(parsed.data));
+    },
+    async revokeSessions(userId, revokeOptions) {
+      const parsed = sessionRevocationSchema.safeParse({ userId, revokedAt: Date.now(), ...(revokeOptions?.reason ? { reason: revokeOptions.reason } : {}) });
+      if (!parsed.success) throw new InvalidEventError(parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`));
+      const keys = redisKeys(options.prefix);
+      const results = await options.redis
+        .multi()
+        .set(keys.sessionsRevoked(userId), String(parsed.data.revokedAt), 'PX', (revokeOptions?.ttlSeconds ?? 86_400) * 1000)
+        .publish(keys.sessionRevocationChannel(), JSON.stringify(parsed.data))
+        .exec();
+      const failed = results?.find(([error]) => error);
+      if (!results || failed) throw failed?.[0] ?? new Error('session revocation transaction aborted');
+      return parsed.data;
     },
   };
 }

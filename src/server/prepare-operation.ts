@@ -64,6 +64,10 @@ export async function prepareOperation(
   if (validationErrors.length > 0) {
     return { ok: false, errors: validationErrors.map((error) => withCode(error, 'GRAPHQL_VALIDATION_FAILED')) };
   }
+  if (!getOperationAST(document, params.operationName ?? undefined)) {
+    const message = params.operationName ? `Unknown operation named "${params.operationName}".` : 'Must provide operation name if query contains multiple operations.';
+    return { ok: false, errors: [new GraphQLError(message, { extensions: { code: 'OPERATION_RESOLUTION_FAILURE' } })] };
+  }
   let contextValue;
   try {
     contextValue = await enveloped.contextFactory();

@@ -1,6 +1,6 @@
 import { createYoga, maskError, useReadinessCheck, type YogaInitialContext } from 'graphql-yoga';
 import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
-import type { GraphQLSchema } from 'graphql';
+import { GraphQLError, type GraphQLSchema } from 'graphql';
 import type { Logger } from 'pino';
 import type { Authenticator } from '../auth/authenticator.js';
 import { bearerFromHeader } from '../auth/credentials.js';
@@ -10,7 +10,11 @@ import { unauthenticated } from '../errors.js';
 import { yogaLoggerFrom } from '../logging/logger.js';
 import type { GatewayServices, GraphQLContext } from '../schema/context.js';
 import { graphiqlOptionsFor } from './graphiql.js';
-import { useTokenExpiry } from './use-token-expiry.js';
+import { useSessionLifetime } from './use-session-lifetime.js';
+import { useInputErrors, withInputCode } from './use-input-errors.js';
+import { useSubscriptionQuota } from './use-subscription-quota.js';
+import type { UserQuotas } from '../protection/user-quotas.js';
+import type { SessionRevocations } from '../sessions/session-revocations.js';
 import { useDevTokens } from './use-dev-tokens.js';
 import type { InFlightOperations } from './use-in-flight.js';
 import { useIntrospectionPolicy } from './use-introspection-policy.js';
@@ -48,8 +52,12 @@ export function createGatewayYoga(deps: {
   inFlight: InFlightOperations;
   limits: Config['limits'];
   metrics: GatewayMetrics;
-  rateLimiter: RateLimiter;
-  rateBudgets: RateBudgets;
+  protection: {
+    readonly rateLimiter: RateLimiter;
+    readonly rateBudgets: RateBudgets;
+    readonly quotas: UserQuotas;
+    readonly revocations: SessionRevocations;
+  };
   isReady: () => boolean;
 }) {
   const { services, authenticator, logger } = deps;
@@ -85,6 +93,7 @@ export function createGatewayYoga(deps: {
     }),
     maskedErrors: {
       maskError(error, message, isDev) {
+        if (error instanceof GraphQLError) error = withInputCode(error);
         const masked = maskError(error, message, isDev);
         if (masked !== error) logger.error({ err: error }, 'unexpected error masked for the client');
         return masked;
@@ -92,11 +101,14 @@ export function createGatewayYoga(deps: {
     },
     plugins: [
       ...(deps.devTokenSecret ? [useDevTokens(deps.devTokenSecret)] : []),
+      useInputErrors(),
       deps.inFlight.plugin,
       useIntrospectionPolicy(deps.limits.introspection),
       useQueryLimits(deps.limits, deps.metrics),
-      useRateLimits({ limiter: deps.rateLimiter, budgets: deps.rateBudgets, metrics: deps.metrics }),
-      useTokenExpiry(deps.clockToleranceMs),
+      // Order matters: a refused operation must not hold a quota unit (envelop skips later hooks).
+      useRateLimits({ limiter: deps.protection.rateLimiter, budgets: deps.protection.rateBudgets, metrics: deps.metrics }),
+      useSubscriptionQuota({ quotas: deps.protection.quotas, maxPerUser: deps.limits.maxSubscriptionsPerUser, metrics: deps.metrics }),
+      useSessionLifetime({ clockToleranceMs: deps.clockToleranceMs, revocations: deps.protection.revocations }),
       useReadinessCheck({ endpoint: '/ready', check: () => deps.isReady() }),
     ],
   });

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { GraphQLError } from 'graphql';
+import { getOperationAST, GraphQLError } from 'graphql';
 import { CloseCode, handleProtocols, makeServer, type SubscribePayload } from 'graphql-ws';
 import type { YogaServerInstance } from 'graphql-yoga';
 import type { Logger } from 'pino';
@@ -14,9 +14,29 @@ import { limitExceeded } from '../errors.js';
 import type { GatewayMetrics } from '../metrics/metrics.js';
 import { prepareOperation, type PreparedOperation } from '../server/prepare-operation.js';
 import { atExpiry } from '../auth/expiry.js';
+import type { UserQuotas } from '../protection/user-quotas.js';
+import type { SessionRevocations } from '../sessions/session-revocations.js';
+import { OutgoingQueue } from './outgoing-queue.js';
 
-/** Close code for a client that kept flooding after RATE_LIMITED errors (documented in docs/ERRORS.md). */
-export const RATE_LIMIT_CLOSE_CODE = 4290;
+/** Close codes of Tidings' own limits (documented in docs/ERRORS.md). */
+export const CloseCodes = {
+  /** The client kept sending operations after RATE_LIMITED errors. */
+  RateLimited: 4290,
+  /** The user already holds WS_MAX_CONNECTIONS_PER_USER connections (on any instance). */
+  TooManyConnections: 4291,
+  /** The client did not read its events: it stayed over WS_MAX_BUFFERED_BYTES. */
+  SlowConsumer: 4292,
+} as const;
+
+/**
+ * Subscriptions whose events replace the previous ones, so a client that falls behind only needs
+ * the latest per key: a hotel room's price, a user's typing state. Everything else is delivered
+ * in full or the client is disconnected.
+ */
+const CONFLATION_KEYS: Readonly<Record<string, (value: Record<string, unknown>) => unknown>> = {
+  priceUpdated: (price) => price['roomType'],
+  userTyping: (typing) => typing['userId'],
+};
 
 /** What each graphql-ws connection carries besides the protocol state. */
 export interface SocketExtra {
@@ -25,9 +45,12 @@ export interface SocketExtra {
   readonly connectionId: string;
   /** Times (ms) of this connection's recent rate-limited operations. */
   readonly rateLimitStrikes: number[];
+  /** Operation id → root field, for this connection's conflatable subscriptions. */
+  readonly conflatable: Map<string, string>;
+  readonly outgoing: OutgoingQueue;
   principal?: Principal;
-  /** Cancels the close scheduled for the token's expiry. */
-  cancelExpiry?: () => void;
+  /** Undo what authentication set up: expiry timers, revocation watch, the connection quota unit. */
+  readonly cleanups: Array<() => void>;
 }
 
 export interface WebSocketTransportOptions {
@@ -41,10 +64,27 @@ export interface WebSocketTransportOptions {
   readonly maxSubscriptionsPerConnection: number;
   /** A connection refused this many operations by the rate limiter within the window is closed (4290). */
   readonly rateLimitStrikes: { readonly windowMs: number; readonly disconnectAfter: number };
+  /** WebSocket connections one user may hold across every instance (4291 above). */
+  readonly maxConnectionsPerUser: number;
+  /** Unsent bytes a socket may hold before it counts as behind; see OutgoingQueue. */
+  readonly maxBufferedBytes: number;
+  /** A socket behind for this long is closed (4292). */
+  readonly slowConsumerGraceMs: number;
+  /** The client gets a `ping` with payload `{ reason: 'token_expiring', expiresAt }` this long before expiry. */
+  readonly tokenExpiryWarningMs: number;
+}
+
+/** One open connection, as seen by operators and tests. */
+export interface ConnectionSnapshot {
+  readonly connectionId: string;
+  readonly userId: string | undefined;
+  /** Bytes held for it: unsent socket bytes plus conflated events waiting (see OutgoingQueue). */
+  readonly heldBytes: number;
 }
 
 export interface WebSocketTransport {
   connectionCount(): number;
+  connections(): ConnectionSnapshot[];
   /**
    * Closes every socket with 1001 so clients reconnect elsewhere; sockets that have not finished
    * the close handshake within `graceMs` are terminated.
@@ -62,11 +102,13 @@ export function attachWebSocketTransport(deps: {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   yoga: YogaServerInstance<any, any>;
   authenticator: Authenticator;
+  quotas: UserQuotas;
+  revocations: SessionRevocations;
   logger: Logger;
   metrics: GatewayMetrics;
   options: WebSocketTransportOptions;
 }): WebSocketTransport {
-  const { yoga, authenticator, logger, options } = deps;
+  const { yoga, authenticator, logger, metrics, options } = deps;
   const wss = new WebSocketServer({ noServer: true, maxPayload: options.maxPayloadBytes, handleProtocols });
 
   const protocolServer = makeServer<Record<string, unknown> | undefined, SocketExtra>({
@@ -74,27 +116,64 @@ export function attachWebSocketTransport(deps: {
 
     onConnect: async (ctx) => {
       const { extra } = ctx;
+      const { socket, connectionId } = extra;
+      let principal: Principal;
       try {
-        const principal = await authenticator.authenticate(bearerFromConnectionParams(ctx.connectionParams));
-        // Closed while we were verifying: arm nothing (a timer would outlive the socket).
-        if (extra.socket.readyState !== extra.socket.OPEN) return false;
-        extra.principal = principal;
-        if (principal.kind === 'user' && principal.expiresAt !== undefined) {
-          // The connection lives only as long as its token: the client reconnects with a fresh one.
-          extra.cancelExpiry = atExpiry(principal.expiresAt + options.clockToleranceMs, () => {
-            logger.info({ connectionId: extra.connectionId }, 'websocket token expired; closing');
-            extra.socket.close(CloseCode.Forbidden, 'Unauthenticated: Token has expired');
-          });
-        }
-        logger.debug({ connectionId: extra.connectionId, userId: userIdForLog(principal) }, 'websocket authenticated');
-        return true;
+        principal = await authenticator.authenticate(bearerFromConnectionParams(ctx.connectionParams));
       } catch (error) {
         if (!(error instanceof TokenRejectedError)) throw error;
-        logger.info({ connectionId: extra.connectionId, reason: error.reason }, 'websocket authentication refused');
+        logger.info({ connectionId, reason: error.reason }, 'websocket authentication refused');
         // Close ourselves to give the reason; graphql-ws' own close after `false` is then a no-op.
-        extra.socket.close(CloseCode.Forbidden, `Unauthenticated: ${error.message}`.slice(0, 120));
+        socket.close(CloseCode.Forbidden, `Unauthenticated: ${error.message}`.slice(0, 120));
         return false;
       }
+      if (principal.kind === 'user') {
+        const lease = await deps.quotas.acquire('connections', principal.userId, options.maxConnectionsPerUser);
+        if (!lease) {
+          logger.info({ connectionId, userId: principal.userId }, 'connection limit per user reached');
+          metrics.limitTrips.inc({ limit: 'connections_per_user' });
+          socket.close(CloseCodes.TooManyConnections, `Too many connections: at most ${options.maxConnectionsPerUser} per user`);
+          return false;
+        }
+        extra.cleanups.push(() => lease.release());
+      }
+      // Closed while we were verifying: arm nothing (a timer would outlive the socket).
+      if (socket.readyState !== socket.OPEN) {
+        runCleanups(extra);
+        return false;
+      }
+      extra.principal = principal;
+      if (principal.kind === 'user') {
+        extra.cleanups.push(
+          deps.revocations.watch(principal, (reason) => {
+            logger.info({ connectionId }, 'websocket session revoked; closing');
+            socket.close(CloseCode.Forbidden, `Unauthenticated: Session was revoked (${reason})`.slice(0, 120));
+          }),
+        );
+      }
+      if (principal.kind === 'user' && principal.expiresAt !== undefined) {
+        const expiresAt = principal.expiresAt;
+        // Warn first, so the client can open a fresh connection before this one is closed. Never
+        // before connection_ack, which graphql-ws sends once we return.
+        const warnAt = Math.max(expiresAt - options.tokenExpiryWarningMs, Date.now() + 1);
+        if (options.tokenExpiryWarningMs > 0 && warnAt < expiresAt) {
+          extra.cleanups.push(
+            atExpiry(warnAt, () => {
+              logger.debug({ connectionId }, 'warning the client that its token expires soon');
+              extra.outgoing.send(JSON.stringify({ type: 'ping', payload: { reason: 'token_expiring', expiresAt: new Date(expiresAt).toISOString() } }));
+            }),
+          );
+        }
+        // The connection lives only as long as its token: the client reconnects with a fresh one.
+        extra.cleanups.push(
+          atExpiry(expiresAt + options.clockToleranceMs, () => {
+            logger.info({ connectionId }, 'websocket token expired; closing');
+            socket.close(CloseCode.Forbidden, 'Unauthenticated: Token has expired');
+          }),
+        );
+      }
+      logger.debug({ connectionId, userId: userIdForLog(principal) }, 'websocket authenticated');
+      return true;
     },
 
     onSubscribe: async (ctx, id, payload: SubscribePayload) => {
@@ -119,6 +198,11 @@ export function attachWebSocketTransport(deps: {
           payload,
         );
         if (!prepared.ok) return prepared.errors;
+        if (prepared.kind === 'subscription') {
+          const operation = getOperationAST(prepared.args.document, payload.operationName);
+          const rootField = operation?.selectionSet.selections[0];
+          if (rootField?.kind === 'Field' && rootField.name.value in CONFLATION_KEYS) ctx.extra.conflatable.set(id, rootField.name.value);
+        }
         // graphql-ws picks execute or subscribe by operation type; both go through Yoga's envelop.
         return { ...prepared.args, rootValue: prepared };
       } catch (error) {
@@ -126,9 +210,29 @@ export function attachWebSocketTransport(deps: {
         return [new GraphQLError('Unexpected error.', { extensions: { code: 'INTERNAL_SERVER_ERROR' } })];
       }
     },
+    // Yoga's `http` extension is for HTTP responses; it means nothing over a socket.
+    onNext: (_ctx, _id, _payload, _args, result) => (result.errors ? { ...result, errors: result.errors.map(withoutHttpExtension) } : undefined),
     execute: (args) => (args.rootValue as PreparedOperation & { ok: true }).run() as never,
     subscribe: (args) => (args.rootValue as PreparedOperation & { ok: true }).run() as never,
+    onComplete: (ctx, id) => {
+      ctx.extra.conflatable.delete(id);
+    },
   });
+
+  /** Only runs while a client is behind: which operation a message is for, and what it replaces. */
+  const classify = (extra: SocketExtra) => (message: string) => {
+    let parsed: { id?: unknown; type?: unknown; payload?: { data?: Record<string, unknown> | null } };
+    try {
+      parsed = JSON.parse(message) as typeof parsed;
+    } catch {
+      return {};
+    }
+    const operationId = typeof parsed.id === 'string' ? parsed.id : undefined;
+    const field = operationId === undefined || parsed.type !== 'next' ? undefined : extra.conflatable.get(operationId);
+    const value = field ? Object.values(parsed.payload?.data ?? {})[0] : undefined;
+    if (!field || typeof value !== 'object' || value === null) return { operationId };
+    return { operationId, conflationKey: String(CONFLATION_KEYS[field]?.(value as Record<string, unknown>) ?? '') };
+  };
   /** A client that keeps flooding after being told to slow down is disconnected with 4290. */
   const strike = (extra: SocketExtra) => {
     const now = Date.now();
@@ -137,14 +241,38 @@ export function attachWebSocketTransport(deps: {
     while ((strikes[0] ?? now) <= now - options.rateLimitStrikes.windowMs) strikes.shift();
     if (strikes.length >= options.rateLimitStrikes.disconnectAfter && extra.socket.readyState === extra.socket.OPEN) {
       logger.info({ connectionId: extra.connectionId }, 'closing a connection that kept exceeding its rate limit');
-      deps.metrics.limitTrips.inc({ limit: 'rate_disconnect' });
-      extra.socket.close(RATE_LIMIT_CLOSE_CODE, 'Too many requests');
+      metrics.limitTrips.inc({ limit: 'rate_disconnect' });
+      extra.socket.close(CloseCodes.RateLimited, 'Too many requests');
     }
   };
 
+  const extras = new Set<SocketExtra>();
+
   wss.on('connection', (socket: WebSocket, request: IncomingMessage) => {
     const connectionId = randomUUID();
-    const extra: SocketExtra = { socket, request, connectionId, rateLimitStrikes: [] };
+    const extra: SocketExtra = {
+      socket,
+      request,
+      connectionId,
+      rateLimitStrikes: [],
+      conflatable: new Map(),
+      cleanups: [],
+      outgoing: new OutgoingQueue(socket, {
+        maxBufferedBytes: options.maxBufferedBytes,
+        graceMs: options.slowConsumerGraceMs,
+        classify: (message) => classify(extra)(message),
+        onConflated: () => metrics.eventsDropped.inc({ reason: 'conflated', source: 'websocket' }),
+        onSlowConsumer: () => {
+          logger.info({ connectionId, bufferedBytes: socket.bufferedAmount }, 'closing a slow consumer');
+          metrics.limitTrips.inc({ limit: 'slow_consumer' });
+          socket.close(CloseCodes.SlowConsumer, 'Slow consumer: events were not read in time');
+          // The close frame queues behind everything unread; a client that reads nothing never
+          // sees it, so the socket and its buffers are let go shortly after regardless.
+          setTimeout(() => socket.terminate(), 1_000).unref();
+        },
+      }),
+    };
+    extras.add(extra);
     logger.debug({ connectionId }, 'websocket opened');
 
     socket.once('error', (error) => {
@@ -171,11 +299,9 @@ export function attachWebSocketTransport(deps: {
     const closed = protocolServer.opened(
       {
         protocol: socket.protocol,
-        send: (data) =>
-          new Promise<void>((resolve, reject) => {
-            if (socket.readyState !== socket.OPEN) return resolve();
-            socket.send(data, (error) => (error ? reject(error) : resolve()));
-          }),
+        // Never waits for the peer: backpressure is the outgoing queue's job, so one slow client
+        // cannot stall delivery (graphql-ws awaits each send before taking the next event).
+        send: (data) => extra.outgoing.send(data),
         close: (code, reason) => socket.close(code, reason),
         onMessage: (handle) =>
           socket.on('message', async (data, isBinary) => {
@@ -196,7 +322,9 @@ export function attachWebSocketTransport(deps: {
 
     socket.once('close', (code, reason) => {
       clearInterval(pinger);
-      extra.cancelExpiry?.();
+      extras.delete(extra);
+      extra.outgoing.dispose();
+      runCleanups(extra);
       logger.debug({ connectionId, code }, 'websocket closed');
       void closed(code, reason.toString());
     });
@@ -214,6 +342,8 @@ export function attachWebSocketTransport(deps: {
 
   return {
     connectionCount: () => wss.clients.size,
+    connections: () =>
+      [...extras].map((extra) => ({ connectionId: extra.connectionId, userId: userIdForLog(extra.principal), heldBytes: extra.outgoing.heldBytes() })),
     async close(graceMs) {
       deps.httpServer.off('upgrade', onUpgrade);
       for (const client of wss.clients) client.close(1001, 'Server shutting down; reconnect');
@@ -225,6 +355,16 @@ export function attachWebSocketTransport(deps: {
       await closed;
     },
   };
+}
+
+function withoutHttpExtension(error: GraphQLError) {
+  const { http: _http, ...extensions } = error.extensions ?? {};
+  const json = typeof error.toJSON === 'function' ? error.toJSON() : { message: error.message };
+  return { ...json, extensions };
+}
+
+function runCleanups(extra: SocketExtra): void {
+  for (const cleanup of extra.cleanups.splice(0)) cleanup();
 }
 
 function userIdForLog(principal: Principal | undefined): string | undefined {

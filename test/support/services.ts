@@ -12,6 +12,7 @@ import { createEventPublisher } from '../../src/publish/event-publisher.js';
 import { createTypingThrottle } from '../../src/publish/typing-throttle.js';
 import { createRedisConnections } from '../../src/redis/connections.js';
 import type { GatewayServices } from '../../src/schema/context.js';
+import { createMemorySessionRevocations } from '../../src/sessions/session-revocations.js';
 import { sharedRedis, type BackendName } from './backends.js';
 import { randomPrefix } from './redis-server.js';
 import { waitUntil } from './wait.js';
@@ -61,5 +62,13 @@ export async function servicesOn(backend: BackendName): Promise<GatewayServices>
   const { bus, directory, metrics } = await backendParts(backend);
   const logger = pino({ level: 'silent' });
   const publisher = createEventPublisher({ bus, logger, metrics });
-  return { bus, publisher, directory, chat: createExternalChatBackend(publisher), typingThrottle: createTypingThrottle(0), logger };
+  return {
+    bus,
+    publisher,
+    directory,
+    chat: createExternalChatBackend(publisher),
+    typingThrottle: createTypingThrottle(0),
+    revocations: createMemorySessionRevocations({ ttlMs: 60_000 }),
+    logger,
+  };
 }

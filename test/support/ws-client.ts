@@ -12,12 +12,18 @@ export interface TestWsClient {
   readonly client: Client;
   /** Close events seen by the client, in order. */
   readonly closes: ClosedEvent[];
+  /** Payloads of the server's protocol pings (e.g. the token expiry warning), in order. */
+  readonly pings: Array<Record<string, unknown> | undefined>;
   waitForClose(): Promise<ClosedEvent>;
+  /** Resolves once connection_ack has arrived (the connection is lazy: subscribe first). */
+  waitForConnected(): Promise<void>;
 }
 
 /** A real graphql-ws client (no retries), disposed when the test ends. */
 export function connectWs(url: string, token?: string, connectionParams?: Record<string, unknown>): TestWsClient {
   const closes: ClosedEvent[] = [];
+  const pings: Array<Record<string, unknown> | undefined> = [];
+  let connected = false;
   const client = createClient({
     url,
     webSocketImpl: WebSocket,
@@ -25,6 +31,12 @@ export function connectWs(url: string, token?: string, connectionParams?: Record
     retryAttempts: 0,
     lazy: true,
     on: {
+      connected: () => {
+        connected = true;
+      },
+      ping: (received, payload) => {
+        if (received) pings.push(payload);
+      },
       closed: (event) => {
         const { code, reason } = event as { code: number; reason: string };
         closes.push({ code, reason: String(reason) });
@@ -35,6 +47,8 @@ export function connectWs(url: string, token?: string, connectionParams?: Record
   return {
     client,
     closes,
+    pings,
+    waitForConnected: () => waitUntil(() => connected, 'connection_ack'),
     async waitForClose() {
       await waitUntil(() => closes.length > 0, 'the socket to close');
       return closes[0] as ClosedEvent;

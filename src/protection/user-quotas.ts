@@ -1,0 +1,189 @@
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { RedisConnections } from '../redis/connections.js';
+import { redisKeys } from '../redis/keys.js';
+
+/** What a user holds a bounded number of: WebSocket connections, open subscriptions. */
+export type QuotaKind = 'connections' | 'subscriptions';
+
+/** One unit of a quota; `release` is idempotent. */
+export interface QuotaLease {
+  release(): void;
+}
+
+export interface UserQuotas {
+  /** A lease when the user holds fewer than `limit` of `kind` across every instance; otherwise undefined. */
+  acquire(kind: QuotaKind, userId: string, limit: number): Promise<QuotaLease | undefined>;
+  /** Units held on this instance (for tests and stats). */
+  heldLocally(kind: QuotaKind, userId: string): number;
+  close(): Promise<void>;
+}
+
+/** Counts held on this instance, by `kind:userId`. The Redis variant mirrors them into Redis. */
+class LocalCounts {
+  private readonly counts = new Map<string, number>();
+  static key = (kind: QuotaKind, userId: string) => `${kind}\u0000${userId}`;
+
+  get(kind: QuotaKind, userId: string): number {
+    return this.counts.get(LocalCounts.key(kind, userId)) ?? 0;
+  }
+  add(kind: QuotaKind, userId: string, delta: number): void {
+    const key = LocalCounts.key(kind, userId);
+    const next = (this.counts.get(key) ?? 0) + delta;
+    if (next <= 0) this.counts.delete(key);
+    else this.counts.set(key, next);
+  }
+  entries(): Array<{ kind: QuotaKind; userId: string; count: number }> {
+    return [...this.counts].map(([key, count]) => {
+      const [kind, userId] = key.split('\u0000') as [QuotaKind, string];
+      return { kind, userId, count };
+    });
+  }
+}
+
+function leaseOf(onRelease: () => void): QuotaLease {
+  let released = false;
+  return {
+    release() {
+      if (released) return;
+      released = true;
+      onRelease();
+    },
+  };
+}
+
+export function createMemoryUserQuotas(): UserQuotas {
+  const counts = new LocalCounts();
+  return {
+    async acquire(kind, userId, limit) {
+      if (counts.get(kind, userId) >= limit) return undefined;
+      counts.add(kind, userId, 1);
+      return leaseOf(() => counts.add(kind, userId, -1));
+    },
+    heldLocally: (kind, userId) => counts.get(kind, userId),
+    async close() {},
+  };
+}
+
+/**
+ * Sums every live holder's count; holders whose instance key has expired (a crashed instance)
+ * are dropped on the way, so their units come back within the alive key's lifetime.
+ */
+const ACQUIRE_SCRIPT = `
+local key = KEYS[1]
+local limit = tonumber(ARGV[1])
+local holder = ARGV[2]
+local alivePrefix = ARGV[3]
+local fields = redis.call('HGETALL', key)
+local total = 0
+for i = 1, #fields, 2 do
+  local other = fields[i]
+  if other ~= holder and redis.call('EXISTS', alivePrefix .. other) == 0 then
+    redis.call('HDEL', key, other)
+  else
+    total = total + tonumber(fields[i + 1])
+  end
+end
+if total >= limit then return 0 end
+redis.call('HINCRBY', key, holder, 1)
+redis.call('PEXPIRE', key, ARGV[4])
+return 1
+`;
+
+const RELEASE_SCRIPT = `
+local left = redis.call('HINCRBY', KEYS[1], ARGV[1], -1)
+if left <= 0 then redis.call('HDEL', KEYS[1], ARGV[1]) end
+return left
+`;
+
+/**
+ * Per-user counts shared by every instance: `{prefix}quota:{kind}:{userId}` is a hash of holder →
+ * count, where a holder is one run of one instance. Each holder keeps `{prefix}instance:{holder}`
+ * alive while it runs, so a crashed instance's units are reclaimed once that key expires. Counts
+ * are mirrored from this instance's own bookkeeping, and re-written in full after a Redis outage.
+ * Redis being unreachable fails open: the limit is a safeguard, not worth refusing everybody.
+ */
+export function createRedisUserQuotas(options: { connections: RedisConnections; prefix: string; logger: Logger; aliveMs?: number }): UserQuotas {
+  const { connections, logger } = options;
+  const redis = connections.commands;
+  const keys = redisKeys(options.prefix);
+  const holder = randomUUID();
+  const aliveMs = options.aliveMs ?? 30_000;
+  // Long enough to outlive any live holder: the alive key is what really bounds stale counts.
+  const quotaKeyTtlMs = 24 * 3600 * 1000;
+  const counts = new LocalCounts();
+  let outOfSync = false;
+  /** Counts whose Redis copy may be wrong (a failed acquire or release): rewritten on resync. */
+  const unsynced = new Set<string>();
+
+  const warn = (error: unknown, what: string) =>
+    logger.warn({ err: error instanceof Error ? error.message : String(error) }, `user quota ${what} failed; Redis will be re-synchronised`);
+
+  const keepAlive = () =>
+    redis.set(keys.instanceAlive(holder), '1', 'PX', aliveMs).catch((error: unknown) => {
+      outOfSync = true;
+      warn(error, 'keep-alive');
+    });
+  const resync = async () => {
+    outOfSync = false;
+    const pipeline = redis.pipeline();
+    pipeline.set(keys.instanceAlive(holder), '1', 'PX', aliveMs);
+    const stale = [...unsynced];
+    unsynced.clear();
+    for (const { kind, userId, count } of counts.entries()) {
+      pipeline.hset(keys.quota(kind, userId), holder, count);
+      pipeline.pexpire(keys.quota(kind, userId), quotaKeyTtlMs);
+    }
+    for (const key of stale) {
+      const [kind, userId] = key.split('\u0000') as [QuotaKind, string];
+      if (counts.get(kind, userId) === 0) pipeline.hdel(keys.quota(kind, userId), holder);
+    }
+    const results = await pipeline.exec().catch((error: unknown) => [[error as Error, null] as const]);
+    const failed = results?.find(([error]) => error);
+    if (failed) {
+      outOfSync = true;
+      for (const key of stale) unsynced.add(key);
+      warn(failed[0], 're-synchronisation');
+    }
+  };
+  const heartbeat = setInterval(() => void (outOfSync ? resync() : keepAlive()), Math.floor(aliveMs / 3));
+  heartbeat.unref();
+  void keepAlive();
+  // Releases that failed during an outage are fixed by writing this instance's true counts back.
+  const onReady = () => {
+    if (outOfSync) void resync();
+  };
+  redis.on('ready', onReady);
+
+  return {
+    async acquire(kind, userId, limit) {
+      try {
+        const allowed = await redis.eval(ACQUIRE_SCRIPT, 1, keys.quota(kind, userId), limit, holder, keys.instanceAlive(''), quotaKeyTtlMs);
+        if (allowed !== 1) return undefined;
+      } catch (error) {
+        outOfSync = true;
+        unsynced.add(LocalCounts.key(kind, userId));
+        warn(error, 'check');
+      }
+      counts.add(kind, userId, 1);
+      return leaseOf(() => {
+        counts.add(kind, userId, -1);
+        redis.eval(RELEASE_SCRIPT, 1, keys.quota(kind, userId), holder).catch((error: unknown) => {
+          outOfSync = true;
+          unsynced.add(LocalCounts.key(kind, userId));
+          warn(error, 'release');
+        });
+      });
+    },
+    heldLocally: (kind, userId) => counts.get(kind, userId),
+    async close() {
+      clearInterval(heartbeat);
+      redis.off('ready', onReady);
+      // Give the units back now rather than when the alive key expires.
+      const pipeline = redis.pipeline();
+      pipeline.del(keys.instanceAlive(holder));
+      for (const { kind, userId } of counts.entries()) pipeline.hdel(keys.quota(kind, userId), holder);
+      await pipeline.exec().catch(() => undefined);
+    },
+  };
+}

@@ -1,0 +1,214 @@
+import type { Logger } from 'pino';
+import type { Principal } from '../auth/principal.js';
+import { TokenRejectedError } from '../auth/token-verifier.js';
+import { sessionRevocationSchema, type SessionRevocation } from '../events/contracts.js';
+import type { GatewayMetrics } from '../metrics/metrics.js';
+import type { RedisConnections } from '../redis/connections.js';
+import { redisKeys } from '../redis/keys.js';
+
+type UserPrincipal = Extract<Principal, { kind: 'user' }>;
+
+/**
+ * Ending a user's sessions on demand (a service calls `revokeSessions`, or publishes on Redis):
+ * every live connection and subscription of that user, on every instance, ends now, and tokens
+ * issued before the revocation are refused from then on, so a stolen token cannot reconnect.
+ */
+export interface SessionRevocations {
+  /** Rejects with TokenRejectedError('revoked') when the token predates a revocation of its user. */
+  assertNotRevoked(principal: UserPrincipal): Promise<void>;
+  /** Stores the revocation and announces it to every instance. */
+  revoke(userId: string, reason: string | undefined): Promise<SessionRevocation>;
+  /** Calls `onRevoked` if this principal's session is revoked while live; returns the cancel. */
+  watch(principal: UserPrincipal, onRevoked: (reason: string) => void): () => void;
+  /** Live sessions watched on this instance (for tests and stats). */
+  watchedCount(): number;
+  close(): void;
+}
+
+/**
+ * A token issued in the same second as the revocation is taken as issued after it: `iat` has a
+ * resolution of one second, and refusing the fresh token a client fetched right after being
+ * revoked would lock the user out for the rest of that second.
+ */
+export function isRevokedBy(principal: UserPrincipal, revokedAt: number): boolean {
+  if (principal.issuedAt === undefined) return true;
+  return principal.issuedAt < Math.floor(revokedAt / 1000) * 1000;
+}
+
+const revokedError = (reason?: string) =>
+  new TokenRejectedError('revoked', reason ? `Session was revoked (${reason}); sign in again` : 'Session was revoked; sign in again');
+
+export { revokedError as sessionRevokedError };
+
+/** This instance's live sessions, by user: what a revocation must end here. */
+class LiveSessions {
+  private readonly byUser = new Map<string, Set<{ principal: UserPrincipal; onRevoked: (reason: string) => void }>>();
+  private count = 0;
+
+  watch(principal: UserPrincipal, onRevoked: (reason: string) => void): () => void {
+    const entry = { principal, onRevoked };
+    let entries = this.byUser.get(principal.userId);
+    if (!entries) this.byUser.set(principal.userId, (entries = new Set()));
+    entries.add(entry);
+    this.count++;
+    let cancelled = false;
+    return () => {
+      if (cancelled) return;
+      cancelled = true;
+      this.count--;
+      entries.delete(entry);
+      if (entries.size === 0 && this.byUser.get(principal.userId) === entries) this.byUser.delete(principal.userId);
+    };
+  }
+
+  end(revocation: SessionRevocation): number {
+    let ended = 0;
+    for (const entry of [...(this.byUser.get(revocation.userId) ?? [])]) {
+      if (!isRevokedBy(entry.principal, revocation.revokedAt)) continue;
+      ended++;
+      entry.onRevoked(revocation.reason ?? 'revoked');
+    }
+    return ended;
+  }
+
+  users(): string[] {
+    return [...this.byUser.keys()];
+  }
+
+  size(): number {
+    return this.count;
+  }
+}
+
+/** One instance: revocations live in this process, expiring after `ttlMs`. */
+export function createMemorySessionRevocations(options: { ttlMs: number; now?: () => number }): SessionRevocations {
+  const now = options.now ?? Date.now;
+  const revoked = new Map<string, SessionRevocation>();
+  const live = new LiveSessions();
+  const current = (userId: string) => {
+    const revocation = revoked.get(userId);
+    if (revocation && revocation.revokedAt + options.ttlMs < now()) {
+      revoked.delete(userId);
+      return undefined;
+    }
+    return revocation;
+  };
+  return {
+    async assertNotRevoked(principal) {
+      const revocation = current(principal.userId);
+      if (revocation && isRevokedBy(principal, revocation.revokedAt)) throw revokedError(revocation.reason);
+    },
+    async revoke(userId, reason) {
+      const revocation: SessionRevocation = { userId, revokedAt: now(), ...(reason ? { reason } : {}) };
+      revoked.set(userId, revocation);
+      live.end(revocation);
+      return revocation;
+    },
+    watch: (principal, onRevoked) => live.watch(principal, onRevoked),
+    watchedCount: () => live.size(),
+    close() {},
+  };
+}
+
+/**
+ * Across instances: the revocation is a Redis key (`{prefix}sessions-revoked:{userId}`, epoch ms,
+ * expiring after `ttlMs`) checked when a token is presented, and an announcement on
+ * `{prefix}sessions:revoked` that makes every instance end the user's live sessions. After the
+ * subscriber connection comes back, announcements may have been missed, so the users with live
+ * sessions here are re-checked against their keys.
+ */
+export function createRedisSessionRevocations(options: {
+  connections: RedisConnections;
+  prefix: string;
+  ttlMs: number;
+  logger: Logger;
+  metrics: GatewayMetrics;
+}): SessionRevocations {
+  const { connections, logger, metrics } = options;
+  const keys = redisKeys(options.prefix);
+  const channel = keys.sessionRevocationChannel();
+  const live = new LiveSessions();
+
+  const apply = (revocation: SessionRevocation) => {
+    const ended = live.end(revocation);
+    if (ended > 0) logger.info({ userId: revocation.userId, ended }, 'ended revoked sessions');
+  };
+
+  const onMessage = (messageChannel: string, message: string) => {
+    if (messageChannel !== channel) return;
+    let document: unknown;
+    try {
+      document = JSON.parse(message);
+    } catch {
+      document = undefined;
+    }
+    const parsed = sessionRevocationSchema.safeParse(document);
+    if (!parsed.success) {
+      metrics.eventsDropped.inc({ reason: document === undefined ? 'invalid_json' : 'shape', source: 'sessions' });
+      logger.warn({ channel, issues: parsed.error.issues.slice(0, 5).map((issue) => issue.message) }, 'dropped an invalid session revocation');
+      return;
+    }
+    apply(parsed.data);
+  };
+
+  const recheckLiveUsers = async () => {
+    const users = live.users();
+    if (users.length === 0) return;
+    try {
+      const values = await connections.commands.mget(users.map((userId) => keys.sessionsRevoked(userId)));
+      values.forEach((value, index) => {
+        const revokedAt = Number(value);
+        if (value !== null && Number.isFinite(revokedAt)) apply({ userId: users[index] as string, revokedAt });
+      });
+    } catch (error) {
+      logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'session revocation re-check failed');
+    }
+  };
+
+  let connectedBefore = connections.subscriber.status === 'ready';
+  const onSubscriberReady = () => {
+    if (!connectedBefore) {
+      connectedBefore = true;
+      return;
+    }
+    // ioredis re-subscribes on its own (autoResubscribe); what was announced meanwhile is lost.
+    void recheckLiveUsers();
+  };
+  connections.subscriber.on('message', onMessage);
+  connections.subscriber.on('ready', onSubscriberReady);
+  connections.subscriber.subscribe(channel).catch((error: unknown) => logger.error({ err: error, channel }, 'redis SUBSCRIBE to the session revocation channel failed'));
+
+  return {
+    async assertNotRevoked(principal) {
+      let value: string | null;
+      try {
+        value = await connections.commands.get(keys.sessionsRevoked(principal.userId));
+      } catch (error) {
+        // Fail open: the token itself was verified; an outage must not sign everybody out. The
+        // re-check after reconnect still ends sessions revoked meanwhile.
+        logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'session revocation check unavailable; allowing');
+        return;
+      }
+      const revokedAt = Number(value);
+      if (value !== null && Number.isFinite(revokedAt) && isRevokedBy(principal, revokedAt)) throw revokedError();
+    },
+    async revoke(userId, reason) {
+      const revocation: SessionRevocation = { userId, revokedAt: Date.now(), ...(reason ? { reason } : {}) };
+      // Stored and announced together: an instance that hears of it finds the key set.
+      const results = await connections.commands
+        .multi()
+        .set(keys.sessionsRevoked(userId), String(revocation.revokedAt), 'PX', options.ttlMs)
+        .publish(channel, JSON.stringify(revocation))
+        .exec();
+      const failed = results?.find(([error]) => error);
+      if (!results || failed) throw failed?.[0] ?? new Error('session revocation transaction aborted');
+      return revocation;
+    },
+    watch: (principal, onRevoked) => live.watch(principal, onRevoked),
+    watchedCount: () => live.size(),
+    close() {
+      connections.subscriber.off('message', onMessage);
+      connections.subscriber.off('ready', onSubscriberReady);
+    },
+  };
+}

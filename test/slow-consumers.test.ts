@@ -1,0 +1,146 @@
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { describe, expect, it } from 'vitest';
+import { topics } from '../src/events/topics.js';
+import { startGateway, tokenFor, type TestGateway } from './support/gateway.js';
+import { ADD_MEMBERS, NEW_MESSAGE, PRICE_UPDATED } from './support/operations.js';
+import { openRawSocket } from './support/raw-socket.js';
+import { waitUntil } from './support/wait.js';
+import { connectWs, record } from './support/ws-client.js';
+
+const BOUND = 64 * 1024;
+const ROOM_TYPES = ['A', 'B', 'C'].map((letter) => letter.repeat(64));
+/** The events must outgrow the kernel's socket buffers quickly: 400 aliases make each about 30 kB. */
+const BIG_PRICES = `subscription Big($hotelId: ID!) {
+  priceUpdated(hotelId: $hotelId) {
+    roomType price { amountMinor }
+    ${Array.from({ length: 400 }, (_, index) => `r${index}: roomType`).join(' ')}
+  }
+}`;
+
+/** A full GC before reading the heap, so garbage not yet collected does not count. */
+setFlagsFromString('--expose-gc');
+const collectGarbage = runInNewContext('gc') as () => void;
+function heapAfterGc(): number {
+  collectGarbage();
+  return process.memoryUsage().heapUsed;
+}
+
+async function metricValue(gateway: TestGateway, metric: 'limitTrips' | 'eventsDropped', labels: Record<string, string>): Promise<number> {
+  const values = (await gateway.app.metrics[metric].get()).values;
+  return values.filter((value) => Object.entries(labels).every(([key, wanted]) => value.labels[key as never] === wanted)).reduce((sum, value) => sum + value.value, 0);
+}
+
+function heldBytesOf(gateway: TestGateway, userId: string): number {
+  return gateway.app.webSockets.connections().find((connection) => connection.userId === userId)?.heldBytes ?? 0;
+}
+
+async function startSlowConsumerGateway(graceMs: number) {
+  return startGateway({
+    WS_MAX_BUFFERED_BYTES: String(BOUND),
+    WS_SLOW_CONSUMER_GRACE_MS: String(graceMs),
+    QUERY_MAX_ALIASES: '1000',
+    QUERY_MAX_TOKENS: '100000',
+    QUERY_MAX_COST: '1000000',
+  });
+}
+
+describe('slow consumers', () => {
+  it('keeps only the latest price per room for a client that stops reading; memory stays bounded; others lose nothing', async () => {
+    const gateway = await startSlowConsumerGateway(600_000);
+    const bystander = connectWs(gateway.wsUrl, await tokenFor('bystander'));
+    const bystanderPrices = record(bystander.client, PRICE_UPDATED, { hotelId: 'slow-hotel' });
+
+    const slow = await openRawSocket(gateway.wsUrl);
+    await slow.init(await tokenFor('slow'));
+    slow.send({ id: 'big', type: 'subscribe', payload: { query: BIG_PRICES, variables: { hotelId: 'slow-hotel' } } });
+    await gateway.waitForSubscribers(topics.hotelPrices('slow-hotel'), 2);
+    slow.socket.pause();
+
+    const heapBefore = heapAfterGc();
+    let published = 0;
+    let maxHeld = 0;
+    let conflatedAt: number | undefined;
+    const latest = new Map<string, number>();
+    // Publish until conflation has been going on for a while (the kernel's buffers fill first).
+    while (published < 6_000 && (conflatedAt === undefined || published < Math.max(conflatedAt + 600, 2_000))) {
+      for (let index = 0; index < 50; index++) {
+        published++;
+        const roomType = ROOM_TYPES[published % ROOM_TYPES.length] as string;
+        latest.set(roomType, published);
+        await gateway.app.services.publisher.publish('priceUpdated', { hotelId: 'slow-hotel', roomType, price: { amountMinor: published, currency: 'EUR' } });
+      }
+      await new Promise((resolve) => setImmediate(resolve));
+      maxHeld = Math.max(maxHeld, heldBytesOf(gateway, 'slow'));
+      if (conflatedAt === undefined && (await metricValue(gateway, 'eventsDropped', { reason: 'conflated' })) > 0) conflatedAt = published;
+    }
+    expect(conflatedAt).toBeDefined();
+    const messageBytes = 30 * 1024;
+    // The socket's buffer stays near the bound; beyond it, one waiting event per room type.
+    expect(maxHeld).toBeLessThanOrEqual(BOUND + (ROOM_TYPES.length + 2) * messageBytes);
+    // Without conflation the server would hold every event: hundreds of times the bound.
+    const publishedBytes = published * messageBytes;
+    expect(publishedBytes).toBeGreaterThan(100 * BOUND);
+    expect(publishedBytes).toBeGreaterThan(50 * 1024 * 1024);
+    expect(heapAfterGc() - heapBefore).toBeLessThan(16 * 1024 * 1024);
+
+    await bystanderPrices.waitForResults(published);
+    expect(bystanderPrices.results.map((result) => (result.data?.['priceUpdated'] as { price: { amountMinor: number } }).price.amountMinor)).toEqual(
+      Array.from({ length: published }, (_, index) => index + 1),
+    );
+
+    // Reading again, the slow client catches up with the latest price of every room.
+    slow.socket.resume();
+    const lastSeen = new Map<string, number>();
+    await waitUntil(() => {
+      for (const message of slow.messages) {
+        const price = ((message['payload'] as { data?: { priceUpdated?: { roomType: string; price: { amountMinor: number } } } } | undefined)?.data)?.priceUpdated;
+        if (price) lastSeen.set(price.roomType, price.price.amountMinor);
+      }
+      return ROOM_TYPES.every((roomType) => lastSeen.get(roomType) === latest.get(roomType));
+    }, 'the latest price of every room');
+    const received = slow.messages.filter((message) => message['type'] === 'next').length;
+    expect(received).toBeLessThan(published);
+    expect(slow.socket.readyState).toBe(slow.socket.OPEN);
+    expect(bystander.closes).toEqual([]);
+  }, 60_000);
+
+  it('disconnects a client that stays behind on events that cannot be conflated (4292); others lose nothing', async () => {
+    const gateway = await startSlowConsumerGateway(300);
+    await gateway.publish(ADD_MEMBERS, { conversationId: 'slow-chat', userIds: ['slow', 'bystander'] });
+    const bystander = connectWs(gateway.wsUrl, await tokenFor('bystander'));
+    const bystanderMessages = record(bystander.client, NEW_MESSAGE, { conversationId: 'slow-chat' });
+
+    const slow = await openRawSocket(gateway.wsUrl);
+    await slow.init(await tokenFor('slow'));
+    slow.send({ id: 'chat', type: 'subscribe', payload: { query: NEW_MESSAGE, variables: { conversationId: 'slow-chat' } } });
+    await gateway.waitForSubscribers(topics.conversationMessages('slow-chat'), 2);
+    slow.socket.pause();
+
+    const text = 'x'.repeat(4_000);
+    let published = 0;
+    let maxHeld = 0;
+    while (published < 10_000 && (await metricValue(gateway, 'limitTrips', { limit: 'slow_consumer' })) === 0) {
+      for (let index = 0; index < 50; index++) {
+        published++;
+        await gateway.app.services.publisher.publish('newMessage', { messageId: `m${published}`, conversationId: 'slow-chat', senderId: 'bystander', text });
+      }
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      maxHeld = Math.max(maxHeld, heldBytesOf(gateway, 'slow'));
+    }
+    expect(await metricValue(gateway, 'limitTrips', { limit: 'slow_consumer' })).toBe(1);
+    expect(maxHeld).toBeLessThanOrEqual(2 * BOUND + 8 * 1024);
+
+    // Once it reads again it finds the close at the end of what was queued.
+    slow.socket.resume();
+    const closed = await slow.waitForClose(5_000);
+    expect(closed).toEqual({ code: 4292, reason: 'Slow consumer: events were not read in time' });
+    await waitUntil(() => gateway.app.webSockets.connectionCount() === 1, 'only the bystander to be left');
+
+    await bystanderMessages.waitForResults(published);
+    expect(bystanderMessages.results.map((result) => (result.data?.['newMessage'] as { messageId: string }).messageId)).toEqual(
+      Array.from({ length: published }, (_, index) => `m${index + 1}`),
+    );
+    expect(bystander.closes).toEqual([]);
+  }, 60_000);
+});
