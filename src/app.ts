@@ -24,6 +24,7 @@ import { buildSchema } from './schema/index.js';
 import { createGatewayYoga, GRAPHQL_PATH, type GatewayYoga } from './server/yoga.js';
 import { attachWebSocketTransport, type WebSocketTransport } from './transport/websocket.js';
 import { createWebAppHandler } from './transport/web-app.js';
+import { createClientAddressOf } from './transport/client-address.js';
 import { refuseOversizedBody } from './transport/http-limits.js';
 import { createInFlightOperations } from './server/use-in-flight.js';
 import { createMemoryRateLimiter, createRedisRateLimiter } from './protection/rate-limiter.js';
@@ -85,6 +86,7 @@ export function buildApp(config: Config, overrides: { logger?: Logger; bus?: Eve
   const quotas = redis ? createRedisUserQuotas({ connections: redis, prefix: config.redis.prefix, logger }) : createMemoryUserQuotas();
   const authenticator = createAuthenticator(config.auth, createTokenVerifier(config.auth), revocations);
   const inFlight = createInFlightOperations();
+  const clientAddressOf = createClientAddressOf(config.http.trustProxy);
   const yoga = createGatewayYoga({
     schema: buildSchema(),
     services,
@@ -107,6 +109,7 @@ export function buildApp(config: Config, overrides: { logger?: Logger; bus?: Eve
       quotas,
       revocations,
     },
+    clientAddressOf,
     isReady: () => bus.isReady() && directory.isReady(),
   });
 
@@ -122,6 +125,7 @@ export function buildApp(config: Config, overrides: { logger?: Logger; bus?: Eve
     authenticator,
     quotas,
     revocations,
+    clientAddressOf,
     logger,
     metrics,
     options: {

@@ -22,6 +22,8 @@ export const ErrorCode = {
   LimitExceeded: 'LIMIT_EXCEEDED',
   /** Too many requests in a short time (for example typing updates). */
   RateLimited: 'RATE_LIMITED',
+  /** The client did not read its results in time; the subscription was ended. */
+  SlowConsumer: 'SLOW_CONSUMER',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -52,3 +54,5 @@ export const limitExceeded = (message: string, limit: string) => codedError(Erro
 
 export const rateLimited = (message: string, limit: string, retryAfterMs: number) =>
   codedError(ErrorCode.RateLimited, message, 429, { limit, retryAfterMs });
+
+export const slowConsumer = (message: string) => codedError(ErrorCode.SlowConsumer, message, undefined, { limit: 'slow_consumer' });

@@ -32,7 +32,7 @@ describe('loadConfig defaults', () => {
   it('uses documented defaults for an empty environment', () => {
     const config = loadConfig({});
     expect(config.environment).toBe('development');
-    expect(config.http).toEqual({ host: '0.0.0.0', port: 4000 });
+    expect(config.http).toEqual({ host: '0.0.0.0', port: 4000, trustProxy: [] });
     expect(config.log.level).toBe('info');
     expect(config.redis).toEqual({ url: undefined, prefix: 'tidings:' });
     expect(config.graphiql.enabled).toBe(true);
@@ -106,7 +106,7 @@ describe('loadConfig defaults', () => {
       JWT_CLOCK_TOLERANCE_SECONDS: '0',
     });
     expect(config.environment).toBe('test');
-    expect(config.http).toEqual({ host: '127.0.0.1', port: 0 });
+    expect(config.http).toEqual({ host: '127.0.0.1', port: 0, trustProxy: [] });
     expect(config.log.level).toBe('silent');
     expect(config.instanceId).toBe('gw-1');
     expect(config.redis).toEqual({ url: 'rediss://cache.internal:6380/2', prefix: 'app:tidings.' });
@@ -181,6 +181,10 @@ describe('loadConfig validation', () => {
       expect.stringMatching(/^JWT_CLOCK_TOLERANCE_SECONDS: /),
     ]);
     expect(loadConfig({ PORT: '65535' }).http.port).toBe(65_535);
+    expect(problemsOf({ TRUST_PROXY: 'loopback, not-an-address' })).toEqual([expect.stringMatching(/^TRUST_PROXY: a hop count or /)]);
+    expect(loadConfig({ TRUST_PROXY: 'loopback, 10.0.0.0/8' }).http.trustProxy).toEqual(['loopback', '10.0.0.0/8']);
+    expect(loadConfig({ TRUST_PROXY: '2' }).http.trustProxy).toBe(2);
+    expect(loadConfig({}).http.trustProxy).toEqual([]);
   });
 
   it('requires JWT_SECRET or JWT_JWKS_URL in production', () => {

@@ -70,6 +70,31 @@ describe('rate limits (sliding window per user)', () => {
   });
 });
 
+describe('client addresses behind a proxy', () => {
+  const anonymousMutation = (gateway: { httpUrl: string }, forwardedFor: string) =>
+    fetch(gateway.httpUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-forwarded-for': forwardedFor },
+      body: JSON.stringify({ query: 'mutation { startChatSession { id } }' }),
+    }).then(async (response) => codeOf((await response.json()) as Parameters<typeof codeOf>[0]));
+
+  it('keys anonymous callers by X-Forwarded-For only from proxies in TRUST_PROXY', async () => {
+    const gateway = await startGateway({ ALLOW_ANONYMOUS: 'true', RATE_LIMIT_OPERATIONS: '2', TRUST_PROXY: 'loopback' });
+    const first = [await anonymousMutation(gateway, '203.0.113.7'), await anonymousMutation(gateway, '203.0.113.7')];
+    expect(first).not.toContain('RATE_LIMITED');
+    expect(await anonymousMutation(gateway, '203.0.113.7')).toBe('RATE_LIMITED');
+    // Another client behind the same proxy has its own budget.
+    expect(await anonymousMutation(gateway, '198.51.100.2')).not.toBe('RATE_LIMITED');
+  });
+
+  it('ignores X-Forwarded-For when no proxy is trusted, so a client cannot pick its own key', async () => {
+    const gateway = await startGateway({ ALLOW_ANONYMOUS: 'true', RATE_LIMIT_OPERATIONS: '2' });
+    await anonymousMutation(gateway, '203.0.113.1');
+    await anonymousMutation(gateway, '203.0.113.2');
+    expect(await anonymousMutation(gateway, '203.0.113.3')).toBe('RATE_LIMITED');
+  });
+});
+
 describe('a flooding client', () => {
   it('is rate limited then disconnected with 4290, while another client keeps a low round-trip', async () => {
     const gateway = await startGateway({ RATE_LIMIT_OPERATIONS: '50', RATE_LIMIT_DISCONNECT_AFTER: '500' });

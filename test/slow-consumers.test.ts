@@ -1,3 +1,4 @@
+import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
@@ -141,6 +142,53 @@ describe('slow consumers', () => {
     expect(bystanderMessages.results.map((result) => (result.data?.['newMessage'] as { messageId: string }).messageId)).toEqual(
       Array.from({ length: published }, (_, index) => `m${index + 1}`),
     );
+    expect(bystander.closes).toEqual([]);
+  }, 60_000);
+
+  it('ends an SSE subscription whose client stops reading with SLOW_CONSUMER, holding a bounded backlog; others lose nothing', async () => {
+    const gateway = await startSlowConsumerGateway(600_000);
+    const bystander = connectWs(gateway.wsUrl, await tokenFor('bystander'));
+    const bystanderPrices = record(bystander.client, PRICE_UPDATED, { hotelId: 'sse-hotel' });
+
+    // A raw SSE request (Yoga's distinct-connections mode) whose body is never read.
+    const token = await tokenFor('sse-slow');
+    const response = await new Promise<IncomingMessage>((resolve, reject) => {
+      const sse = httpRequest(gateway.httpUrl, {
+        method: 'POST',
+        headers: { accept: 'text/event-stream', 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      });
+      sse.on('response', resolve);
+      sse.on('error', reject);
+      sse.end(JSON.stringify({ query: BIG_PRICES, variables: { hotelId: 'sse-hotel' } }));
+    });
+    expect(response.headers['content-type']).toContain('text/event-stream');
+    response.pause();
+    await gateway.waitForSubscribers(topics.hotelPrices('sse-hotel'), 2);
+
+    const heapBefore = heapAfterGc();
+    let published = 0;
+    while (published < 8_000 && (await metricValue(gateway, 'limitTrips', { limit: 'slow_consumer' })) === 0) {
+      for (let index = 0; index < 50; index++) {
+        published++;
+        await gateway.app.services.publisher.publish('priceUpdated', { hotelId: 'sse-hotel', roomType: ROOM_TYPES[0] as string, price: { amountMinor: published, currency: 'EUR' } });
+      }
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    expect(await metricValue(gateway, 'limitTrips', { limit: 'slow_consumer' })).toBe(1);
+    // What the server held for it: at most MAX_PENDING_RESULTS results, not every event.
+    expect(heapAfterGc() - heapBefore).toBeLessThan(48 * 1024 * 1024);
+    await waitUntil(() => gateway.app.services.bus.subscriberCount(topics.hotelPrices('sse-hotel')) === 1, 'the SSE subscription to end');
+
+    // Reading at last, the client finds the backlog and then the reason its stream ended.
+    response.resume();
+    let body = '';
+    response.setEncoding('utf8');
+    response.on('data', (chunk: string) => (body += chunk));
+    await new Promise((resolve) => response.on('end', resolve));
+    expect(body).toContain('"code":"SLOW_CONSUMER"');
+
+    await bystanderPrices.waitForResults(published);
+    expect(bystanderPrices.results).toHaveLength(published);
     expect(bystander.closes).toEqual([]);
   }, 60_000);
 });

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
+import proxyaddr from 'proxy-addr';
 
 /**
  * The development-only HS256 secret used when neither JWT_SECRET nor JWT_JWKS_URL is set
@@ -20,6 +21,18 @@ const booleanFromEnv = z
 const positiveInt = z.coerce.number().int().positive();
 const nonNegativeInt = z.coerce.number().int().nonnegative();
 
+/** Parses TRUST_PROXY: a hop count, or a comma-separated list; throws on what proxy-addr rejects. */
+export function parseTrustProxy(value: string | undefined): readonly string[] | number {
+  if (value === undefined || value.trim() === '') return [];
+  if (/^\d+$/.test(value.trim())) return Number(value.trim());
+  const list = value
+    .split(',')
+    .map((part) => part.trim())
+    .filter((part) => part.length > 0);
+  proxyaddr.compile(list);
+  return list;
+}
+
 /** Every environment variable Tidings reads, with its default. Documented in README.md. */
 const envSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
@@ -27,6 +40,17 @@ const envSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65_535).default(4000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   INSTANCE_ID: z.string().min(1).max(64).optional(),
+  TRUST_PROXY: z
+    .string()
+    .optional()
+    .superRefine((value, context) => {
+      try {
+        parseTrustProxy(value);
+      } catch (error) {
+        context.addIssue({ code: 'custom', message: `a hop count or a comma-separated list of addresses, subnets, loopback, linklocal, uniquelocal (${error instanceof Error ? error.message : String(error)})` });
+      }
+    })
+    .transform((value) => parseTrustProxy(value)),
 
   JWT_SECRET: z.string().min(32, 'must be at least 32 characters (HS256 needs a 256-bit key)').optional(),
   JWT_JWKS_URL: z.url({ protocol: /^https?$/ }).optional(),
@@ -106,7 +130,8 @@ export type AuthConfig =
 export interface Config {
   readonly environment: 'development' | 'production' | 'test';
   readonly instanceId: string;
-  readonly http: { readonly host: string; readonly port: number };
+  /** `trustProxy`: the proxies whose X-Forwarded-For is believed (a list, or a hop count). */
+  readonly http: { readonly host: string; readonly port: number; readonly trustProxy: readonly string[] | number };
   readonly log: { readonly level: string };
   readonly auth: AuthConfig;
   /** `url` undefined means the embedded in-memory pub/sub (one instance only). */
@@ -258,7 +283,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
   return {
     environment: vars.NODE_ENV,
     instanceId: vars.INSTANCE_ID ?? randomUUID().slice(0, 8),
-    http: { host: vars.HOST, port: vars.PORT },
+    http: { host: vars.HOST, port: vars.PORT, trustProxy: vars.TRUST_PROXY },
     log: { level: vars.LOG_LEVEL },
     auth,
     redis: { url: vars.REDIS_URL, prefix: vars.REDIS_PREFIX },

@@ -1,7 +1,9 @@
 import { createYoga, maskError, useReadinessCheck, type YogaInitialContext } from 'graphql-yoga';
 import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
 import { GraphQLError, type GraphQLSchema } from 'graphql';
+import type { IncomingMessage } from 'node:http';
 import type { Logger } from 'pino';
+import type { ClientAddressOf } from '../transport/client-address.js';
 import type { Authenticator } from '../auth/authenticator.js';
 import { bearerFromHeader } from '../auth/credentials.js';
 import type { Principal } from '../auth/principal.js';
@@ -10,7 +12,7 @@ import { unauthenticated } from '../errors.js';
 import { yogaLoggerFrom } from '../logging/logger.js';
 import type { GatewayServices, GraphQLContext } from '../schema/context.js';
 import { graphiqlOptionsFor } from './graphiql.js';
-import { useSessionLifetime } from './use-session-lifetime.js';
+import { useStreamGuards } from './use-stream-guards.js';
 import { useInputErrors, withInputCode } from './use-input-errors.js';
 import { useSubscriptionQuota } from './use-subscription-quota.js';
 import type { UserQuotas } from '../protection/user-quotas.js';
@@ -36,7 +38,7 @@ export interface TransportContext {
   /** WebSocket only: counts a refused operation against the connection (persistent flooders are closed). */
   readonly onRateLimited?: () => void;
   /** Node's request, set by Yoga's node adapter for HTTP and SSE. */
-  readonly req?: { readonly socket?: { readonly remoteAddress?: string } };
+  readonly req?: IncomingMessage;
 }
 
 export function createGatewayYoga(deps: {
@@ -58,6 +60,7 @@ export function createGatewayYoga(deps: {
     readonly quotas: UserQuotas;
     readonly revocations: SessionRevocations;
   };
+  clientAddressOf: ClientAddressOf;
   isReady: () => boolean;
 }) {
   const { services, authenticator, logger } = deps;
@@ -88,7 +91,7 @@ export function createGatewayYoga(deps: {
       // WebSocket connections authenticate once in connection_init; HTTP and SSE per request.
       principal: initial.principal ?? (await principalFromRequest(initial.request)),
       services,
-      clientAddress: initial.clientAddress ?? initial.req?.socket?.remoteAddress ?? 'unknown',
+      clientAddress: initial.clientAddress ?? (initial.req ? deps.clientAddressOf(initial.req) : 'unknown'),
       onRateLimited: initial.onRateLimited,
     }),
     maskedErrors: {
@@ -108,7 +111,7 @@ export function createGatewayYoga(deps: {
       // Order matters: a refused operation must not hold a quota unit (envelop skips later hooks).
       useRateLimits({ limiter: deps.protection.rateLimiter, budgets: deps.protection.rateBudgets, metrics: deps.metrics }),
       useSubscriptionQuota({ quotas: deps.protection.quotas, maxPerUser: deps.limits.maxSubscriptionsPerUser, metrics: deps.metrics }),
-      useSessionLifetime({ clockToleranceMs: deps.clockToleranceMs, revocations: deps.protection.revocations }),
+      useStreamGuards({ clockToleranceMs: deps.clockToleranceMs, revocations: deps.protection.revocations, metrics: deps.metrics }),
       useReadinessCheck({ endpoint: '/ready', check: () => deps.isReady() }),
     ],
   });

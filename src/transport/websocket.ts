@@ -17,6 +17,7 @@ import { atExpiry } from '../auth/expiry.js';
 import type { UserQuotas } from '../protection/user-quotas.js';
 import type { SessionRevocations } from '../sessions/session-revocations.js';
 import { OutgoingQueue } from './outgoing-queue.js';
+import type { ClientAddressOf } from './client-address.js';
 
 /** Close codes of Tidings' own limits (documented in docs/ERRORS.md). */
 export const CloseCodes = {
@@ -43,6 +44,8 @@ export interface SocketExtra {
   readonly socket: WebSocket;
   readonly request: IncomingMessage;
   readonly connectionId: string;
+  /** The peer's address, through trusted proxies (TRUST_PROXY). */
+  readonly clientAddress: string;
   /** Times (ms) of this connection's recent rate-limited operations. */
   readonly rateLimitStrikes: number[];
   /** Operation id → root field, for this connection's conflatable subscriptions. */
@@ -104,6 +107,7 @@ export function attachWebSocketTransport(deps: {
   authenticator: Authenticator;
   quotas: UserQuotas;
   revocations: SessionRevocations;
+  clientAddressOf: ClientAddressOf;
   logger: Logger;
   metrics: GatewayMetrics;
   options: WebSocketTransportOptions;
@@ -192,7 +196,7 @@ export function attachWebSocketTransport(deps: {
             principal: ctx.extra.principal,
             connectionId: ctx.extra.connectionId,
             operationId: id,
-            clientAddress: ctx.extra.request.socket.remoteAddress,
+            clientAddress: ctx.extra.clientAddress,
             onRateLimited: () => strike(ctx.extra),
           },
           payload,
@@ -254,6 +258,7 @@ export function attachWebSocketTransport(deps: {
       socket,
       request,
       connectionId,
+      clientAddress: deps.clientAddressOf(request),
       rateLimitStrikes: [],
       conflatable: new Map(),
       cleanups: [],
