@@ -115,7 +115,7 @@ export function buildApp(config: Config, overrides: { logger?: Logger; bus?: Eve
 
   const webApp = config.webApp.enabled ? createWebAppHandler(config.webApp.directory) : undefined;
   const httpServer = createServer((request, response) => {
-    if (refuseOversizedBody(request, response, config.limits.httpMaxBodyBytes)) return;
+    if (refuseOversizedBody(request, response, config.limits.httpMaxBodyBytes, () => metrics.limitTrips.inc({ limit: 'http_body_bytes' }))) return;
     if (webApp?.handles(request)) webApp.serve(request, response);
     else void yoga(request, response);
   });

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { topics } from '../src/events/topics.js';
 import { startGateway, tokenFor } from './support/gateway.js';
 import { PRICE_UPDATED, priceInput, PUBLISH_PRICE, VIEWER } from './support/operations.js';
+import { counterValue } from './support/metrics.js';
 import { connectWs, record } from './support/ws-client.js';
 
 const INTROSPECTION = '{ __schema { types { name } } }';
@@ -31,6 +32,7 @@ describe('size and shape limits', () => {
       outgoing.end();
     });
     expect(chunkedStatus).toBe(413);
+    expect(await counterValue(gateway.app, 'limitTrips', { limit: 'http_body_bytes' })).toBe(2);
 
     const small = await gateway.http(VIEWER, {}, token);
     expect(small.body.data?.['viewer']).toMatchObject({ id: 'alice' });
@@ -45,6 +47,7 @@ describe('size and shape limits', () => {
     const overSocket = record(client, INTROSPECTION);
     await overSocket.waitForEnd();
     expect(JSON.stringify(overSocket.failure.value)).toContain('introspection');
+    expect(await counterValue(gateway.app, 'limitTrips', { limit: 'introspection' })).toBe(2);
     const viewer = await gateway.http(VIEWER, {}, token);
     expect(viewer.body.data?.['viewer']).toMatchObject({ id: 'alice' });
   });
@@ -66,6 +69,7 @@ describe('quotas', () => {
     await refused.waitForEnd();
     expect(JSON.stringify(refused.failure.value)).toContain('LIMIT_EXCEEDED');
     expect(gateway.app.services.bus.subscriberCount(topics.hotelPrices('h4'))).toBe(0);
+    expect(await counterValue(gateway.app, 'limitTrips', { limit: 'subscriptions_per_connection' })).toBe(1);
 
     await gateway.publish(PUBLISH_PRICE, priceInput('h2'));
     await allowed[1]?.waitForResults(1);

@@ -3,6 +3,8 @@ import { topics } from '../src/events/topics.js';
 import { startGateway, tokenFor, type TestGateway } from './support/gateway.js';
 import { PRICE_UPDATED, priceInput, PUBLISH_PRICE } from './support/operations.js';
 import { openRawSocket } from './support/raw-socket.js';
+import { counterValue } from './support/metrics.js';
+import { waitUntil } from './support/wait.js';
 import { connectWs, record } from './support/ws-client.js';
 
 /**
@@ -17,6 +19,10 @@ async function withBystander(env: Record<string, string> = {}) {
   let sent = 0;
   return {
     gateway,
+    /** The server counted the close under its code (tidings_websocket_closes_total). */
+    async closeCounted(code: number) {
+      await waitUntil(async () => (await counterValue(gateway.app, 'websocketCloses', { code: String(code) })) === 1, `a counted ${code} close`);
+    },
     /** Publishes one more event and checks the bystander got every event so far, in order. */
     async bystanderStillReceives() {
       sent += 1;
@@ -34,31 +40,34 @@ const token = () => tokenFor('offender');
 
 describe('graphql-ws protocol discipline', () => {
   it('closes with 4408 when connection_init does not arrive in time', async () => {
-    const { gateway, bystanderStillReceives } = await withBystander({ WS_CONNECTION_INIT_TIMEOUT_MS: '300' });
+    const { gateway, bystanderStillReceives, closeCounted } = await withBystander({ WS_CONNECTION_INIT_TIMEOUT_MS: '300' });
     const raw = await openRawSocket(gateway.wsUrl);
     expect((await raw.waitForClose()).code).toBe(4408);
+    await closeCounted(4408);
     await bystanderStillReceives();
   });
 
   it('closes with 4429 on a second connection_init', async () => {
-    const { gateway, bystanderStillReceives } = await withBystander();
+    const { gateway, bystanderStillReceives, closeCounted } = await withBystander();
     const raw = await openRawSocket(gateway.wsUrl);
     await raw.init(await token());
     raw.send({ type: 'connection_init', payload: { authorization: `Bearer ${await token()}` } });
     expect((await raw.waitForClose()).code).toBe(4429);
+    await closeCounted(4429);
     await bystanderStillReceives();
   });
 
   it('closes with 4401 on subscribe before connection_ack', async () => {
-    const { gateway, bystanderStillReceives } = await withBystander();
+    const { gateway, bystanderStillReceives, closeCounted } = await withBystander();
     const raw = await openRawSocket(gateway.wsUrl);
     raw.send({ id: '1', type: 'subscribe', payload: { query: PRICE_UPDATED, variables: { hotelId: 'hotel-b' } } });
     expect((await raw.waitForClose()).code).toBe(4401);
+    await closeCounted(4401);
     await bystanderStillReceives();
   });
 
   it('closes with 4409 when an operation id is reused while active', async () => {
-    const { gateway, bystanderStillReceives } = await withBystander();
+    const { gateway, bystanderStillReceives, closeCounted } = await withBystander();
     const raw = await openRawSocket(gateway.wsUrl);
     await raw.init(await token());
     const subscribe = { id: 'same', type: 'subscribe', payload: { query: PRICE_UPDATED, variables: { hotelId: 'hotel-x' } } };
@@ -66,6 +75,7 @@ describe('graphql-ws protocol discipline', () => {
     await gateway.waitForSubscribers(topics.hotelPrices('hotel-x'));
     raw.send(subscribe);
     expect((await raw.waitForClose()).code).toBe(4409);
+    await closeCounted(4409);
     await bystanderStillReceives();
   });
 
@@ -76,16 +86,17 @@ describe('graphql-ws protocol discipline', () => {
     ['a subscribe without a query', (raw: Awaited<ReturnType<typeof openRawSocket>>) => raw.send({ id: '1', type: 'subscribe', payload: {} })],
     ['a binary frame', (raw: Awaited<ReturnType<typeof openRawSocket>>) => raw.sendRaw(Buffer.from([1, 2, 3]), { binary: true })],
   ])('closes with 4400 on %s', async (_case, offend) => {
-    const { gateway, bystanderStillReceives } = await withBystander();
+    const { gateway, bystanderStillReceives, closeCounted } = await withBystander();
     const raw = await openRawSocket(gateway.wsUrl);
     if (!_case.includes('connection_init') && !_case.includes('JSON')) await raw.init(await token());
     offend(raw);
     expect((await raw.waitForClose()).code).toBe(4400);
+    await closeCounted(4400);
     await bystanderStillReceives();
   });
 
   it('closes with 1007 on invalid UTF-8 in a text frame', async () => {
-    const { gateway, bystanderStillReceives } = await withBystander();
+    const { gateway, bystanderStillReceives, closeCounted } = await withBystander();
     const raw = await openRawSocket(gateway.wsUrl);
     await raw.init(await token());
     // Write a text frame with invalid UTF-8 directly, bypassing the client's own encoding.
@@ -95,37 +106,43 @@ describe('graphql-ws protocol discipline', () => {
     const frame = Buffer.concat([Buffer.from([0x81, 0x80 | payload.length]), mask, masked]);
     (raw.socket as unknown as { _socket: { write(data: Buffer): void } })._socket.write(frame);
     expect((await raw.waitForClose()).code).toBe(1007);
+    await closeCounted(1007);
     await bystanderStillReceives();
   });
 
   it('closes with 1009 on a message over WS_MAX_PAYLOAD_BYTES, without buffering it', async () => {
-    const { gateway, bystanderStillReceives } = await withBystander({ WS_MAX_PAYLOAD_BYTES: '4096' });
+    const { gateway, bystanderStillReceives, closeCounted } = await withBystander({ WS_MAX_PAYLOAD_BYTES: '4096' });
     const raw = await openRawSocket(gateway.wsUrl);
     await raw.init(await token());
     raw.send({ id: '1', type: 'subscribe', payload: { query: `query { viewer { id } } # ${'x'.repeat(10_000)}` } });
     expect((await raw.waitForClose()).code).toBe(1009);
+    await closeCounted(1009);
+    expect(await counterValue(gateway.app, 'limitTrips', { limit: 'ws_message_bytes' })).toBe(1);
     await bystanderStillReceives();
   });
 
   it('refuses unsupported subprotocols: no protocol gets 4406, the legacy one fails the handshake', async () => {
-    const { gateway, bystanderStillReceives } = await withBystander();
+    const { gateway, bystanderStillReceives, closeCounted } = await withBystander();
     const none = await openRawSocket(gateway.wsUrl, []);
     expect((await none.waitForClose()).code).toBe(4406);
+    await closeCounted(4406);
     await expect(openRawSocket(gateway.wsUrl, 'graphql-ws')).rejects.toThrow(/no subprotocol/);
     await bystanderStillReceives();
   });
 
   it('terminates a peer that stops answering keep-alive pings', async () => {
-    const { gateway, bystanderStillReceives } = await withBystander({ WS_KEEP_ALIVE_MS: '200' });
+    const { gateway, bystanderStillReceives, closeCounted } = await withBystander({ WS_KEEP_ALIVE_MS: '200' });
     const raw = await openRawSocket(gateway.wsUrl);
     await raw.init(await token());
     (raw.socket as unknown as { _socket: { pause(): void } })._socket.pause();
     await waitForConnections(gateway, 1);
+    expect(await counterValue(gateway.app, 'limitTrips', { limit: 'keepalive_timeout' })).toBe(1);
+    await closeCounted(1006);
     await bystanderStillReceives();
   });
 
   it('answers an unknown operation name and wrong variable types with errors, keeping the socket', async () => {
-    const { gateway, bystanderStillReceives } = await withBystander();
+    const { gateway, bystanderStillReceives, closeCounted } = await withBystander();
     const raw = await openRawSocket(gateway.wsUrl);
     await raw.init(await token());
     raw.send({ id: 'a', type: 'subscribe', payload: { query: PRICE_UPDATED, operationName: 'Nope', variables: { hotelId: 'h' } } });

@@ -12,6 +12,8 @@ export interface GatewayMetrics {
   readonly eventsDropped: Counter<'reason' | 'source'>;
   /** Every refused request or closed connection because a limit was reached. */
   readonly limitTrips: Counter<'limit'>;
+  /** WebSocket closes by close code, whoever closed: protocol violations, expiry, limits, shutdown. */
+  readonly websocketCloses: Counter<'code'>;
 }
 
 export function createMetrics(): GatewayMetrics {
@@ -22,6 +24,12 @@ export function createMetrics(): GatewayMetrics {
       name: 'tidings_limit_trips_total',
       help: 'Requests refused or connections closed because a protection limit was reached, by limit.',
       labelNames: ['limit'] as const,
+      registers: [registry],
+    }),
+    websocketCloses: new Counter({
+      name: 'tidings_websocket_closes_total',
+      help: 'WebSocket connections closed, by close code (4400 invalid message, 4403 auth, 4408 init timeout, 4290-4292 limits, 1001 shutdown, 1006 dropped, ...).',
+      labelNames: ['code'] as const,
       registers: [registry],
     }),
     eventsPublished: new Counter({

@@ -106,7 +106,7 @@ export function createGatewayYoga(deps: {
       ...(deps.devTokenSecret ? [useDevTokens(deps.devTokenSecret)] : []),
       useInputErrors(),
       deps.inFlight.plugin,
-      useIntrospectionPolicy(deps.limits.introspection),
+      useIntrospectionPolicy(deps.limits.introspection, deps.metrics),
       useQueryLimits(deps.limits, deps.metrics),
       // Order matters: a refused operation must not hold a quota unit (envelop skips later hooks).
       useRateLimits({ limiter: deps.protection.rateLimiter, budgets: deps.protection.rateBudgets, metrics: deps.metrics }),

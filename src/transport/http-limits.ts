@@ -5,8 +5,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
  * or, for a body sent without one (chunked), as soon as the bytes received pass the limit.
  * Returns true when the request was refused and answered.
  */
-export function refuseOversizedBody(request: IncomingMessage, response: ServerResponse, maxBytes: number): boolean {
+export function refuseOversizedBody(request: IncomingMessage, response: ServerResponse, maxBytes: number, onRefused: () => void): boolean {
   const refuse = () => {
+    onRefused();
     response.writeHead(413, { 'content-type': 'application/json; charset=utf-8', connection: 'close' });
     response.end(
       JSON.stringify({

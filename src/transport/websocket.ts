@@ -54,6 +54,8 @@ export interface SocketExtra {
   principal?: Principal;
   /** Undo what authentication set up: expiry timers, revocation watch, the connection quota unit. */
   readonly cleanups: Array<() => void>;
+  /** The code this server closed with, if it closed first (the peer may never echo it). */
+  closedWith?: number;
 }
 
 export interface WebSocketTransportOptions {
@@ -128,7 +130,7 @@ export function attachWebSocketTransport(deps: {
         if (!(error instanceof TokenRejectedError)) throw error;
         logger.info({ connectionId, reason: error.reason }, 'websocket authentication refused');
         // Close ourselves to give the reason; graphql-ws' own close after `false` is then a no-op.
-        socket.close(CloseCode.Forbidden, `Unauthenticated: ${error.message}`.slice(0, 120));
+        closeSocket(extra, CloseCode.Forbidden, `Unauthenticated: ${error.message}`.slice(0, 120));
         return false;
       }
       if (principal.kind === 'user') {
@@ -136,7 +138,7 @@ export function attachWebSocketTransport(deps: {
         if (!lease) {
           logger.info({ connectionId, userId: principal.userId }, 'connection limit per user reached');
           metrics.limitTrips.inc({ limit: 'connections_per_user' });
-          socket.close(CloseCodes.TooManyConnections, `Too many connections: at most ${options.maxConnectionsPerUser} per user`);
+          closeSocket(extra, CloseCodes.TooManyConnections, `Too many connections: at most ${options.maxConnectionsPerUser} per user`);
           return false;
         }
         extra.cleanups.push(() => lease.release());
@@ -151,7 +153,7 @@ export function attachWebSocketTransport(deps: {
         extra.cleanups.push(
           deps.revocations.watch(principal, (reason) => {
             logger.info({ connectionId }, 'websocket session revoked; closing');
-            socket.close(CloseCode.Forbidden, `Unauthenticated: Session was revoked (${reason})`.slice(0, 120));
+            closeSocket(extra, CloseCode.Forbidden, `Unauthenticated: Session was revoked (${reason})`.slice(0, 120));
           }),
         );
       }
@@ -172,7 +174,7 @@ export function attachWebSocketTransport(deps: {
         extra.cleanups.push(
           atExpiry(expiresAt + options.clockToleranceMs, () => {
             logger.info({ connectionId }, 'websocket token expired; closing');
-            socket.close(CloseCode.Forbidden, 'Unauthenticated: Token has expired');
+            closeSocket(extra, CloseCode.Forbidden, 'Unauthenticated: Token has expired');
           }),
         );
       }
@@ -184,6 +186,7 @@ export function attachWebSocketTransport(deps: {
       // graphql-ws has already registered this operation in ctx.subscriptions by now.
       if (Object.keys(ctx.subscriptions).length > options.maxSubscriptionsPerConnection) {
         logger.info({ connectionId: ctx.extra.connectionId, operationId: id }, 'subscription limit per connection reached');
+        metrics.limitTrips.inc({ limit: 'subscriptions_per_connection' });
         return [limitExceeded(`At most ${options.maxSubscriptionsPerConnection} operations may be open on one connection`, 'subscriptions_per_connection')];
       }
       try {
@@ -246,7 +249,7 @@ export function attachWebSocketTransport(deps: {
     if (strikes.length >= options.rateLimitStrikes.disconnectAfter && extra.socket.readyState === extra.socket.OPEN) {
       logger.info({ connectionId: extra.connectionId }, 'closing a connection that kept exceeding its rate limit');
       metrics.limitTrips.inc({ limit: 'rate_disconnect' });
-      extra.socket.close(CloseCodes.RateLimited, 'Too many requests');
+      closeSocket(extra, CloseCodes.RateLimited, 'Too many requests');
     }
   };
 
@@ -270,7 +273,7 @@ export function attachWebSocketTransport(deps: {
         onSlowConsumer: () => {
           logger.info({ connectionId, bufferedBytes: socket.bufferedAmount }, 'closing a slow consumer');
           metrics.limitTrips.inc({ limit: 'slow_consumer' });
-          socket.close(CloseCodes.SlowConsumer, 'Slow consumer: events were not read in time');
+          closeSocket(extra, CloseCodes.SlowConsumer, 'Slow consumer: events were not read in time');
           // The close frame queues behind everything unread; a client that reads nothing never
           // sees it, so the socket and its buffers are let go shortly after regardless.
           setTimeout(() => socket.terminate(), 1_000).unref();
@@ -280,9 +283,11 @@ export function attachWebSocketTransport(deps: {
     extras.add(extra);
     logger.debug({ connectionId }, 'websocket opened');
 
-    socket.once('error', (error) => {
+    socket.once('error', (error: Error & { code?: string }) => {
       // Includes frames over maxPayload (ws closes with 1009 itself) and protocol violations.
       logger.info({ connectionId, err: error }, 'websocket error');
+      extra.closedWith ??= WS_ERROR_CLOSE_CODES[error.code ?? ''] ?? 1002;
+      if (error.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') metrics.limitTrips.inc({ limit: 'ws_message_bytes' });
     });
 
     // Keep-alive: ping every keepAliveMs; a peer that has not answered by the next ping is dead.
@@ -293,6 +298,7 @@ export function attachWebSocketTransport(deps: {
     const pinger = setInterval(() => {
       if (!alive) {
         logger.debug({ connectionId }, 'websocket missed keep-alive; terminating');
+        metrics.limitTrips.inc({ limit: 'keepalive_timeout' });
         socket.terminate();
         return;
       }
@@ -307,18 +313,18 @@ export function attachWebSocketTransport(deps: {
         // Never waits for the peer: backpressure is the outgoing queue's job, so one slow client
         // cannot stall delivery (graphql-ws awaits each send before taking the next event).
         send: (data) => extra.outgoing.send(data),
-        close: (code, reason) => socket.close(code, reason),
+        close: (code, reason) => (code === undefined ? socket.close() : closeSocket(extra, code, reason ?? '')),
         onMessage: (handle) =>
           socket.on('message', async (data, isBinary) => {
             try {
               if (isBinary) {
-                socket.close(CloseCode.BadRequest, 'Binary frames are not supported');
+                closeSocket(extra, CloseCode.BadRequest, 'Binary frames are not supported');
                 return;
               }
               await handle(data.toString());
             } catch (error) {
               logger.error({ err: error, connectionId }, 'websocket message handling failed');
-              socket.close(CloseCode.InternalServerError, 'Internal server error');
+              closeSocket(extra, CloseCode.InternalServerError, 'Internal server error');
             }
           }),
       },
@@ -331,6 +337,7 @@ export function attachWebSocketTransport(deps: {
       extra.outgoing.dispose();
       runCleanups(extra);
       logger.debug({ connectionId, code }, 'websocket closed');
+      metrics.websocketCloses.inc({ code: String(extra.closedWith ?? code) });
       void closed(code, reason.toString());
     });
   });
@@ -351,7 +358,7 @@ export function attachWebSocketTransport(deps: {
       [...extras].map((extra) => ({ connectionId: extra.connectionId, userId: userIdForLog(extra.principal), heldBytes: extra.outgoing.heldBytes() })),
     async close(graceMs) {
       deps.httpServer.off('upgrade', onUpgrade);
-      for (const client of wss.clients) client.close(1001, 'Server shutting down; reconnect');
+      for (const extra of extras) closeSocket(extra, 1001, 'Server shutting down; reconnect');
       const closed = new Promise<void>((resolve) => wss.close(() => resolve()));
       const graceOver = new Promise<void>((resolve) => setTimeout(resolve, graceMs).unref());
       await Promise.race([closed, graceOver]);
@@ -367,6 +374,18 @@ function withoutHttpExtension(error: GraphQLError) {
   const json = typeof error.toJSON === 'function' ? error.toJSON() : { message: error.message };
   return { ...json, extensions };
 }
+
+/** Every close the server initiates goes through here, so metrics count the code it sent. */
+function closeSocket(extra: SocketExtra, code: number, reason: string): void {
+  extra.closedWith ??= code;
+  extra.socket.close(code, reason);
+}
+
+/** What ws closes with when it refuses a frame itself. */
+const WS_ERROR_CLOSE_CODES: Readonly<Record<string, number>> = {
+  WS_ERR_UNSUPPORTED_MESSAGE_LENGTH: 1009,
+  WS_ERR_INVALID_UTF8: 1007,
+};
 
 function runCleanups(extra: SocketExtra): void {
   for (const cleanup of extra.cleanups.splice(0)) cleanup();
