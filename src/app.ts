@@ -14,6 +14,7 @@ import type { AccessDirectory } from './directory/directory.js';
 import { createMemoryDirectory } from './directory/memory-directory.js';
 import { createLogger } from './logging/logger.js';
 import { createMetrics, type GatewayMetrics } from './metrics/metrics.js';
+import { Presence } from './observability/presence.js';
 import { createRedisConnections } from './redis/connections.js';
 import { createRedisEventBus } from './bus/redis-event-bus.js';
 import { createRedisDirectory } from './directory/redis-directory.js';
@@ -24,6 +25,8 @@ import { buildSchema } from './schema/index.js';
 import { createGatewayYoga, GRAPHQL_PATH, type GatewayYoga } from './server/yoga.js';
 import { attachWebSocketTransport, type WebSocketTransport } from './transport/websocket.js';
 import { createWebAppHandler } from './transport/web-app.js';
+import { createOpsServer } from './transport/ops-server.js';
+import { VERSION } from './version.js';
 import { createClientAddressOf } from './transport/client-address.js';
 import { refuseOversizedBody } from './transport/http-limits.js';
 import { createInFlightOperations } from './server/use-in-flight.js';
@@ -38,8 +41,10 @@ export interface App {
   readonly services: GatewayServices;
   readonly yoga: GatewayYoga;
   readonly httpServer: Server;
-  /** Listens on config.http; resolves with the bound URL of the GraphQL endpoint. */
-  start(): Promise<{ url: string; port: number }>;
+  /** Listens on config.http and config.ops; resolves with the GraphQL endpoint and the operator base URL. */
+  start(): Promise<{ url: string; port: number; opsUrl: string }>;
+  /** The /stats snapshot of this instance. */
+  stats(): Record<string, unknown>;
   /** Graceful: stop accepting, tell WebSocket clients to reconnect (1001), drain, close backends. */
   stop(): Promise<void>;
   readonly webSockets: WebSocketTransport;
@@ -51,15 +56,17 @@ export interface App {
  */
 export function buildApp(config: Config, overrides: { logger?: Logger; bus?: EventBus; directory?: AccessDirectory } = {}): App {
   const logger = overrides.logger ?? createLogger({ level: config.log.level, instanceId: config.instanceId });
-  const metrics = createMetrics();
+  const metrics = createMetrics({ processMetrics: true });
+  const presence = new Presence();
+  metrics.observePresence(() => presence.snapshot());
   // With REDIS_URL every instance shares events and access data through Redis; without it,
   // everything stays in this process (development, demos, a single instance).
-  const redis = config.redis.url ? createRedisConnections(config.redis.url, logger) : undefined;
+  const redis = config.redis.url ? createRedisConnections(config.redis.url, logger, metrics) : undefined;
   const bus =
     overrides.bus ??
     (redis
       ? createRedisEventBus({ connections: redis, prefix: config.redis.prefix, maxEventBytes: config.events.maxBytes, logger, metrics })
-      : createMemoryEventBus());
+      : createMemoryEventBus({ metrics }));
   const directory =
     overrides.directory ??
     (redis
@@ -110,6 +117,7 @@ export function buildApp(config: Config, overrides: { logger?: Logger; bus?: Eve
       revocations,
     },
     clientAddressOf,
+    presence,
     isReady: () => bus.isReady() && directory.isReady(),
   });
 
@@ -126,6 +134,7 @@ export function buildApp(config: Config, overrides: { logger?: Logger; bus?: Eve
     quotas,
     revocations,
     clientAddressOf,
+    presence,
     logger,
     metrics,
     options: {
@@ -135,6 +144,20 @@ export function buildApp(config: Config, overrides: { logger?: Logger; bus?: Eve
       rateLimitStrikes: { windowMs: config.limits.rate.windowMs, disconnectAfter: config.limits.rate.disconnectAfter },
     },
   });
+
+  const startedAt = new Date();
+  const stats = () => ({
+    instanceId: config.instanceId,
+    version: VERSION,
+    startedAt: startedAt.toISOString(),
+    uptimeSeconds: Math.round(process.uptime()),
+    ready: bus.isReady() && directory.isReady(),
+    pubsub: redis ? 'redis' : 'memory',
+    redis: redis ? { commands: redis.commands.status, subscriber: redis.subscriber.status } : null,
+    ...presence.snapshot(),
+    topics: bus.activeTopicCount(),
+  });
+  const opsServer = createOpsServer({ registry: metrics.registry, stats, token: config.ops.token });
 
   let stopping: Promise<void> | undefined;
 
@@ -149,10 +172,15 @@ export function buildApp(config: Config, overrides: { logger?: Logger; bus?: Eve
     async start() {
       httpServer.listen(config.http.port, config.http.host);
       await once(httpServer, 'listening');
+      opsServer.listen(config.ops.port, config.ops.host);
+      await once(opsServer, 'listening');
       const { port } = httpServer.address() as AddressInfo;
+      const opsAddress = opsServer.address() as AddressInfo;
+      const opsHost = opsAddress.family === 'IPv6' ? `[${opsAddress.address}]` : opsAddress.address;
+      const opsUrl = `http://${opsHost}:${opsAddress.port}`;
       const host = config.http.host === '0.0.0.0' || config.http.host === '::' ? 'localhost' : config.http.host;
       const url = `http://${host}:${port}${GRAPHQL_PATH}`;
-      logger.info({ url, pubsub: config.redis.url ? 'redis' : 'memory', environment: config.environment }, 'Tidings is listening');
+      logger.info({ url, metrics: `${opsUrl}/metrics`, stats: `${opsUrl}/stats`, pubsub: config.redis.url ? 'redis' : 'memory', environment: config.environment, version: VERSION }, 'Tidings is listening');
       if (config.auth.kind === 'secret' && config.auth.isDevelopmentSecret) {
         logger.warn('JWT_SECRET is not set: using the public development secret. Never do this in production.');
         if (config.graphiql.enabled) {
@@ -161,8 +189,9 @@ export function buildApp(config: Config, overrides: { logger?: Logger; bus?: Eve
           logger.info({ graphiql: `${url}?token=${token}` }, 'Open GraphiQL as "developer" (user, admin, service) for one hour');
         }
       }
-      return { url, port };
+      return { url, port, opsUrl };
     },
+    stats,
     stop() {
       stopping ??= (async () => {
         logger.info('shutting down');
@@ -192,6 +221,9 @@ export function buildApp(config: Config, overrides: { logger?: Logger; bus?: Eve
         await withinDeadline(quotas.close());
         await directory.close();
         await redis?.close(Math.max(remaining(), 200));
+        // Last: Prometheus may scrape until the very end.
+        opsServer.closeAllConnections();
+        await new Promise<void>((resolve) => opsServer.close(() => resolve()));
         logger.info('stopped');
       })();
       return stopping;

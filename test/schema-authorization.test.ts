@@ -34,7 +34,7 @@ const user = (userId: string, ...roles: Role[]): Principal => ({
 });
 
 async function subscribeAs(shared: GatewayServices, principal: Principal, query: string, variables: Record<string, unknown> = {}) {
-  const contextValue: GraphQLContext = { principal, services: shared };
+  const contextValue: GraphQLContext = { principal, services: shared, transport: 'websocket', log: shared.logger };
   return subscribe({ schema, document: parse(query), variableValues: variables, contextValue });
 }
 
@@ -119,7 +119,7 @@ describe.each(BACKENDS)('with the %s directory', (name) => {
           const selection = isObjectType(namedType) ? ` { __typename }` : '';
           const keyword = rootType === schema.getQueryType() ? 'query' : rootType === schema.getMutationType() ? 'mutation' : 'subscription';
           const query = `${keyword} { ${field.name}${args.length ? `(${args.join(', ')})` : ''}${selection} }`;
-          const contextValue: GraphQLContext = { principal: ANONYMOUS, services: shared };
+          const contextValue: GraphQLContext = { principal: ANONYMOUS, services: shared, transport: 'http', log: shared.logger };
           const run = keyword === 'subscription' ? subscribe : execute;
           const result = await run({ schema, document: parse(query), contextValue });
           expect(errorCodeOf(result), coordinate).toBe('UNAUTHENTICATED');

@@ -1,13 +1,16 @@
 import { topicsOf } from '../events/topics.js';
+import { recordArrival, type GatewayMetrics } from '../metrics/metrics.js';
 import type { EventBus } from './event-bus.js';
 import { LocalFanout } from './local-fanout.js';
 
 /** Single-instance pub/sub: publishing hands the event straight to local subscribers. */
-export function createMemoryEventBus(): EventBus {
+export function createMemoryEventBus(options: { metrics?: GatewayMetrics } = {}): EventBus {
   const fanout = new LocalFanout();
   return {
     async publish(event) {
-      for (const topic of topicsOf(event)) fanout.deliver(topic, event);
+      const topics = topicsOf(event);
+      if (options.metrics && topics.some((topic) => fanout.subscriberCount(topic) > 0)) recordArrival(options.metrics, event, 'gateway');
+      for (const topic of topics) fanout.deliver(topic, event);
     },
     subscribe: (topic) => fanout.subscribe(topic),
     activeTopicCount: () => fanout.activeTopicCount(),

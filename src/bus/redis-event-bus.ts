@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { parseEvent, type TidingsEvent } from '../events/contracts.js';
 import { topicsOf } from '../events/topics.js';
-import type { DropReason, GatewayMetrics } from '../metrics/metrics.js';
+import { recordArrival, type DropReason, type GatewayMetrics } from '../metrics/metrics.js';
 import type { RedisConnections } from '../redis/connections.js';
 import type { EventBus } from './event-bus.js';
 import { LocalFanout } from './local-fanout.js';
@@ -37,9 +37,16 @@ function withQuietUnsubscribe(subscriber: Redis): Redis {
   });
 }
 
+/**
+ * Marks events a gateway published (mutations, the built-in chat responder), so every instance
+ * can tell them from those services publish on the channels: for metrics only. The contract
+ * ignores unknown envelope fields, so consumers never see it.
+ */
+const GATEWAY_MARK = 'gateway';
+
 /** PUBLISHes an event, serialized once, on the channel of each of its topics. */
-export async function publishToRedis(redis: Pick<Redis, 'publish'>, prefix: string, event: TidingsEvent): Promise<void> {
-  const payload = JSON.stringify(event);
+export async function publishToRedis(redis: Pick<Redis, 'publish'>, prefix: string, event: TidingsEvent, options: { byGateway?: boolean } = {}): Promise<void> {
+  const payload = JSON.stringify(options.byGateway ? { ...event, publishedBy: GATEWAY_MARK } : event);
   await Promise.all(topicsOf(event).map((topic) => redis.publish(`${prefix}${topic}`, payload)));
 }
 
@@ -84,6 +91,7 @@ export function createRedisEventBus(options: RedisEventBusOptions): EventBus {
     if (!topicsOf(result.event).includes(topic)) {
       return drop('topic_mismatch', channel, { eventId, type: result.event.type });
     }
+    recordArrival(metrics, result.event, (document as { publishedBy?: unknown }).publishedBy === GATEWAY_MARK ? 'gateway' : 'redis');
     fanout.deliver(topic, result.event);
   };
 
@@ -111,7 +119,7 @@ export function createRedisEventBus(options: RedisEventBusOptions): EventBus {
   });
 
   return {
-    publish: (event: TidingsEvent) => publishToRedis(connections.commands, prefix, event),
+    publish: (event: TidingsEvent) => publishToRedis(connections.commands, prefix, event, { byGateway: true }),
     subscribe: (topic) => fanout.subscribe(topic),
     activeTopicCount: () => fanout.activeTopicCount(),
     subscriberCount: (topic) => fanout.subscriberCount(topic),

@@ -42,14 +42,11 @@ export function createBuiltinChatResponder(deps: {
     const replyId = randomUUID();
     let sequence = 0;
     const emit = (status: 'TYPING' | 'CHUNK' | 'DONE' | 'ERROR', text: string | null = null) =>
-      deps.publisher.publish('chatResponse', {
-        sessionId: message.sessionId,
-        userId: message.userId,
-        replyId,
-        sequence: sequence++,
-        status,
-        text,
-      });
+      deps.publisher.publish(
+        'chatResponse',
+        { sessionId: message.sessionId, userId: message.userId, replyId, sequence: sequence++, status, text },
+        { source: 'chat_responder' },
+      );
     try {
       await emit('TYPING');
       for (const chunk of chunkReply(builtinReplyTo(message.text))) {

@@ -100,6 +100,9 @@ const envSchema = z.object({
   QUERY_MAX_TOKENS: positiveInt.max(100_000).default(2_000),
   QUERY_MAX_COST: positiveInt.max(1_000_000).default(5_000),
   SHUTDOWN_TIMEOUT_MS: positiveInt.max(300_000).default(10_000),
+  METRICS_HOST: z.string().min(1).default('127.0.0.1'),
+  METRICS_PORT: z.coerce.number().int().min(0).max(65_535).default(9464),
+  METRICS_TOKEN: z.string().min(16, 'at least 16 characters').max(512).optional(),
 });
 
 export type Role = (typeof ROLE_VALUES)[number];
@@ -175,6 +178,11 @@ export interface Config {
     readonly query: { readonly maxDepth: number; readonly maxAliases: number; readonly maxDirectives: number; readonly maxTokens: number; readonly maxCost: number };
   };
   readonly shutdown: { readonly timeoutMs: number };
+  /**
+   * The operator listener serving /metrics and /stats, apart from client traffic: loopback by
+   * default; with `token`, requests need `Authorization: Bearer <token>`.
+   */
+  readonly ops: { readonly host: string; readonly port: number; readonly token: string | undefined };
   /** How long a revocation of a user's sessions is remembered: at least your longest token lifetime. */
   readonly sessions: { readonly revocationTtlSeconds: number };
 }
@@ -326,6 +334,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
       },
     },
     shutdown: { timeoutMs: vars.SHUTDOWN_TIMEOUT_MS },
+    ops: { host: vars.METRICS_HOST, port: vars.METRICS_PORT, token: vars.METRICS_TOKEN },
     sessions: { revocationTtlSeconds: vars.SESSION_REVOCATION_TTL_SECONDS },
   };
 }

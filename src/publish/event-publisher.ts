@@ -19,7 +19,8 @@ export interface EventPublisher {
   publish<T extends EventType>(
     type: T,
     data: EventDataInput<T>,
-    options?: { occurredAt?: string },
+    /** `source` labels tidings_events_published_total: `mutation` (the default) or `chat_responder`. */
+    options?: { occurredAt?: string; source?: 'mutation' | 'chat_responder' },
   ): Promise<EventEnvelope<T>>;
 }
 
@@ -36,7 +37,7 @@ export function createEventPublisher(deps: { bus: EventBus; logger: Logger; metr
         deps.logger.error({ err: error, eventId: event.id, eventType: type }, 'publish failed');
         throw publishFailed();
       }
-      deps.metrics.eventsPublished.inc({ type, source: 'gateway' });
+      deps.metrics.eventsPublished.inc({ type, source: options?.source ?? 'mutation' });
       return event;
     },
   };

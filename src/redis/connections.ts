@@ -1,5 +1,6 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
+import type { GatewayMetrics } from '../metrics/metrics.js';
 
 /**
  * The two ioredis connections of an instance: `commands` publishes and reads keys, `subscriber`
@@ -17,7 +18,7 @@ export interface RedisConnections {
 /** Reconnect quickly at first, then every 2 s at most, forever: Redis outages end. */
 const retryStrategy = (attempt: number) => Math.min(100 * attempt, 2_000);
 
-export function createRedisConnections(url: string, logger: Logger): RedisConnections {
+export function createRedisConnections(url: string, logger: Logger, metrics?: GatewayMetrics): RedisConnections {
   const base: RedisOptions = { lazyConnect: false, connectTimeout: 2_000, retryStrategy };
   const commands = new Redis(url, {
     ...base,
@@ -46,10 +47,16 @@ export function createRedisConnections(url: string, logger: Logger): RedisConnec
       lastError = error.message;
       logger.warn({ redis: name, err: error.message }, 'redis connection error');
     });
+    let readyBefore = false;
+    metrics?.redisUp.set({ connection: name }, 0);
     connection.on('ready', () => {
       if (lastError) logger.info({ redis: name }, 'redis connection restored');
       lastError = undefined;
+      metrics?.redisUp.set({ connection: name }, 1);
+      if (readyBefore) metrics?.redisReconnects.inc({ connection: name });
+      readyBefore = true;
     });
+    connection.on('close', () => metrics?.redisUp.set({ connection: name }, 0));
     connection.on('end', () => logger.debug({ redis: name }, 'redis connection ended'));
   }
 

@@ -22,6 +22,9 @@ export interface GatewayServices {
 export interface GraphQLContext {
   readonly principal: Principal;
   readonly services: GatewayServices;
+  readonly transport: 'websocket' | 'sse' | 'http';
+  /** Logs about this operation: carries its connectionId and operationId (WebSocket) or requestId. */
+  readonly log: Logger;
   /** The peer's IP address: the rate-limit key of anonymous callers. */
   readonly clientAddress?: string;
   /** Set on WebSocket operations: tells the connection one of its operations was rate limited. */

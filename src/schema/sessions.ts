@@ -23,13 +23,13 @@ builder.mutationField('revokeSessions', (t) =>
       reason: t.arg.string({ description: 'Shown to the user in the close reason and logged; at most 200 characters.' }),
     },
     authScopes: { service: true },
-    resolve: async (_root, args, { services }) => {
+    resolve: async (_root, args, context) => {
       const userId = requireId(args.userId, 'userId');
       if (args.reason && args.reason.length > 200) throw badUserInput('reason: at most 200 characters');
       try {
-        return await services.revocations.revoke(userId, args.reason ?? undefined);
+        return await context.services.revocations.revoke(userId, args.reason ?? undefined);
       } catch (error) {
-        services.logger.warn({ err: error instanceof Error ? error.message : String(error), userId }, 'session revocation failed');
+        context.log.warn({ err: error instanceof Error ? error.message : String(error), userId }, 'session revocation failed');
         throw publishFailed('The revocation could not be stored; try again');
       }
     },

@@ -1,5 +1,6 @@
 import { isAsyncIterable, Repeater, type Plugin } from 'graphql-yoga';
-import type { ExecutionResult } from 'graphql';
+import { getOperationAST, type DocumentNode, type ExecutionResult, type GraphQLError, type GraphQLFormattedError } from 'graphql';
+import type { Presence } from '../observability/presence.js';
 import { slowConsumer, unauthenticated } from '../errors.js';
 import type { GraphQLContext } from '../schema/context.js';
 import { atExpiry } from '../auth/expiry.js';
@@ -15,18 +16,29 @@ export const MAX_PENDING_RESULTS = 1_000;
 
 /**
  * Wraps every subscription's result stream, on every transport, once:
- * - it ends when the principal's token expires or the user's sessions are revoked, with one final
- *   UNAUTHENTICATED error (reason `expired` or `revoked`) so the client can come back with a fresh
- *   token (a WebSocket connection is also closed with 4403);
+ * - over HTTP/SSE it ends when the principal's token expires or the user's sessions are revoked,
+ *   with one final UNAUTHENTICATED error (reason `expired` or `revoked`) so the client can come back
+ *   with a fresh token (a WebSocket connection is closed as a whole with 4403 instead);
  * - it ends with SLOW_CONSUMER when the client falls MAX_PENDING_RESULTS results behind, instead of
  *   silently dropping events or holding more of them.
  */
-export function useStreamGuards(deps: { clockToleranceMs: number; revocations: SessionRevocations; metrics: GatewayMetrics }): Plugin<GraphQLContext> {
+export function useStreamGuards(deps: {
+  clockToleranceMs: number;
+  revocations: SessionRevocations;
+  metrics: GatewayMetrics;
+  presence: Presence;
+}): Plugin<GraphQLContext> {
   return {
     onSubscribe({ args }) {
-      const principal = (args.contextValue as GraphQLContext).principal;
+      const context = args.contextValue as GraphQLContext;
+      const principal = context.principal;
+      const field = rootFieldOf(args.document, args.operationName);
+      // A WebSocket connection ends as a whole at expiry or revocation (4403), and its client
+      // reconnects and resubscribes; ending its subscriptions here too would race that close and
+      // complete them for good. HTTP/SSE subscriptions are their own connection.
+      const guardSession = principal.kind === 'user' && context.transport !== 'websocket';
       // Verification accepts a token up to the clock tolerance past `exp`; end it there too.
-      const expiresAt = principal.kind === 'user' && principal.expiresAt !== undefined ? principal.expiresAt + deps.clockToleranceMs : undefined;
+      const expiresAt = guardSession && principal.expiresAt !== undefined ? principal.expiresAt + deps.clockToleranceMs : undefined;
       return {
         onSubscribeResult({ result, setResult }) {
           if (!isAsyncIterable(result)) return;
@@ -45,10 +57,14 @@ export function useStreamGuards(deps: { clockToleranceMs: number; revocations: S
                   ? undefined
                   : atExpiry(expiresAt, () => endWith({ errors: [unauthenticated('Token has expired; reconnect with a fresh token', 'expired')] }));
               const cancelWatch =
-                principal.kind === 'user'
+                guardSession && principal.kind === 'user'
                   ? deps.revocations.watch(principal, () => endWith({ errors: [unauthenticated('Session was revoked; sign in again', 'revoked')] }))
                   : undefined;
               void stop.then(() => source.return?.());
+              // An SSE request carries one subscription: it is the connection.
+              const leaveConnection = context.transport === 'sse' ? deps.presence.connectionOpened('sse', principal) : undefined;
+              const leaveSubscription = deps.presence.subscriptionStarted(field);
+              const delivered = deps.metrics.eventsDelivered.labels(field);
               let pending = 0;
               try {
                 // Pulled eagerly, so a lagging client shows up here as pending results.
@@ -56,15 +72,20 @@ export function useStreamGuards(deps: { clockToleranceMs: number; revocations: S
                   if (ended) break;
                   if (pending >= MAX_PENDING_RESULTS) {
                     deps.metrics.limitTrips.inc({ limit: 'slow_consumer' });
+                    deps.metrics.eventsDropped.inc({ reason: 'slow_consumer', source: context.transport });
                     endWith({ errors: [slowConsumer(`More than ${MAX_PENDING_RESULTS} results were not read in time; subscribe again`)] });
                     break;
                   }
                   pending++;
+                  delivered.inc();
+                  if (value.errors?.some(isWithheldField)) deps.metrics.eventsDropped.inc({ reason: 'unauthorized_field', source: field });
                   void push(value).then(() => pending--);
                 }
               } finally {
                 cancelExpiry?.();
                 cancelWatch?.();
+                leaveSubscription();
+                leaveConnection?.();
                 stop();
               }
             }),
@@ -73,4 +94,14 @@ export function useStreamGuards(deps: { clockToleranceMs: number; revocations: S
       };
     },
   };
+}
+
+function rootFieldOf(document: DocumentNode, operationName: string | null | undefined): string {
+  const selection = getOperationAST(document, operationName)?.selectionSet.selections[0];
+  return selection?.kind === 'Field' ? selection.name.value : 'unknown';
+}
+
+/** A field of the event the subscriber may not see (admin-only): nulled with FORBIDDEN. */
+function isWithheldField(error: GraphQLFormattedError | GraphQLError): boolean {
+  return error.extensions?.['code'] === 'FORBIDDEN' && (error.path?.length ?? 0) > 1;
 }

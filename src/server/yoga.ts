@@ -1,9 +1,12 @@
 import { createYoga, maskError, useReadinessCheck, type YogaInitialContext } from 'graphql-yoga';
 import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
+import { usePrometheus } from '@graphql-yoga/plugin-prometheus';
 import { GraphQLError, type GraphQLSchema } from 'graphql';
+import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Logger } from 'pino';
 import type { ClientAddressOf } from '../transport/client-address.js';
+import type { Presence } from '../observability/presence.js';
 import type { Authenticator } from '../auth/authenticator.js';
 import { bearerFromHeader } from '../auth/credentials.js';
 import type { Principal } from '../auth/principal.js';
@@ -61,16 +64,18 @@ export function createGatewayYoga(deps: {
     readonly revocations: SessionRevocations;
   };
   clientAddressOf: ClientAddressOf;
+  presence: Presence;
   isReady: () => boolean;
 }) {
   const { services, authenticator, logger } = deps;
 
-  async function principalFromRequest(request: Request): Promise<Principal> {
+  async function principalFromRequest(request: Request, transport: 'http' | 'sse', log: Logger): Promise<Principal> {
     try {
       return await authenticator.authenticate(bearerFromHeader(request.headers.get('authorization')));
     } catch (error) {
       if (!(error instanceof TokenRejectedError)) throw error;
-      logger.info({ reason: error.reason }, 'http authentication refused');
+      log.info({ reason: error.reason }, `${transport} authentication refused`);
+      deps.metrics.authFailures.inc({ reason: error.reason, transport });
       throw unauthenticated(error.message, error.reason);
     }
   }
@@ -87,13 +92,29 @@ export function createGatewayYoga(deps: {
     // its streams are shared by a token rather than bound to a user.)
     graphiql: deps.graphiql ? (request) => graphiqlOptionsFor(request) : false,
     renderGraphiQL,
-    context: async (initial: YogaInitialContext & TransportContext): Promise<GraphQLContext> => ({
-      // WebSocket connections authenticate once in connection_init; HTTP and SSE per request.
-      principal: initial.principal ?? (await principalFromRequest(initial.request)),
-      services,
-      clientAddress: initial.clientAddress ?? (initial.req ? deps.clientAddressOf(initial.req) : 'unknown'),
-      onRateLimited: initial.onRateLimited,
-    }),
+    context: async (initial: YogaInitialContext & TransportContext): Promise<GraphQLContext> => {
+      if (initial.connectionId !== undefined && initial.principal) {
+        // WebSocket: authenticated once, in connection_init.
+        return {
+          principal: initial.principal,
+          services,
+          transport: 'websocket',
+          log: logger.child({ connectionId: initial.connectionId, operationId: initial.operationId }),
+          clientAddress: initial.clientAddress,
+          onRateLimited: initial.onRateLimited,
+        };
+      }
+      // HTTP and SSE: authenticated per request.
+      const transport = initial.request.headers.get('accept')?.includes('text/event-stream') ? 'sse' : 'http';
+      const log = logger.child({ requestId: requestIdOf(initial.request) });
+      return {
+        principal: await principalFromRequest(initial.request, transport, log),
+        services,
+        transport,
+        log,
+        clientAddress: initial.req ? deps.clientAddressOf(initial.req) : 'unknown',
+      };
+    },
     maskedErrors: {
       maskError(error, message, isDev) {
         if (error instanceof GraphQLError) error = withInputCode(error);
@@ -103,6 +124,9 @@ export function createGatewayYoga(deps: {
       },
     },
     plugins: [
+      // GraphQL-level metrics (parse/validate/execute durations, errors, HTTP durations) into the
+      // gateway's registry; served by the operator listener, not on /graphql's port.
+      usePrometheus({ registry: deps.metrics.registry, endpoint: false, skipIntrospection: true }),
       ...(deps.devTokenSecret ? [useDevTokens(deps.devTokenSecret)] : []),
       useInputErrors(),
       deps.inFlight.plugin,
@@ -111,10 +135,16 @@ export function createGatewayYoga(deps: {
       // Order matters: a refused operation must not hold a quota unit (envelop skips later hooks).
       useRateLimits({ limiter: deps.protection.rateLimiter, budgets: deps.protection.rateBudgets, metrics: deps.metrics }),
       useSubscriptionQuota({ quotas: deps.protection.quotas, maxPerUser: deps.limits.maxSubscriptionsPerUser, metrics: deps.metrics }),
-      useStreamGuards({ clockToleranceMs: deps.clockToleranceMs, revocations: deps.protection.revocations, metrics: deps.metrics }),
+      useStreamGuards({ clockToleranceMs: deps.clockToleranceMs, revocations: deps.protection.revocations, metrics: deps.metrics, presence: deps.presence }),
       useReadinessCheck({ endpoint: '/ready', check: () => deps.isReady() }),
     ],
   });
 }
 
 export type GatewayYoga = ReturnType<typeof createGatewayYoga>;
+
+/** A proxy's request id when it sends a sane one (nginx `$request_id`), else a new one. */
+function requestIdOf(request: Request): string {
+  const given = request.headers.get('x-request-id');
+  return given && /^[\w.-]{1,128}$/.test(given) ? given : randomUUID();
+}

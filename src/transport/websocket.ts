@@ -18,6 +18,7 @@ import type { UserQuotas } from '../protection/user-quotas.js';
 import type { SessionRevocations } from '../sessions/session-revocations.js';
 import { OutgoingQueue } from './outgoing-queue.js';
 import type { ClientAddressOf } from './client-address.js';
+import type { Presence } from '../observability/presence.js';
 
 /** Close codes of Tidings' own limits (documented in docs/ERRORS.md). */
 export const CloseCodes = {
@@ -110,6 +111,7 @@ export function attachWebSocketTransport(deps: {
   quotas: UserQuotas;
   revocations: SessionRevocations;
   clientAddressOf: ClientAddressOf;
+  presence: Presence;
   logger: Logger;
   metrics: GatewayMetrics;
   options: WebSocketTransportOptions;
@@ -129,6 +131,7 @@ export function attachWebSocketTransport(deps: {
       } catch (error) {
         if (!(error instanceof TokenRejectedError)) throw error;
         logger.info({ connectionId, reason: error.reason }, 'websocket authentication refused');
+        metrics.authFailures.inc({ reason: error.reason, transport: 'websocket' });
         // Close ourselves to give the reason; graphql-ws' own close after `false` is then a no-op.
         closeSocket(extra, CloseCode.Forbidden, `Unauthenticated: ${error.message}`.slice(0, 120));
         return false;
@@ -149,6 +152,7 @@ export function attachWebSocketTransport(deps: {
         return false;
       }
       extra.principal = principal;
+      extra.cleanups.push(deps.presence.connectionOpened('websocket', principal));
       if (principal.kind === 'user') {
         extra.cleanups.push(
           deps.revocations.watch(principal, (reason) => {

@@ -12,6 +12,7 @@ export function testConfig(env: Record<string, string> = {}) {
     NODE_ENV: 'test',
     HOST: '127.0.0.1',
     PORT: '0',
+    METRICS_PORT: '0',
     LOG_LEVEL: 'silent',
     JWT_SECRET: TEST_JWT_SECRET,
     CHAT_CHUNK_DELAY_MS: '2',
