@@ -150,7 +150,7 @@ export function buildApp(config: Config, overrides: { logger?: Logger; bus?: Eve
     instanceId: config.instanceId,
     version: VERSION,
     startedAt: startedAt.toISOString(),
-    uptimeSeconds: Math.round(process.uptime()),
+    uptimeSeconds: Math.round((Date.now() - startedAt.getTime()) / 1000),
     ready: bus.isReady() && directory.isReady(),
     pubsub: redis ? 'redis' : 'memory',
     redis: redis ? { commands: redis.commands.status, subscriber: redis.subscriber.status } : null,

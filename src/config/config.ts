@@ -105,6 +105,9 @@ const envSchema = z.object({
   METRICS_TOKEN: z.string().min(16, 'at least 16 characters').max(512).optional(),
 });
 
+/** Every variable Tidings reads (for the documentation check). */
+export const ENVIRONMENT_VARIABLES: readonly string[] = Object.keys(envSchema.shape);
+
 export type Role = (typeof ROLE_VALUES)[number];
 export const ROLES: readonly Role[] = ROLE_VALUES;
 

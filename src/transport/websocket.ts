@@ -45,6 +45,8 @@ export interface SocketExtra {
   readonly socket: WebSocket;
   readonly request: IncomingMessage;
   readonly connectionId: string;
+  /** Logs about this connection: every line carries its connectionId. */
+  readonly log: Logger;
   /** The peer's address, through trusted proxies (TRUST_PROXY). */
   readonly clientAddress: string;
   /** Times (ms) of this connection's recent rate-limited operations. */
@@ -130,7 +132,7 @@ export function attachWebSocketTransport(deps: {
         principal = await authenticator.authenticate(bearerFromConnectionParams(ctx.connectionParams));
       } catch (error) {
         if (!(error instanceof TokenRejectedError)) throw error;
-        logger.info({ connectionId, reason: error.reason }, 'websocket authentication refused');
+        extra.log.info({ reason: error.reason }, 'websocket authentication refused');
         metrics.authFailures.inc({ reason: error.reason, transport: 'websocket' });
         // Close ourselves to give the reason; graphql-ws' own close after `false` is then a no-op.
         closeSocket(extra, CloseCode.Forbidden, `Unauthenticated: ${error.message}`.slice(0, 120));
@@ -139,7 +141,7 @@ export function attachWebSocketTransport(deps: {
       if (principal.kind === 'user') {
         const lease = await deps.quotas.acquire('connections', principal.userId, options.maxConnectionsPerUser);
         if (!lease) {
-          logger.info({ connectionId, userId: principal.userId }, 'connection limit per user reached');
+          extra.log.info({ userId: principal.userId }, 'connection limit per user reached');
           metrics.limitTrips.inc({ limit: 'connections_per_user' });
           closeSocket(extra, CloseCodes.TooManyConnections, `Too many connections: at most ${options.maxConnectionsPerUser} per user`);
           return false;
@@ -156,7 +158,7 @@ export function attachWebSocketTransport(deps: {
       if (principal.kind === 'user') {
         extra.cleanups.push(
           deps.revocations.watch(principal, (reason) => {
-            logger.info({ connectionId }, 'websocket session revoked; closing');
+            extra.log.info('websocket session revoked; closing');
             closeSocket(extra, CloseCode.Forbidden, `Unauthenticated: Session was revoked (${reason})`.slice(0, 120));
           }),
         );
@@ -169,7 +171,7 @@ export function attachWebSocketTransport(deps: {
         if (options.tokenExpiryWarningMs > 0 && warnAt < expiresAt) {
           extra.cleanups.push(
             atExpiry(warnAt, () => {
-              logger.debug({ connectionId }, 'warning the client that its token expires soon');
+              extra.log.debug('warning the client that its token expires soon');
               extra.outgoing.send(JSON.stringify({ type: 'ping', payload: { reason: 'token_expiring', expiresAt: new Date(expiresAt).toISOString() } }));
             }),
           );
@@ -177,19 +179,19 @@ export function attachWebSocketTransport(deps: {
         // The connection lives only as long as its token: the client reconnects with a fresh one.
         extra.cleanups.push(
           atExpiry(expiresAt + options.clockToleranceMs, () => {
-            logger.info({ connectionId }, 'websocket token expired; closing');
+            extra.log.info('websocket token expired; closing');
             closeSocket(extra, CloseCode.Forbidden, 'Unauthenticated: Token has expired');
           }),
         );
       }
-      logger.debug({ connectionId, userId: userIdForLog(principal) }, 'websocket authenticated');
+      extra.log.info({ userId: userIdForLog(principal), clientAddress: extra.clientAddress }, 'websocket connected');
       return true;
     },
 
     onSubscribe: async (ctx, id, payload: SubscribePayload) => {
       // graphql-ws has already registered this operation in ctx.subscriptions by now.
       if (Object.keys(ctx.subscriptions).length > options.maxSubscriptionsPerConnection) {
-        logger.info({ connectionId: ctx.extra.connectionId, operationId: id }, 'subscription limit per connection reached');
+        ctx.extra.log.info({ operationId: id }, 'subscription limit per connection reached');
         metrics.limitTrips.inc({ limit: 'subscriptions_per_connection' });
         return [limitExceeded(`At most ${options.maxSubscriptionsPerConnection} operations may be open on one connection`, 'subscriptions_per_connection')];
       }
@@ -217,7 +219,7 @@ export function attachWebSocketTransport(deps: {
         // graphql-ws picks execute or subscribe by operation type; both go through Yoga's envelop.
         return { ...prepared.args, rootValue: prepared };
       } catch (error) {
-        logger.error({ err: error, connectionId: ctx.extra.connectionId, operationId: id }, 'subscribe failed');
+        ctx.extra.log.error({ err: error, operationId: id }, 'subscribe failed');
         return [new GraphQLError('Unexpected error.', { extensions: { code: 'INTERNAL_SERVER_ERROR' } })];
       }
     },
@@ -251,7 +253,7 @@ export function attachWebSocketTransport(deps: {
     strikes.push(now);
     while ((strikes[0] ?? now) <= now - options.rateLimitStrikes.windowMs) strikes.shift();
     if (strikes.length >= options.rateLimitStrikes.disconnectAfter && extra.socket.readyState === extra.socket.OPEN) {
-      logger.info({ connectionId: extra.connectionId }, 'closing a connection that kept exceeding its rate limit');
+      extra.log.info('closing a connection that kept exceeding its rate limit');
       metrics.limitTrips.inc({ limit: 'rate_disconnect' });
       closeSocket(extra, CloseCodes.RateLimited, 'Too many requests');
     }
@@ -265,6 +267,7 @@ export function attachWebSocketTransport(deps: {
       socket,
       request,
       connectionId,
+      log: logger.child({ connectionId }),
       clientAddress: deps.clientAddressOf(request),
       rateLimitStrikes: [],
       conflatable: new Map(),
@@ -275,7 +278,7 @@ export function attachWebSocketTransport(deps: {
         classify: (message) => classify(extra)(message),
         onConflated: () => metrics.eventsDropped.inc({ reason: 'conflated', source: 'websocket' }),
         onSlowConsumer: () => {
-          logger.info({ connectionId, bufferedBytes: socket.bufferedAmount }, 'closing a slow consumer');
+          extra.log.info({ bufferedBytes: socket.bufferedAmount }, 'closing a slow consumer');
           metrics.limitTrips.inc({ limit: 'slow_consumer' });
           closeSocket(extra, CloseCodes.SlowConsumer, 'Slow consumer: events were not read in time');
           // The close frame queues behind everything unread; a client that reads nothing never
@@ -285,11 +288,11 @@ export function attachWebSocketTransport(deps: {
       }),
     };
     extras.add(extra);
-    logger.debug({ connectionId }, 'websocket opened');
+    extra.log.debug('websocket opened');
 
     socket.once('error', (error: Error & { code?: string }) => {
       // Includes frames over maxPayload (ws closes with 1009 itself) and protocol violations.
-      logger.info({ connectionId, err: error }, 'websocket error');
+      extra.log.info({ err: error }, 'websocket error');
       extra.closedWith ??= WS_ERROR_CLOSE_CODES[error.code ?? ''] ?? 1002;
       if (error.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') metrics.limitTrips.inc({ limit: 'ws_message_bytes' });
     });
@@ -301,7 +304,7 @@ export function attachWebSocketTransport(deps: {
     });
     const pinger = setInterval(() => {
       if (!alive) {
-        logger.debug({ connectionId }, 'websocket missed keep-alive; terminating');
+        extra.log.info('websocket missed keep-alive; terminating');
         metrics.limitTrips.inc({ limit: 'keepalive_timeout' });
         socket.terminate();
         return;
@@ -327,7 +330,7 @@ export function attachWebSocketTransport(deps: {
               }
               await handle(data.toString());
             } catch (error) {
-              logger.error({ err: error, connectionId }, 'websocket message handling failed');
+              extra.log.error({ err: error }, 'websocket message handling failed');
               closeSocket(extra, CloseCode.InternalServerError, 'Internal server error');
             }
           }),
@@ -340,7 +343,7 @@ export function attachWebSocketTransport(deps: {
       extras.delete(extra);
       extra.outgoing.dispose();
       runCleanups(extra);
-      logger.debug({ connectionId, code }, 'websocket closed');
+      extra.log.info({ code: extra.closedWith ?? code }, 'websocket closed');
       metrics.websocketCloses.inc({ code: String(extra.closedWith ?? code) });
       void closed(code, reason.toString());
     });

@@ -35,6 +35,8 @@ export interface TestGateway {
   readonly app: App;
   readonly httpUrl: string;
   readonly wsUrl: string;
+  /** The operator listener (/metrics, /stats). */
+  readonly opsUrl: string;
   /** Runs a GraphQL operation over real HTTP and returns the parsed JSON body and status. */
   http(query: string, variables?: Record<string, unknown>, token?: string): Promise<{ status: number; body: GraphQLBody }>;
   /** Same, as a role `service` caller; throws if the response carries errors. */
@@ -53,9 +55,9 @@ export interface GraphQLBody {
  * REDIS_URL in `env` it uses Redis, and waitForSubscribers also waits for the channel's
  * SUBSCRIBE to reach Redis (PUBSUB NUMSUB), since Redis sends no acknowledgement.
  */
-export async function startGateway(env: Record<string, string> = {}): Promise<TestGateway> {
-  const app = buildApp(testConfig(env));
-  const { port } = await app.start();
+export async function startGateway(env: Record<string, string> = {}, overrides: Parameters<typeof buildApp>[1] = {}): Promise<TestGateway> {
+  const app = buildApp(testConfig(env), overrides);
+  const { port, opsUrl } = await app.start();
   await waitUntil(async () => (await fetch(`http://127.0.0.1:${port}/ready`)).ok, 'the gateway to be ready');
   const inspector = env['REDIS_URL'] ? new Redis(env['REDIS_URL'], { maxRetriesPerRequest: 1 }) : undefined;
   inspector?.on('error', () => undefined);
@@ -83,6 +85,7 @@ export async function startGateway(env: Record<string, string> = {}): Promise<Te
     app,
     httpUrl,
     wsUrl: `ws://127.0.0.1:${port}/graphql`,
+    opsUrl,
     http,
     async publish(query, variables) {
       const { body } = await http(query, variables, serviceToken);
