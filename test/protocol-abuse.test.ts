@@ -1,3 +1,4 @@
+import { connect } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { topics } from '../src/events/topics.js';
 import { startGateway, tokenFor, type TestGateway } from './support/gateway.js';
@@ -127,6 +128,24 @@ describe('graphql-ws protocol discipline', () => {
     expect((await none.waitForClose()).code).toBe(4406);
     await closeCounted(4406);
     await expect(openRawSocket(gateway.wsUrl, 'graphql-ws')).rejects.toThrow(/no subprotocol/);
+    await bystanderStillReceives();
+  });
+
+  it('answers an upgrade request with an unparsable target with 400, and keeps serving', async () => {
+    const { gateway, bystanderStillReceives } = await withBystander();
+    const { port } = new URL(gateway.httpUrl);
+    for (const target of ['http://[', 'http://a:99999/graphql', '//[/x']) {
+      const answer = await new Promise<string>((resolve, reject) => {
+        const socket = connect(Number(port), '127.0.0.1', () => {
+          socket.write(`GET ${target} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+        });
+        let received = '';
+        socket.on('data', (chunk) => (received += chunk.toString()));
+        socket.on('close', () => resolve(received));
+        socket.on('error', reject);
+      });
+      expect(answer).toMatch(/^HTTP\/1\.1 400 /);
+    }
     await bystanderStillReceives();
   });
 

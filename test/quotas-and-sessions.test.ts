@@ -8,7 +8,7 @@ import { createRedisConnections } from '../src/redis/connections.js';
 import { backendEnv, BACKENDS, sharedRedis } from './support/backends.js';
 import { startGateway, tokenFor, type TestGateway } from './support/gateway.js';
 import { PRICE_UPDATED, priceInput, PUBLISH_PRICE } from './support/operations.js';
-import { randomPrefix } from './support/redis-server.js';
+import { randomPrefix, startRedis } from './support/redis-server.js';
 import { waitUntil } from './support/wait.js';
 import { connectWs, record, type Recording } from './support/ws-client.js';
 
@@ -106,6 +106,21 @@ describe('connections per user across instances (Redis)', () => {
       await waitUntil(() => retry.closes.length > 0 || a.app.webSockets.connectionCount() === 2, 'an answer');
       return retry.closes.length === 0;
     }, 'a unit freed on instance b to be usable on instance a');
+  });
+
+  it('writes its counts back when Redis comes back empty', async () => {
+    const redis = await startRedis();
+    onTestFinished(() => redis.stop());
+    const gateway = await startGateway({ REDIS_URL: redis.url, REDIS_PREFIX: randomPrefix(), WS_MAX_CONNECTIONS_PER_USER: '1' });
+    const token = await tokenFor('olga');
+    const first = connectWs(gateway.wsUrl, token);
+    record(first.client, PRICE_UPDATED, { hotelId: 'o1' });
+    await first.waitForConnected();
+    await redis.restart();
+    await waitUntil(() => gateway.app.config.redis.url !== undefined && gateway.app.stats()['ready'] === true, 'the gateway to be ready again', 10_000);
+    const second = connectWs(gateway.wsUrl, token);
+    record(second.client, PRICE_UPDATED, { hotelId: 'o2' });
+    expect((await second.waitForClose()).code).toBe(4291);
   });
 
   it('reclaims the units of an instance that died without giving them back', async () => {
@@ -248,6 +263,21 @@ describe.each(BACKENDS)('session revocation (%s)', (backend) => {
     await prices.waitForResults(1);
     await bystander.publish();
     await bystander.expectAllReceived();
+  });
+
+  it('closes with a reason cut to the protocol limit of 123 bytes, however long the given reason', async () => {
+    const gateway = await startGateway(await backendEnv(backend));
+    const socket = connectWs(gateway.wsUrl, await tokenFor('ulrich'));
+    record(socket.client, PRICE_UPDATED, { hotelId: 'u1' });
+    await socket.waitForConnected();
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    const reason = 'Ihr Passwort wurde geändert; bitte melden Sie sich auf allen Geräten erneut an – danke für Ihr Verständnis, Ihr Team';
+    await gateway.publish(REVOKE, { userId: 'ulrich', reason });
+    const closed = await socket.waitForClose();
+    expect(closed.code).toBe(4403);
+    expect(Buffer.byteLength(closed.reason)).toBeLessThanOrEqual(123);
+    expect(closed.reason).toMatch(/^Unauthenticated: Session was revoked \(Ihr Passwort wurde geändert.*…$/);
+    expect((await fetch(gateway.httpUrl.replace('/graphql', '/health'))).ok).toBe(true);
   });
 
   it('is for services only', async () => {

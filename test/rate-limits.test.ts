@@ -4,6 +4,7 @@ import { backendEnv } from './support/backends.js';
 import { startGateway, tokenFor } from './support/gateway.js';
 import { PRICE_UPDATED, priceInput, PUBLISH_PRICE, SEND_CHAT, START_CHAT } from './support/operations.js';
 import { openRawSocket } from './support/raw-socket.js';
+import { counterValue } from './support/metrics.js';
 import { connectWs, record } from './support/ws-client.js';
 
 const codeOf = (result: { errors?: ReadonlyArray<{ extensions?: Record<string, unknown> }> } | undefined) => result?.errors?.[0]?.extensions?.['code'];
@@ -59,6 +60,32 @@ describe('rate limits (sliding window per user)', () => {
     // Other mutations still have budget.
     const another = await gateway.http(START_CHAT, {}, token);
     expect(another.body.errors).toBeUndefined();
+  });
+
+  it('charges every sendChatMessage call, through aliases and fragments alike', async () => {
+    const gateway = await startGateway({ RATE_LIMIT_CHAT_MESSAGES: '2' });
+    const token = await tokenFor('alice');
+    const started = await gateway.http(START_CHAT, {}, token);
+    const sessionId = (started.body.data?.['startChatSession'] as { id: string }).id;
+    const aliased = await gateway.http(
+      `mutation($s: ID!) {
+        a: sendChatMessage(sessionId: $s, text: "one") { messageId }
+        ...More
+      }
+      fragment More on Mutation {
+        b: sendChatMessage(sessionId: $s, text: "two") { messageId }
+        c: sendChatMessage(sessionId: $s, text: "three") { messageId }
+      }`,
+      { s: sessionId },
+      token,
+    );
+    expect(aliased.body.errors?.map((error) => [error.path?.[0], error.extensions?.['code']])).toEqual([['c', 'RATE_LIMITED']]);
+  });
+
+  it('does not limit backend services (role service)', async () => {
+    const gateway = await startGateway({ RATE_LIMIT_OPERATIONS: '3' });
+    for (let index = 0; index < 10; index++) await gateway.publish(PUBLISH_PRICE, priceInput('service-hotel', index + 1));
+    expect(await counterValue(gateway.app, 'limitTrips')).toBe(0);
   });
 
   it('limits anonymous callers per IP address', async () => {

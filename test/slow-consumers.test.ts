@@ -14,7 +14,7 @@ const ROOM_TYPES = ['A', 'B', 'C'].map((letter) => letter.repeat(64));
 /** The events must outgrow the kernel's socket buffers quickly: 400 aliases make each about 30 kB. */
 const BIG_PRICES = `subscription Big($hotelId: ID!) {
   priceUpdated(hotelId: $hotelId) {
-    roomType price { amountMinor }
+    hotelId roomType price { amountMinor }
     ${Array.from({ length: 400 }, (_, index) => `r${index}: roomType`).join(' ')}
   }
 }`;
@@ -104,6 +104,43 @@ describe('slow consumers', () => {
     expect(received).toBeLessThan(published);
     expect(slow.socket.readyState).toBe(slow.socket.OPEN);
     expect(bystander.closes).toEqual([]);
+  }, 60_000);
+
+  it('never sends a conflated result after the client completed that operation, even when it reuses the id', async () => {
+    const gateway = await startSlowConsumerGateway(600_000);
+    const slow = await openRawSocket(gateway.wsUrl);
+    await slow.init(await tokenFor('reuser'));
+    slow.send({ id: 'x', type: 'subscribe', payload: { query: BIG_PRICES, variables: { hotelId: 'reuse-1' } } });
+    await gateway.waitForSubscribers(topics.hotelPrices('reuse-1'));
+    slow.socket.pause();
+    let published = 0;
+    let conflatedAt: number | undefined;
+    while (published < 6_000 && (conflatedAt === undefined || published < conflatedAt + 100)) {
+      for (let index = 0; index < 50; index++) {
+        published++;
+        await gateway.app.services.publisher.publish('priceUpdated', { hotelId: 'reuse-1', roomType: ROOM_TYPES[0] as string, price: { amountMinor: published, currency: 'EUR' } });
+      }
+      await new Promise((resolve) => setImmediate(resolve));
+      if (conflatedAt === undefined && (await metricValue(gateway, 'eventsDropped', { reason: 'conflated' })) > 0) conflatedAt = published;
+    }
+    expect(conflatedAt).toBeDefined();
+    // The latest price waits in the queue; the client completes and reuses the id for another hotel.
+    slow.send({ id: 'x', type: 'complete' });
+    await waitUntil(() => gateway.app.services.bus.subscriberCount(topics.hotelPrices('reuse-1')) === 0, 'the completed subscription to end');
+    slow.send({ id: 'x', type: 'subscribe', payload: { query: BIG_PRICES, variables: { hotelId: 'reuse-2' } } });
+    await gateway.waitForSubscribers(topics.hotelPrices('reuse-2'));
+    slow.socket.resume();
+    await gateway.app.services.publisher.publish('priceUpdated', { hotelId: 'reuse-2', roomType: ROOM_TYPES[1] as string, price: { amountMinor: 1, currency: 'EUR' } });
+    const pricesOf = () =>
+      slow.messages
+        .filter((message) => message['id'] === 'x' && message['type'] === 'next')
+        .map((message) => (message['payload'] as { data: { priceUpdated: { hotelId: string; price: { amountMinor: number } } } }).data.priceUpdated);
+    await waitUntil(() => pricesOf().some((price) => price.hotelId === 'reuse-2'), 'the new operation to receive');
+    const prices = pricesOf();
+    expect(prices.some((price) => price.hotelId === 'reuse-1' && price.price.amountMinor === published)).toBe(false);
+    // Once the new operation's first result arrived, nothing of the old one follows.
+    const firstNew = prices.findIndex((price) => price.hotelId === 'reuse-2');
+    expect(prices.slice(firstNew).every((price) => price.hotelId === 'reuse-2')).toBe(true);
   }, 60_000);
 
   it('disconnects a client that stays behind on events that cannot be conflated (4292); others lose nothing', async () => {

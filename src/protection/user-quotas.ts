@@ -146,14 +146,19 @@ export function createRedisUserQuotas(options: { connections: RedisConnections; 
       warn(failed[0], 're-synchronisation');
     }
   };
-  const heartbeat = setInterval(() => void (outOfSync ? resync() : keepAlive()), Math.floor(aliveMs / 3));
+  // Every few beats the full counts are written again: that also renews the quota keys' TTL.
+  let beats = 0;
+  const fullSyncEvery = Math.max(1, Math.round(600_000 / Math.floor(aliveMs / 3)));
+  const heartbeat = setInterval(() => {
+    beats++;
+    void (outOfSync || beats % fullSyncEvery === 0 ? resync() : keepAlive());
+  }, Math.floor(aliveMs / 3));
   heartbeat.unref();
-  void keepAlive();
-  // Releases that failed during an outage are fixed by writing this instance's true counts back.
-  const onReady = () => {
-    if (outOfSync) void resync();
-  };
+  // On every (re)connection, write this instance's true counts: Redis may have restarted empty,
+  // and releases may have failed during the outage.
+  const onReady = () => void resync();
   redis.on('ready', onReady);
+  if (redis.status === 'ready') void resync();
 
   return {
     async acquire(kind, userId, limit) {

@@ -85,8 +85,10 @@ builder.mutationField('sendChatMessage', (t) =>
     description: "Hands text to the chat backend; the reply streams on chatResponse(sessionId). The session's owner only.",
     args: { sessionId: t.arg.id({ required: true }), text: t.arg.string({ required: true }) },
     authScopes: { authenticated: true },
-    resolve: async (_root, args, { principal, services }) => {
+    resolve: async (_root, args, { principal, services, chargeRateBudget }) => {
       if (principal.kind !== 'user') throw forbidden();
+      // Charged per call, so aliases or fragments cannot send several messages for one unit.
+      await chargeRateBudget?.('chat');
       const sessionId = requireId(args.sessionId, 'sessionId');
       const text = args.text.trim();
       if (text.length === 0 || text.length > 4_000) throw badUserInput('text: give 1 to 4000 characters');

@@ -27,6 +27,8 @@ export interface GraphQLContext {
   readonly log: Logger;
   /** The peer's IP address: the rate-limit key of anonymous callers. */
   readonly clientAddress?: string;
+  /** Set for mutations: charges an expensive field's own rate budget (RATE_LIMITED when spent). */
+  readonly chargeRateBudget?: (budget: 'chat') => Promise<void>;
   /** Set on WebSocket operations: tells the connection one of its operations was rate limited. */
   readonly onRateLimited?: () => void;
 }

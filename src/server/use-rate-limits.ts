@@ -1,5 +1,6 @@
-import { getOperationAST, type DocumentNode, type ExecutionResult } from 'graphql';
+import { getOperationAST, type ExecutionResult } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
+import { hasRole } from '../auth/principal.js';
 import { rateLimited } from '../errors.js';
 import type { GatewayMetrics } from '../metrics/metrics.js';
 import type { RateBudget, RateLimiter } from '../protection/rate-limiter.js';
@@ -8,58 +9,57 @@ import type { GraphQLContext } from '../schema/context.js';
 export interface RateBudgets {
   /** Every subscribe and every mutation. */
   readonly operations: RateBudget;
-  /** sendChatMessage, which starts work in the chat backend, on top of `operations`. */
+  /** Each sendChatMessage call, which starts work in the chat backend, on top of `operations`. */
   readonly chat: RateBudget;
 }
 
-/** Mutations whose cost warrants their own, smaller budget. */
-const EXPENSIVE_FIELDS: ReadonlyMap<string, keyof RateBudgets> = new Map([['sendChatMessage', 'chat']]);
+/** Charges one unit of a named budget to the caller; rejects with RATE_LIMITED when it is spent. */
+export type ChargeRateBudget = (budget: Exclude<keyof RateBudgets, 'operations'>) => Promise<void>;
 
 function clientKey(context: GraphQLContext): string {
   return context.principal.kind === 'user' ? `user:${context.principal.userId}` : `ip:${context.clientAddress ?? 'unknown'}`;
 }
 
-function expensiveBudgets(document: DocumentNode, operationName: string | null | undefined): Array<keyof RateBudgets> {
-  const operation = getOperationAST(document, operationName);
-  const budgets = new Set<keyof RateBudgets>();
-  for (const selection of operation?.selectionSet.selections ?? []) {
-    if (selection.kind !== 'Field') continue;
-    const budget = EXPENSIVE_FIELDS.get(selection.name.value);
-    if (budget) budgets.add(budget);
-  }
-  return [...budgets];
-}
-
 /**
  * A sliding-window budget per user (per IP when anonymous) on subscribe operations and mutations,
  * on every transport, across instances when the limiter is Redis-backed. A refused operation gets
- * RATE_LIMITED with retryAfterMs; queries are not limited here.
+ * RATE_LIMITED with retryAfterMs; queries are not limited here. Expensive fields charge their own
+ * budget each time they run (`context.chargeRateBudget`), so aliases and fragments cannot
+ * multiply them for free. Backend services (role `service`) are not limited: they are trusted
+ * publishers whose rate is the product's, not an abuser's.
  */
 export function useRateLimits(deps: { limiter: RateLimiter; budgets: RateBudgets; metrics: GatewayMetrics }): Plugin<GraphQLContext> {
-  const decide = async (context: GraphQLContext, document: DocumentNode, operationName: string | null | undefined) => {
-    const key = clientKey(context);
-    const wanted = [deps.budgets.operations, ...expensiveBudgets(document, operationName).map((name) => deps.budgets[name])];
-    for (const budget of wanted) {
-      const decision = await deps.limiter.consume(key, budget);
-      if (!decision.allowed) {
-        deps.metrics.limitTrips.inc({ limit: `rate_${budget.name}` });
-        context.onRateLimited?.();
-        const seconds = Math.ceil(decision.retryAfterMs / 1000);
-        return { errors: [rateLimited(`Too many requests (${budget.name}); retry in ${seconds} s`, budget.name, decision.retryAfterMs)] } as ExecutionResult;
-      }
-    }
-    return undefined;
+  const consume = async (context: GraphQLContext, budget: RateBudget) => {
+    const decision = await deps.limiter.consume(clientKey(context), budget);
+    if (decision.allowed) return undefined;
+    deps.metrics.limitTrips.inc({ limit: `rate_${budget.name}` });
+    context.onRateLimited?.();
+    const seconds = Math.ceil(decision.retryAfterMs / 1000);
+    return rateLimited(`Too many requests (${budget.name}); retry in ${seconds} s`, budget.name, decision.retryAfterMs);
   };
+  const exempt = (context: GraphQLContext) => hasRole(context.principal, 'service');
+  const chargeFor =
+    (context: GraphQLContext): ChargeRateBudget =>
+    async (name) => {
+      if (exempt(context)) return;
+      const refusal = await consume(context, deps.budgets[name]);
+      if (refusal) throw refusal;
+    };
 
   return {
     async onSubscribe({ args, setResultAndStopExecution }) {
-      const refusal = await decide(args.contextValue as GraphQLContext, args.document, args.operationName);
-      if (refusal) setResultAndStopExecution(refusal);
+      const context = args.contextValue as GraphQLContext;
+      if (exempt(context)) return;
+      const refusal = await consume(context, deps.budgets.operations);
+      if (refusal) setResultAndStopExecution({ errors: [refusal] } as ExecutionResult);
     },
-    async onExecute({ args, setResultAndStopExecution }) {
+    async onExecute({ args, setResultAndStopExecution, extendContext }) {
       if (getOperationAST(args.document, args.operationName)?.operation !== 'mutation') return;
-      const refusal = await decide(args.contextValue as GraphQLContext, args.document, args.operationName);
-      if (refusal) setResultAndStopExecution(refusal);
+      const context = args.contextValue as GraphQLContext;
+      extendContext({ chargeRateBudget: chargeFor(context) } as Partial<GraphQLContext>);
+      if (exempt(context)) return;
+      const refusal = await consume(context, deps.budgets.operations);
+      if (refusal) setResultAndStopExecution({ errors: [refusal] } as ExecutionResult);
     },
   };
 }

@@ -23,6 +23,10 @@ export function useSubscriptionQuota(deps: { quotas: UserQuotas; maxPerUser: num
         } as ExecutionResult);
         return;
       }
+      // An SSE client may leave while its subscription is being set up; then no stream ever
+      // starts (and nothing would end it), so the request's end gives the unit back.
+      const request = (args.contextValue as { request?: Request }).request;
+      request?.signal.addEventListener('abort', () => lease.release(), { once: true });
       return {
         onSubscribeResult({ result }) {
           if (!isAsyncIterable(result)) {
@@ -31,6 +35,8 @@ export function useSubscriptionQuota(deps: { quotas: UserQuotas; maxPerUser: num
           }
           return { onEnd: () => lease.release() };
         },
+        // A stream that throws never reaches onEnd (envelop only calls it on done or return()).
+        onSubscribeError: () => lease.release(),
       };
     },
   };

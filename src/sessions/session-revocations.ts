@@ -40,12 +40,23 @@ const revokedError = (reason?: string) =>
 
 export { revokedError as sessionRevokedError };
 
-/** This instance's live sessions, by user: what a revocation must end here. */
+/**
+ * This instance's live sessions, by user: what a revocation must end here. It also remembers the
+ * latest revocation announced per user for a while, so a session whose watch starts just after
+ * the announcement (its token was checked just before) is still ended.
+ */
 class LiveSessions {
   private readonly byUser = new Map<string, Set<{ principal: UserPrincipal; onRevoked: (reason: string) => void }>>();
+  private readonly recent = new Map<string, SessionRevocation>();
   private count = 0;
 
+  constructor(private readonly onError: (error: unknown) => void) {}
+
   watch(principal: UserPrincipal, onRevoked: (reason: string) => void): () => void {
+    const known = this.recent.get(principal.userId);
+    if (known && isRevokedBy(principal, known.revokedAt)) {
+      queueMicrotask(() => this.notify(onRevoked, known.reason ?? 'revoked'));
+    }
     const entry = { principal, onRevoked };
     let entries = this.byUser.get(principal.userId);
     if (!entries) this.byUser.set(principal.userId, (entries = new Set()));
@@ -62,13 +73,34 @@ class LiveSessions {
   }
 
   end(revocation: SessionRevocation): number {
+    this.remember(revocation);
     let ended = 0;
     for (const entry of [...(this.byUser.get(revocation.userId) ?? [])]) {
       if (!isRevokedBy(entry.principal, revocation.revokedAt)) continue;
       ended++;
-      entry.onRevoked(revocation.reason ?? 'revoked');
+      this.notify(entry.onRevoked, revocation.reason ?? 'revoked');
     }
     return ended;
+  }
+
+  /** One failing session must not keep the others of that user alive. */
+  private notify(onRevoked: (reason: string) => void, reason: string): void {
+    try {
+      onRevoked(reason);
+    } catch (error) {
+      this.onError(error);
+    }
+  }
+
+  /** Bounded: the gap it covers is the few milliseconds between a token check and its watch. */
+  private remember(revocation: SessionRevocation): void {
+    this.recent.delete(revocation.userId);
+    this.recent.set(revocation.userId, revocation);
+    const now = Date.now();
+    for (const [userId, remembered] of this.recent) {
+      if (this.recent.size <= 10_000 && remembered.revokedAt > now - 60_000) break;
+      this.recent.delete(userId);
+    }
   }
 
   users(): string[] {
@@ -84,7 +116,7 @@ class LiveSessions {
 export function createMemorySessionRevocations(options: { ttlMs: number; now?: () => number }): SessionRevocations {
   const now = options.now ?? Date.now;
   const revoked = new Map<string, SessionRevocation>();
-  const live = new LiveSessions();
+  const live = new LiveSessions(() => undefined);
   const current = (userId: string) => {
     const revocation = revoked.get(userId);
     if (revocation && revocation.revokedAt + options.ttlMs < now()) {
@@ -127,7 +159,7 @@ export function createRedisSessionRevocations(options: {
   const { connections, logger, metrics } = options;
   const keys = redisKeys(options.prefix);
   const channel = keys.sessionRevocationChannel();
-  const live = new LiveSessions();
+  const live = new LiveSessions((error) => logger.error({ err: error }, 'ending a revoked session failed'));
 
   const apply = (revocation: SessionRevocation) => {
     const ended = live.end(revocation);
@@ -148,9 +180,15 @@ export function createRedisSessionRevocations(options: {
       logger.warn({ channel, issues: parsed.error.issues.slice(0, 5).map((issue) => issue.message) }, 'dropped an invalid session revocation');
       return;
     }
-    apply(parsed.data);
+    try {
+      apply(parsed.data);
+    } catch (error) {
+      // A listener of ioredis' 'message' event must never throw: it would take the process down.
+      logger.error({ err: error }, 'applying a session revocation failed');
+    }
   };
 
+  let recheckPending = false;
   const recheckLiveUsers = async () => {
     const users = live.users();
     if (users.length === 0) return;
@@ -161,21 +199,33 @@ export function createRedisSessionRevocations(options: {
         if (value !== null && Number.isFinite(revokedAt)) apply({ userId: users[index] as string, revokedAt });
       });
     } catch (error) {
-      logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'session revocation re-check failed');
+      recheckPending = true;
+      logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'session revocation re-check failed; retrying on reconnect');
     }
   };
 
   let connectedBefore = connections.subscriber.status === 'ready';
+  const recheckWhenPossible = () => {
+    if (connections.commands.status === 'ready') void recheckLiveUsers();
+    else recheckPending = true;
+  };
   const onSubscriberReady = () => {
     if (!connectedBefore) {
       connectedBefore = true;
       return;
     }
     // ioredis re-subscribes on its own (autoResubscribe); what was announced meanwhile is lost.
+    recheckWhenPossible();
+  };
+  // The subscriber connection is often back before the commands one: re-check once both are.
+  const onCommandsReady = () => {
+    if (!recheckPending) return;
+    recheckPending = false;
     void recheckLiveUsers();
   };
   connections.subscriber.on('message', onMessage);
   connections.subscriber.on('ready', onSubscriberReady);
+  connections.commands.on('ready', onCommandsReady);
   connections.subscriber.subscribe(channel).catch((error: unknown) => logger.error({ err: error, channel }, 'redis SUBSCRIBE to the session revocation channel failed'));
 
   return {
@@ -209,6 +259,7 @@ export function createRedisSessionRevocations(options: {
     close() {
       connections.subscriber.off('message', onMessage);
       connections.subscriber.off('ready', onSubscriberReady);
+      connections.commands.off('ready', onCommandsReady);
     },
   };
 }

@@ -70,6 +70,12 @@ export class OutgoingQueue {
     socket.send(message);
   }
 
+  /** Forgets the results still waiting for an operation the client completed. */
+  dropOperation(operationId: string): void {
+    const prefix = `${operationId}\u0000`;
+    for (const key of this.pending.keys()) if (key.startsWith(prefix)) this.pending.delete(key);
+  }
+
   private writePendingOf(operationId: string): void {
     const prefix = `${operationId}\u0000`;
     for (const [key, message] of this.pending) {

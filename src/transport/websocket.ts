@@ -51,8 +51,8 @@ export interface SocketExtra {
   readonly clientAddress: string;
   /** Times (ms) of this connection's recent rate-limited operations. */
   readonly rateLimitStrikes: number[];
-  /** Operation id → root field, for this connection's conflatable subscriptions. */
-  readonly conflatable: Map<string, string>;
+  /** Operation id → root field and subscribe payload, for this connection's conflatable subscriptions. */
+  readonly conflatable: Map<string, { readonly field: string; readonly payload: SubscribePayload }>;
   readonly outgoing: OutgoingQueue;
   principal?: Principal;
   /** Undo what authentication set up: expiry timers, revocation watch, the connection quota unit. */
@@ -135,7 +135,7 @@ export function attachWebSocketTransport(deps: {
         extra.log.info({ reason: error.reason }, 'websocket authentication refused');
         metrics.authFailures.inc({ reason: error.reason, transport: 'websocket' });
         // Close ourselves to give the reason; graphql-ws' own close after `false` is then a no-op.
-        closeSocket(extra, CloseCode.Forbidden, `Unauthenticated: ${error.message}`.slice(0, 120));
+        closeSocket(extra, CloseCode.Forbidden, `Unauthenticated: ${error.message}`);
         return false;
       }
       if (principal.kind === 'user') {
@@ -159,7 +159,7 @@ export function attachWebSocketTransport(deps: {
         extra.cleanups.push(
           deps.revocations.watch(principal, (reason) => {
             extra.log.info('websocket session revoked; closing');
-            closeSocket(extra, CloseCode.Forbidden, `Unauthenticated: Session was revoked (${reason})`.slice(0, 120));
+            closeSocket(extra, CloseCode.Forbidden, `Unauthenticated: Session was revoked (${reason})`);
           }),
         );
       }
@@ -214,7 +214,7 @@ export function attachWebSocketTransport(deps: {
         if (prepared.kind === 'subscription') {
           const operation = getOperationAST(prepared.args.document, payload.operationName);
           const rootField = operation?.selectionSet.selections[0];
-          if (rootField?.kind === 'Field' && rootField.name.value in CONFLATION_KEYS) ctx.extra.conflatable.set(id, rootField.name.value);
+          if (rootField?.kind === 'Field' && rootField.name.value in CONFLATION_KEYS) ctx.extra.conflatable.set(id, { field: rootField.name.value, payload });
         }
         // graphql-ws picks execute or subscribe by operation type; both go through Yoga's envelop.
         return { ...prepared.args, rootValue: prepared };
@@ -227,8 +227,14 @@ export function attachWebSocketTransport(deps: {
     onNext: (_ctx, _id, _payload, _args, result) => (result.errors ? { ...result, errors: result.errors.map(withoutHttpExtension) } : undefined),
     execute: (args) => (args.rootValue as PreparedOperation & { ok: true }).run() as never,
     subscribe: (args) => (args.rootValue as PreparedOperation & { ok: true }).run() as never,
-    onComplete: (ctx, id) => {
+    onComplete: (ctx, id, payload) => {
+      const entry = ctx.extra.conflatable.get(id);
+      // The id may already serve a newer operation: leave that one's state alone.
+      if (entry && entry.payload !== payload) return;
       ctx.extra.conflatable.delete(id);
+      // Completed by the client: results still waiting for it must not be sent any more (a reused
+      // id would receive them). A server-side complete is sent after them instead.
+      if (!(id in ctx.subscriptions)) ctx.extra.outgoing.dropOperation(id);
     },
   });
 
@@ -241,10 +247,11 @@ export function attachWebSocketTransport(deps: {
       return {};
     }
     const operationId = typeof parsed.id === 'string' ? parsed.id : undefined;
-    const field = operationId === undefined || parsed.type !== 'next' ? undefined : extra.conflatable.get(operationId);
-    const value = field ? Object.values(parsed.payload?.data ?? {})[0] : undefined;
-    if (!field || typeof value !== 'object' || value === null) return { operationId };
-    return { operationId, conflationKey: String(CONFLATION_KEYS[field]?.(value as Record<string, unknown>) ?? '') };
+    const field = operationId === undefined || parsed.type !== 'next' ? undefined : extra.conflatable.get(operationId)?.field;
+    const value = field ? parsed.payload?.data?.[field] : undefined;
+    const key = field && typeof value === 'object' && value !== null ? CONFLATION_KEYS[field]?.(value as Record<string, unknown>) : undefined;
+    // Without the key field selected under its own name, events cannot be told apart: deliver all.
+    return typeof key === 'string' ? { operationId, conflationKey: key } : { operationId };
   };
   /** A client that keeps flooding after being told to slow down is disconnected with 4290. */
   const strike = (extra: SocketExtra) => {
@@ -344,13 +351,20 @@ export function attachWebSocketTransport(deps: {
       extra.outgoing.dispose();
       runCleanups(extra);
       extra.log.info({ code: extra.closedWith ?? code }, 'websocket closed');
-      metrics.websocketCloses.inc({ code: String(extra.closedWith ?? code) });
+      metrics.websocketCloses.inc({ code: closeCodeLabel(extra.closedWith ?? code) });
       void closed(code, reason.toString());
     });
   });
 
   const onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer) => {
-    const pathname = new URL(request.url ?? '/', 'http://localhost').pathname;
+    let pathname: string;
+    try {
+      pathname = new URL(request.url ?? '/', 'http://localhost').pathname;
+    } catch {
+      // A request target no URL parser accepts: answer it, never throw out of the listener.
+      socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+      return;
+    }
     if (pathname !== options.path) {
       socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
       return;
@@ -384,8 +398,31 @@ function withoutHttpExtension(error: GraphQLError) {
 
 /** Every close the server initiates goes through here, so metrics count the code it sent. */
 function closeSocket(extra: SocketExtra, code: number, reason: string): void {
-  extra.closedWith ??= code;
-  extra.socket.close(code, reason);
+  try {
+    extra.socket.close(code, fitCloseReason(reason));
+    extra.closedWith ??= code;
+  } catch (error) {
+    // ws refuses invalid codes; a socket must still never outlive a decision to close it.
+    extra.log.error({ err: error, code }, 'close failed; terminating');
+    extra.socket.terminate();
+  }
+}
+
+/** A close reason may hold 123 bytes of UTF-8 (RFC 6455); cut on a character boundary. */
+function fitCloseReason(reason: string): string {
+  if (Buffer.byteLength(reason) <= 123) return reason;
+  let fitted = '';
+  for (const character of reason) {
+    if (Buffer.byteLength(fitted + character) > 120) break;
+    fitted += character;
+  }
+  return `${fitted}…`;
+}
+
+/** Peers choose their own close codes: keep the metric's label set bounded. */
+const KNOWN_CLOSE_CODES = new Set([1000, 1001, 1002, 1003, 1005, 1006, 1007, 1008, 1009, 1011, 4290, 4291, 4292, 4400, 4401, 4403, 4406, 4408, 4409, 4429, 4499, 4500]);
+function closeCodeLabel(code: number): string {
+  return KNOWN_CLOSE_CODES.has(code) ? String(code) : 'other';
 }
 
 /** What ws closes with when it refuses a frame itself. */
