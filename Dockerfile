@@ -31,7 +31,9 @@ COPY --from=deps /app/node_modules ./node_modules
 COPY package.json tsconfig.json ./
 COPY src ./src
 USER node
-EXPOSE 4000
+# 4000: clients (GraphQL, WebSocket, SSE, /health, /ready). 9464: /metrics and /stats, bound to
+# loopback unless METRICS_HOST=0.0.0.0 (set it where Prometheus scrapes the container).
+EXPOSE 4000 9464
 # Liveness only (/health): a Redis outage makes /ready fail, which must not get a container
 # replaced. Node's fetch, because the slim image has neither curl nor wget.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=15s --retries=3 \

@@ -398,8 +398,9 @@ describe('Dockerfile', () => {
     const { body } = splitFlags((checks[0] as Instruction).rest);
     expect(body).toMatch(/^CMD\s/);
     expect(body, 'liveness, not readiness: a Redis outage must not get containers replaced').toMatch(/\/health\b/);
-    const exposed = instructionsOf(finalStage, 'EXPOSE').map((instruction) => instruction.rest);
-    expect(exposed).toEqual(['4000']);
+    const exposed = instructionsOf(finalStage, 'EXPOSE').flatMap((instruction) => instruction.rest.split(/\s+/));
+    // The client port the health check probes, and the operator listener's default port.
+    expect(exposed).toEqual(['4000', '9464']);
     expect(body).toContain('process.env.PORT||4000');
   });
 });
