@@ -371,6 +371,55 @@ describe('Redis faults', () => {
   }, 40_000);
 });
 
+describe('a refused SUBSCRIBE', () => {
+  it('is tried again while the topic has subscribers, so they receive once Redis allows it', async () => {
+    const redis = await sharedRedis();
+    const admin = redis.client();
+    const prefix = randomPrefix();
+    const user = `bus-${prefix.replace(/[^a-z0-9]/gi, '')}`;
+    // A Redis user who may not subscribe to this topic's channel yet.
+    await admin.call('ACL', 'SETUSER', user, 'on', '>secret', '~*', '+@all', 'resetchannels', `&${prefix}other`);
+    const url = new URL(redis.url);
+    url.username = user;
+    url.password = 'secret';
+    const logger = pino({ level: 'silent' });
+    const connections = createRedisConnections(url.href, logger);
+    const bus = createRedisEventBus({ connections, prefix, maxEventBytes: 65_536, logger, metrics: createMetrics() });
+    // graphql-redis-subscriptions rejects an internal promise nobody awaits when SUBSCRIBE fails
+    // (the gateway's main.ts logs such rejections); only that NOPERM rejection is expected here.
+    const vitestListeners = process.listeners('unhandledRejection');
+    process.removeAllListeners('unhandledRejection');
+    const unexpected: unknown[] = [];
+    process.on('unhandledRejection', (reason) => {
+      if (!String(reason).includes('NOPERM')) unexpected.push(reason);
+    });
+    try {
+      const stream = bus.subscribe(topics.hotelPrices('hotel-acl'));
+      const first = stream.next();
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await admin.call('ACL', 'SETUSER', user, `&${prefix}*`);
+      await waitUntil(async () => {
+        const [, count] = (await admin.pubsub('NUMSUB', `${prefix}price:hotel-acl`)) as [string, number];
+        return count === 1;
+      }, 'the retried SUBSCRIBE to reach Redis', 5_000);
+      await createRedisPublisher({ redis: admin, prefix }).publish('priceUpdated', {
+        hotelId: 'hotel-acl',
+        roomType: 'DOUBLE',
+        price: { amountMinor: 1, currency: 'EUR' },
+      });
+      expect((await withTimeout(first, 'the event after the retry')).value?.data).toMatchObject({ price: { amountMinor: 1 } });
+      await stream.return?.();
+      expect(unexpected).toEqual([]);
+    } finally {
+      process.removeAllListeners('unhandledRejection');
+      for (const listener of vitestListeners) process.on('unhandledRejection', listener);
+      await bus.close();
+      await connections.close();
+      await admin.call('ACL', 'DELUSER', user);
+    }
+  });
+});
+
 describe('the TypeScript publisher for services (src/sdk)', () => {
   it('publishes validated events and membership changes that the gateway acts on', async () => {
     const { b, inspector, prefix } = await twoInstances();

@@ -95,17 +95,30 @@ export function createRedisEventBus(options: RedisEventBusOptions): EventBus {
     fanout.deliver(topic, result.event);
   };
 
+  let closing = false;
+  /** Which activation of a topic is current, so a retry of an older one stops. */
+  const activations = new Map<string, symbol>();
   const fanout = new LocalFanout({
     onTopicActive(topic) {
-      const subscription = pubsub
-        .subscribe<string>(channelOf(topic), (raw) => ingest(topic, raw))
-        .catch((error: unknown) => {
-          logger.error({ err: error, channel: channelOf(topic) }, 'redis SUBSCRIBE failed');
-          return undefined;
-        });
-      redisSubscriptions.set(topic, subscription);
+      // A refused SUBSCRIBE is tried again while the topic still has local subscribers: giving up
+      // would leave them connected and silently receiving nothing.
+      const activation = Symbol(topic);
+      activations.set(topic, activation);
+      const subscribeUntilDone = async (attempt: number): Promise<number | undefined> => {
+        try {
+          return await pubsub.subscribe<string>(channelOf(topic), (raw) => ingest(topic, raw));
+        } catch (error) {
+          logger.error({ err: error, channel: channelOf(topic), attempt }, 'redis SUBSCRIBE failed; retrying');
+          await new Promise((resolve) => setTimeout(resolve, Math.min(100 * 2 ** attempt, 2_000)));
+          // Stop once the topic went idle (or idle and active again: that activation subscribes).
+          if (closing || activations.get(topic) !== activation) return undefined;
+          return subscribeUntilDone(attempt + 1);
+        }
+      };
+      redisSubscriptions.set(topic, subscribeUntilDone(0));
     },
     onTopicIdle(topic) {
+      activations.delete(topic);
       const subscription = redisSubscriptions.get(topic);
       redisSubscriptions.delete(topic);
       // UNSUBSCRIBE only once a SUBSCRIBE still in flight has settled, or the channel would stay
@@ -125,6 +138,7 @@ export function createRedisEventBus(options: RedisEventBusOptions): EventBus {
     subscriberCount: (topic) => fanout.subscriberCount(topic),
     isReady: () => connections.isReady(),
     async close() {
+      closing = true;
       fanout.endAll();
       // Idle topics UNSUBSCRIBE as their subscribers end; wait for those still settling.
       // The connections are closed by their owner (the composition root).

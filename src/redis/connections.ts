@@ -35,6 +35,10 @@ export function createRedisConnections(url: string, logger: Logger, metrics?: Ga
     // the ready check SUBSCRIBE goes out right after connect. The offline queue stays on so a
     // SUBSCRIBE during an outage is sent on reconnect; autoResubscribe restores the others.
     enableReadyCheck: false,
+    // ioredis sends CLIENT SETINFO asynchronously after connecting, possibly after an early
+    // SUBSCRIBE, when Redis refuses anything but pub/sub commands on this connection. Not sending
+    // it keeps the handshake free of commands that can only fail.
+    disableClientInfo: true,
     autoResubscribe: true,
     maxRetriesPerRequest: null,
   });

@@ -1,0 +1,267 @@
+/**
+ * The baseline floor: the least a server can do and still deliver the same events to the same
+ * clients. A raw `ws` server speaking the subset of graphql-transport-ws the load generator uses
+ * (connection_init → connection_ack with an HS256 JWT checked by one HMAC, subscribe, complete,
+ * ping/pong), fed from the same Redis channels as the gateway (`{REDIS_PREFIX}price:{hotelId}`,
+ * SUBSCRIBEd once per topic while it has subscribers). Per event it parses the envelope once,
+ * serializes the payload once per (selection set, admin) group and sends every subscribed socket
+ * its id prefix concatenated with that one serialized payload. No schema, no validation of
+ * events, no per-user quotas, no rate limits, no metrics.
+ *
+ * Also: GET /stats (connections, subscriptions, topics), GET /ready, and POST /graphql that takes
+ * `variables.input` of a publishPrice mutation from a `service` token and PUBLISHes it (for the
+ * cross-instance scenario).
+ *
+ * Env: PORT, HOST, REDIS_URL, REDIS_PREFIX, JWT_SECRET.
+ */
+import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
+import { createServer, type IncomingMessage } from 'node:http';
+import { Redis } from 'ioredis';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { expectedResult, variantByQuery, type PriceData, type Variant } from './lib/common.js';
+
+const port = Number(process.env['PORT'] ?? 4100);
+const host = process.env['HOST'] ?? '127.0.0.1';
+const prefix = process.env['REDIS_PREFIX'] ?? 'tidings:';
+const secret = Buffer.from(process.env['JWT_SECRET'] ?? '', 'utf8');
+const redisUrl = process.env['REDIS_URL'];
+if (!redisUrl || secret.length < 32) {
+  process.stderr.write('floor-server needs REDIS_URL and JWT_SECRET\n');
+  process.exit(78);
+}
+
+interface Claims {
+  sub: string;
+  roles: string[];
+}
+
+/** HS256 check with one HMAC; returns the claims or undefined. */
+function verify(token: string | undefined): Claims | undefined {
+  if (!token) return undefined;
+  const parts = token.split('.');
+  if (parts.length !== 3) return undefined;
+  const expected = createHmac('sha256', secret).update(`${parts[0]}.${parts[1]}`).digest();
+  const given = Buffer.from(parts[2]!, 'base64url');
+  if (given.length !== expected.length || !timingSafeEqual(given, expected)) return undefined;
+  try {
+    const header = JSON.parse(Buffer.from(parts[0]!, 'base64url').toString()) as { alg?: string };
+    if (header.alg !== 'HS256') return undefined;
+    const claims = JSON.parse(Buffer.from(parts[1]!, 'base64url').toString()) as { sub?: string; roles?: string[]; exp?: number };
+    if (typeof claims.sub !== 'string' || typeof claims.exp !== 'number' || claims.exp * 1000 < Date.now()) return undefined;
+    return { sub: claims.sub, roles: Array.isArray(claims.roles) ? claims.roles : [] };
+  } catch {
+    return undefined;
+  }
+}
+
+interface Sub {
+  readonly socket: WebSocket;
+  /** `{"id":"<id>","type":"next","payload":` */
+  readonly head: string;
+  readonly id: string;
+  readonly topic: string;
+  readonly group: string;
+}
+
+interface Group {
+  readonly variant: Variant;
+  readonly admin: boolean;
+  readonly subs: Set<Sub>;
+}
+
+/** topic → group key (variant + admin) → subscribers */
+const topics = new Map<string, Map<string, Group>>();
+let subscriptionCount = 0;
+let connectionCount = 0;
+
+const redis = new Redis(redisUrl);
+const subscriber = new Redis(redisUrl);
+redis.on('error', () => undefined);
+subscriber.on('error', () => undefined);
+
+subscriber.on('messageBuffer', (channelBuffer: Buffer, messageBuffer: Buffer) => {
+  const topic = channelBuffer.toString().slice(prefix.length);
+  const groups = topics.get(topic);
+  if (!groups) return;
+  let event: { id: string; type: string; occurredAt: string; data: PriceData };
+  try {
+    event = JSON.parse(messageBuffer.toString()) as typeof event;
+  } catch {
+    return;
+  }
+  if (event.type !== 'priceUpdated') return;
+  for (const group of groups.values()) {
+    const { data, forbidden } = expectedResult(group.variant, group.admin, event);
+    const payload: Record<string, unknown> = { data };
+    if (forbidden.length > 0) payload['errors'] = forbidden.map((path) => ({ message: 'Not authorized', path, extensions: { code: 'FORBIDDEN' } }));
+    const tail = `${JSON.stringify(payload)}}`;
+    for (const sub of group.subs) sub.socket.send(sub.head + tail);
+  }
+});
+
+function addSub(sub: Sub, variant: Variant, admin: boolean): void {
+  let groups = topics.get(sub.topic);
+  if (!groups) {
+    groups = new Map();
+    topics.set(sub.topic, groups);
+    void subscriber.subscribe(prefix + sub.topic);
+  }
+  let group = groups.get(sub.group);
+  if (!group) {
+    group = { variant, admin, subs: new Set() };
+    groups.set(sub.group, group);
+  }
+  group.subs.add(sub);
+  subscriptionCount++;
+}
+
+function removeSub(sub: Sub): void {
+  const groups = topics.get(sub.topic);
+  const group = groups?.get(sub.group);
+  if (!groups || !group || !group.subs.delete(sub)) return;
+  subscriptionCount--;
+  if (group.subs.size === 0) groups.delete(sub.group);
+  if (groups.size === 0) {
+    topics.delete(sub.topic);
+    void subscriber.unsubscribe(prefix + sub.topic);
+  }
+}
+
+async function readBody(request: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of request) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString();
+}
+
+const server = createServer((request, response) => {
+  if (request.method === 'GET' && request.url === '/stats') {
+    response.setHeader('content-type', 'application/json');
+    response.end(JSON.stringify({ connections: connectionCount, subscriptions: subscriptionCount, topics: topics.size }));
+    return;
+  }
+  if (request.method === 'GET' && (request.url === '/ready' || request.url === '/health')) {
+    response.end(subscriber.status === 'ready' ? 'ok' : 'not ready');
+    return;
+  }
+  if (request.method === 'POST' && request.url === '/graphql') {
+    const claims = verify(request.headers.authorization?.replace(/^Bearer /, ''));
+    void readBody(request).then(async (body) => {
+      response.setHeader('content-type', 'application/json');
+      if (!claims?.roles.includes('service')) {
+        response.statusCode = 401;
+        response.end('{"errors":[{"message":"Unauthenticated"}]}');
+        return;
+      }
+      const input = (JSON.parse(body) as { variables: { input: PriceData & { occurredAt?: string } } }).variables.input;
+      const { occurredAt, ...data } = input;
+      const id = randomUUID();
+      await redis.publish(`${prefix}price:${data.hotelId}`, JSON.stringify({ id, type: 'priceUpdated', version: 1, occurredAt: occurredAt ?? new Date().toISOString(), data }));
+      response.end(`{"data":{"publishPrice":{"eventId":"${id}"}}}`);
+    });
+    return;
+  }
+  response.statusCode = 404;
+  response.end();
+});
+
+const wss = new WebSocketServer({
+  server,
+  path: '/graphql',
+  perMessageDeflate: false,
+  handleProtocols: (protocols) => (protocols.has('graphql-transport-ws') ? 'graphql-transport-ws' : false),
+});
+
+const alive = new WeakMap<WebSocket, boolean>();
+
+wss.on('connection', (socket) => {
+  connectionCount++;
+  let claims: Claims | undefined;
+  const subs = new Map<string, Sub>();
+  alive.set(socket, true);
+  socket.on('pong', () => alive.set(socket, true));
+  const initTimer = setTimeout(() => claims === undefined && socket.close(4408, 'Connection initialisation timeout'), 3_000);
+  socket.on('message', (raw) => {
+    let message: { type?: string; id?: string; payload?: { authorization?: string; query?: string; variables?: { h?: string } } };
+    try {
+      message = JSON.parse(raw.toString()) as typeof message;
+    } catch {
+      socket.close(4400, 'Invalid message');
+      return;
+    }
+    switch (message.type) {
+      case 'connection_init': {
+        if (claims) return socket.close(4429, 'Too many initialisation requests');
+        claims = verify(message.payload?.authorization?.replace(/^Bearer /, ''));
+        if (!claims) return socket.close(4403, 'Forbidden');
+        clearTimeout(initTimer);
+        socket.send('{"type":"connection_ack"}');
+        return;
+      }
+      case 'subscribe': {
+        if (!claims) return socket.close(4401, 'Unauthorized');
+        const id = message.id ?? '';
+        if (subs.has(id)) return socket.close(4409, `Subscriber for ${id} already exists`);
+        const variant = variantByQuery.get(message.payload?.query ?? '');
+        const hotelId = message.payload?.variables?.h;
+        if (!variant || typeof hotelId !== 'string' || !/^[A-Za-z0-9_.@-]{1,128}$/.test(hotelId)) {
+          socket.send(JSON.stringify({ id, type: 'error', payload: [{ message: 'unsupported operation' }] }));
+          return;
+        }
+        const admin = claims.roles.includes('admin');
+        const sub: Sub = { socket, id, head: `{"id":${JSON.stringify(id)},"type":"next","payload":`, topic: `price:${hotelId}`, group: `${variant.name}/${admin}` };
+        subs.set(id, sub);
+        addSub(sub, variant, admin);
+        return;
+      }
+      case 'complete': {
+        const sub = subs.get(message.id ?? '');
+        if (sub) {
+          subs.delete(sub.id);
+          removeSub(sub);
+        }
+        return;
+      }
+      case 'ping':
+        socket.send('{"type":"pong"}');
+        return;
+      case 'pong':
+        return;
+      default:
+        socket.close(4400, 'Invalid message');
+    }
+  });
+  socket.on('close', () => {
+    connectionCount--;
+    clearTimeout(initTimer);
+    for (const sub of subs.values()) removeSub(sub);
+    subs.clear();
+  });
+  socket.on('error', () => undefined);
+});
+
+// One keep-alive sweep for every socket (the gateway pings each socket on its own 12 s timer).
+setInterval(() => {
+  for (const socket of wss.clients) {
+    if (alive.get(socket) === false) {
+      socket.terminate();
+      continue;
+    }
+    alive.set(socket, false);
+    socket.ping();
+  }
+}, 12_000).unref();
+
+server.listen(port, host, () => process.stdout.write(`floor listening on ${host}:${port}\n`));
+
+const stop = () => {
+  for (const socket of wss.clients) socket.terminate();
+  redis.disconnect();
+  subscriber.disconnect();
+  server.close();
+  process.exit(0);
+};
+process.once('SIGTERM', stop);
+process.once('SIGINT', stop);
+// Dies with the orchestrator: it holds our stdin.
+process.stdin.on('end', stop);
+process.stdin.resume();

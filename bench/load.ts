@@ -1,0 +1,271 @@
+/**
+ * A load-generator process, driven by the orchestrator over IPC. Opens WebSockets with the
+ * graphql-transport-ws subprotocol (`ws` client: protocol-correct, answers pings), sends
+ * connection_init with a Bearer JWT (one user id per connection), subscribes once per socket and
+ * records, per `next`, publish-to-receive latency from the `R-<seq>-<µs>` roomType. Only what is
+ * needed is parsed: one indexOf per frame, unless `verify` is on (scenario 6), where every result
+ * is parsed and compared with what that subscriber's selection set and role must see.
+ */
+import { SignJWT } from 'jose';
+import WebSocket from 'ws';
+import { canonical, eventIdOf, expectedResult, Histogram, nowMs, occurredAtOf, parseRoomType, priceData, variantByName, type Variant } from './lib/common.js';
+
+export interface OpenPlan {
+  url: string;
+  secret: string;
+  /** connection indexes [start, start + count) */
+  start: number;
+  count: number;
+  /** user ids: `${userPrefix}${index}` */
+  userPrefix: string;
+  hotels: number;
+  hotelPrefix: string;
+  variants: string[];
+  /** every other connection of a variant gets roles [user, admin] */
+  mixedRoles: boolean;
+  localAddresses: string[];
+  concurrency: number;
+  verify: boolean;
+  /** stop opening after this many ms */
+  deadlineMs: number;
+  /** give up on one connection after this many ms */
+  connectTimeoutMs: number;
+  /** stop opening after this many failures */
+  maxFailures: number;
+}
+
+export type Command =
+  | { cmd: 'open'; plan: OpenPlan }
+  | { cmd: 'reset' }
+  | { cmd: 'count' }
+  | { cmd: 'report'; expectedByHotel: Record<string, number> }
+  | { cmd: 'close' };
+
+interface Conn {
+  socket: WebSocket | undefined;
+  hotel: number;
+  variant: Variant;
+  admin: boolean;
+  received: number;
+  subscribed: boolean;
+  closedCode: number | undefined;
+}
+
+const conns: Conn[] = [];
+let plan: OpenPlan | undefined;
+let hist = new Histogram();
+let received = 0;
+let mismatches = 0;
+let checked = 0;
+const mismatchSamples: string[] = [];
+const closeCodes: Record<string, number> = {};
+const errors: Record<string, number> = {};
+let unexpectedCloses = 0;
+let closing = false;
+/** Receive times (epoch ms) of the first and last result since the last reset. */
+let firstAt = 0;
+let lastAt = 0;
+
+function recordLatency(publishedAtMicros: number): void {
+  const now = nowMs();
+  if (firstAt === 0) firstAt = now;
+  lastAt = now;
+  hist.record(now - publishedAtMicros / 1000);
+}
+
+const MARK = Buffer.from('"roomType":"');
+const PONG = '{"type":"pong"}';
+
+function send(message: unknown): void {
+  process.send?.(message);
+}
+
+function countError(key: string): void {
+  errors[key] = (errors[key] ?? 0) + 1;
+}
+
+function onMessage(conn: Conn, data: Buffer): void {
+  const at = data.indexOf(MARK);
+  if (at >= 0 && !plan!.verify) {
+    const parsed = parseRoomType(data, at + MARK.length);
+    if (parsed) {
+      recordLatency(parsed[1]);
+      conn.received++;
+      received++;
+      return;
+    }
+  }
+  let message: { type?: string; payload?: { data?: { priceUpdated?: { roomType?: string } }; errors?: { path?: unknown[]; extensions?: { code?: string } }[] } };
+  try {
+    message = JSON.parse(data.toString()) as typeof message;
+  } catch {
+    countError('invalid_json');
+    return;
+  }
+  switch (message.type) {
+    case 'next': {
+      const roomType = message.payload?.data?.priceUpdated?.roomType;
+      const match = /^R-(\d+)-(\d+)$/.exec(roomType ?? '');
+      if (!match) {
+        countError('next_without_roomType');
+        if (mismatchSamples.length < 5) mismatchSamples.push(data.toString().slice(0, 400));
+        mismatches++;
+        return;
+      }
+      const seq = Number(match[1]);
+      const micros = Number(match[2]);
+      recordLatency(micros);
+      conn.received++;
+      received++;
+      if (plan!.verify) {
+        checked++;
+        const hotelId = `${plan!.hotelPrefix}${conn.hotel}`;
+        const expected = expectedResult(conn.variant, conn.admin, { id: eventIdOf(seq), occurredAt: occurredAtOf(micros), data: priceData(hotelId, seq, micros) });
+        const gotErrors = (message.payload?.errors ?? []).map((error) => `${error.extensions?.code}:${JSON.stringify(error.path)}`).sort();
+        const wantErrors = expected.forbidden.map((path) => `FORBIDDEN:${JSON.stringify(path)}`).sort();
+        const ok = canonical(message.payload?.data) === canonical(expected.data) && JSON.stringify(gotErrors) === JSON.stringify(wantErrors);
+        if (!ok) {
+          mismatches++;
+          if (mismatchSamples.length < 5) mismatchSamples.push(`${conn.variant.name}/${conn.admin ? 'admin' : 'user'}: got ${data.toString().slice(0, 600)} want ${JSON.stringify(expected)}`);
+        }
+      }
+      return;
+    }
+    case 'ping':
+      conn.socket?.send(PONG);
+      return;
+    case 'pong':
+    case 'connection_ack':
+      return;
+    case 'error':
+      countError(`subscribe_error:${JSON.stringify(message.payload).slice(0, 160)}`);
+      return;
+    case 'complete':
+      countError('complete');
+      return;
+    default:
+      countError(`type:${message.type}`);
+  }
+}
+
+async function token(secret: Uint8Array, sub: string, admin: boolean): Promise<string> {
+  return new SignJWT({ roles: admin ? ['user', 'admin'] : ['user'] })
+    .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+    .setSubject(sub)
+    .setIssuedAt()
+    .setExpirationTime(Math.floor(Date.now() / 1000) + 6 * 3600)
+    .sign(secret);
+}
+
+function openOne(p: OpenPlan, index: number, secret: Uint8Array): Promise<boolean> {
+  const variant = variantByName.get(p.variants[index % p.variants.length]!)!;
+  const admin = p.mixedRoles && Math.floor(index / p.variants.length) % 2 === 1;
+  const conn: Conn = { socket: undefined, hotel: index % p.hotels, variant, admin, received: 0, subscribed: false, closedCode: undefined };
+  conns.push(conn);
+  return token(secret, `${p.userPrefix}${index}`, admin).then(
+    (jwt) =>
+      new Promise<boolean>((resolve) => {
+        let settled = false;
+        const settle = (ok: boolean, reason?: string) => {
+          if (settled) return;
+          settled = true;
+          clearTimeout(timer);
+          if (!ok && reason) countError(reason);
+          resolve(ok);
+        };
+        const localAddress = p.localAddresses.length > 0 ? p.localAddresses[index % p.localAddresses.length] : undefined;
+        const socket = new WebSocket(p.url, 'graphql-transport-ws', { perMessageDeflate: false, skipUTF8Validation: !p.verify, ...(localAddress ? { localAddress } : {}) });
+        conn.socket = socket;
+        const timer = setTimeout(() => {
+          settle(false, 'open_timeout');
+          socket.terminate();
+        }, p.connectTimeoutMs);
+        socket.on('open', () => socket.send(JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${jwt}` } })));
+        let acked = false;
+        socket.on('message', (data: Buffer) => {
+          if (!acked) {
+            if (data.includes('"connection_ack"')) {
+              acked = true;
+              socket.send(JSON.stringify({ id: `s${index}`, type: 'subscribe', payload: { query: variant.query, variables: { h: `${p.hotelPrefix}${conn.hotel}` } } }));
+              conn.subscribed = true;
+              settle(true);
+              return;
+            }
+          }
+          onMessage(conn, data);
+        });
+        socket.on('error', (error: Error & { code?: string }) => settle(false, `error:${error.code ?? error.message.slice(0, 80)}`));
+        socket.on('close', (code: number) => {
+          conn.closedCode = code;
+          closeCodes[code] = (closeCodes[code] ?? 0) + 1;
+          if (!closing && settled) unexpectedCloses++;
+          settle(false, `closed:${code}`);
+        });
+      }),
+  );
+}
+
+async function open(p: OpenPlan): Promise<void> {
+  plan = p;
+  const secret = new TextEncoder().encode(p.secret);
+  const started = Date.now();
+  let next = p.start;
+  const end = p.start + p.count;
+  let ok = 0;
+  let failed = 0;
+  const progress = setInterval(() => send({ evt: 'progress', ok, failed }), 1_000);
+  const worker = async () => {
+    while (next < end && Date.now() - started < p.deadlineMs && failed < p.maxFailures) {
+      const index = next++;
+      if (await openOne(p, index, secret)) ok++;
+      else failed++;
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(p.concurrency, p.count) }, worker));
+  clearInterval(progress);
+  send({ evt: 'opened', ok, failed, errors, ms: Date.now() - started });
+}
+
+process.on('message', (message: Command) => {
+  switch (message.cmd) {
+    case 'open':
+      void open(message.plan);
+      return;
+    case 'count':
+      send({ evt: 'count', received, lastAt, firstAt });
+      return;
+    case 'reset':
+      firstAt = 0;
+      lastAt = 0;
+      hist = new Histogram();
+      received = 0;
+      mismatches = 0;
+      checked = 0;
+      mismatchSamples.length = 0;
+      for (const conn of conns) conn.received = 0;
+      return;
+    case 'report': {
+      let missing = 0;
+      let extra = 0;
+      let open = 0;
+      for (const conn of conns) {
+        if (conn.socket?.readyState === WebSocket.OPEN) open++;
+        if (!conn.subscribed) continue;
+        const want = message.expectedByHotel[`${plan!.hotelPrefix}${conn.hotel}`] ?? 0;
+        if (conn.received < want) missing += want - conn.received;
+        else extra += conn.received - want;
+      }
+      send({ evt: 'report', received, firstAt, lastAt, missing, extra, open, latency: hist.toJSON(), mismatches, checked, mismatchSamples, closeCodes, unexpectedCloses, errors, memory: process.memoryUsage().rss });
+      return;
+    }
+    case 'close':
+      closing = true;
+      for (const conn of conns) conn.socket?.terminate();
+      setTimeout(() => process.exit(0), 200);
+      return;
+  }
+});
+
+// Never outlive the orchestrator.
+process.on('disconnect', () => process.exit(0));
+send({ evt: 'ready' });

@@ -1,0 +1,851 @@
+/**
+ * The Tidings benchmark. Starts redis-server, then for every scenario a fresh gateway (production
+ * mode, `node --import tsx src/main.ts`) and a fresh floor server (bench/floor-server.ts), drives
+ * each with the same load-generator processes (bench/load.ts) over loopback, and reports every
+ * figure beside the floor's from the same run, as a ratio. Writes bench/results/<timestamp>.json.
+ *
+ *   npm run bench                          # every scenario, default sizes (about 10 minutes)
+ *   npm run bench:quick                    # small sizes, about a minute
+ *   npm run bench -- --scenarios broadcast,idle --subscribers 5000
+ *   npm run bench -- --help
+ *
+ * See docs/BENCHMARKS.md.
+ */
+import { execSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, freemem, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { envelopeNow, Histogram, nowMs, priceData, occurredAtOf, VARIANTS, BASIC } from './lib/common.js';
+import { cpuMs, killAll, Loader, openFilesLimit, ROOT, rssBytes, sleep, startFloor, startGateway, startRedis, waitFor, type LoaderReport, type RedisServer, type Target, type TargetKind } from './lib/procs.js';
+import type { OpenPlan } from './load.js';
+
+// ---------------------------------------------------------------------------------------------
+// Options
+
+const DEFAULTS = {
+  scenarios: 'broadcast,targeted,idle,cross,mixed,scale',
+  /** 1. broadcast */
+  subscribers: 2000,
+  events: 500,
+  /** 2. targeted */
+  targetedSubscribers: 10_000,
+  hotels: 1000,
+  rate: 500,
+  duration: 10,
+  /** 3. idle */
+  idleConnections: 10_000,
+  idleSeconds: 10,
+  /** 4. cross-instance */
+  crossSubscribers: 1000,
+  crossHotels: 100,
+  crossRate: 100,
+  crossDuration: 5,
+  /** 6. mixed */
+  mixedSubscribers: 2000,
+  mixedEvents: 500,
+  /** 5. connection scale */
+  scaleTarget: 50_000,
+  scaleAddresses: 8,
+  scaleDeadline: 150,
+  /** load-generator processes (scale uses more when one process cannot hold its share) */
+  loaders: 2,
+  /** in-flight handshakes per load generator */
+  concurrency: 100,
+  /** seconds: one scenario (both targets), the whole run */
+  scenarioTimeout: 600,
+  runTimeout: 1500,
+  /** also write V8 CPU profiles of the gateway to bench/results/profiles/ */
+  cpuProf: false,
+  out: '',
+};
+
+const QUICK: Partial<typeof DEFAULTS> = {
+  subscribers: 300,
+  events: 100,
+  targetedSubscribers: 1000,
+  hotels: 100,
+  rate: 200,
+  duration: 3,
+  idleConnections: 1000,
+  idleSeconds: 3,
+  crossSubscribers: 200,
+  crossHotels: 20,
+  crossRate: 50,
+  crossDuration: 2,
+  mixedSubscribers: 300,
+  mixedEvents: 50,
+  scaleTarget: 3000,
+  scaleDeadline: 40,
+  scenarioTimeout: 120,
+  runTimeout: 300,
+};
+
+type Options = typeof DEFAULTS;
+
+function parseArgs(argv: string[]): Options {
+  const options: Options = { ...DEFAULTS };
+  const set = (key: string, value: string | undefined) => {
+    const name = key.replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase()) as keyof Options;
+    if (!(name in DEFAULTS)) throw new Error(`unknown option --${key} (see --help)`);
+    const current = DEFAULTS[name];
+    if (typeof current === 'boolean') (options as Record<string, unknown>)[name] = value === undefined ? true : value === 'true' || value === '1';
+    else if (typeof current === 'number') {
+      const number = Number(value);
+      if (!Number.isFinite(number) || number <= 0) throw new Error(`--${key} needs a positive number`);
+      (options as Record<string, unknown>)[name] = number;
+    } else (options as Record<string, unknown>)[name] = value ?? '';
+  };
+  if (argv.includes('--quick')) Object.assign(options, QUICK);
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--quick') continue;
+    if (arg === '--help' || arg === '-h') {
+      process.stdout.write(`Options (defaults; --quick uses small sizes):\n${Object.entries(DEFAULTS)
+        .map(([key, value]) => `  --${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} ${String(value)}`)
+        .join('\n')}\n`);
+      process.exit(0);
+    }
+    if (!arg.startsWith('--')) throw new Error(`unexpected argument ${arg}`);
+    const [key, inline] = arg.slice(2).split('=', 2) as [string, string | undefined];
+    if (inline !== undefined) set(key, inline);
+    else if (typeof DEFAULTS[key.replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase()) as keyof Options] === 'boolean' && (argv[i + 1] === undefined || argv[i + 1]!.startsWith('--'))) set(key, undefined);
+    else set(key, argv[++i]);
+  }
+  return options;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Results
+
+interface Row {
+  scenario: string;
+  metric: string;
+  unit: string;
+  gateway: number | undefined;
+  floor: number | undefined;
+  /** lower is better (ratio > 1 means the gateway is worse) or higher is better */
+  better: 'lower' | 'higher' | 'info';
+}
+
+const rows: Row[] = [];
+const raw: Record<string, Record<string, unknown>> = {};
+const notes: string[] = [];
+
+function row(scenario: string, metric: string, unit: string, better: Row['better'], gateway: number | undefined, floor: number | undefined): void {
+  rows.push({ scenario, metric, unit, better, gateway, floor });
+}
+
+function fmt(value: number | undefined): string {
+  if (value === undefined || Number.isNaN(value)) return '—';
+  if (value === 0) return '0';
+  const abs = Math.abs(value);
+  if (abs >= 100_000) return Math.round(value).toLocaleString('en-US');
+  if (abs >= 100) return value.toFixed(0);
+  if (abs >= 10) return value.toFixed(1);
+  if (abs >= 1) return value.toFixed(2);
+  return value.toPrecision(2);
+}
+
+function ratio(r: Row): number | undefined {
+  if (r.gateway === undefined || r.floor === undefined || r.floor === 0 || Number.isNaN(r.gateway) || Number.isNaN(r.floor)) return undefined;
+  return r.gateway / r.floor;
+}
+
+function table(): string {
+  const header = ['scenario', 'metric', 'gateway', 'floor', 'ratio'];
+  const lines = rows.map((r) => {
+    const rt = ratio(r);
+    return [r.scenario, `${r.metric}${r.unit ? ` (${r.unit})` : ''}`, fmt(r.gateway), fmt(r.floor), rt === undefined ? '—' : `${rt.toFixed(2)}×`];
+  });
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
+  const render = (cells: string[]) => `| ${cells.map((c, i) => (i >= 2 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join(' | ')} |`;
+  return [render(header), `|${widths.map((w, i) => (i >= 2 ? `${'-'.repeat(w + 1)}:` : '-'.repeat(w + 2))).join('|')}|`, ...lines.map(render)].join('\n');
+}
+
+function log(message: string): void {
+  process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${message}\n`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Harness
+
+const secret = randomBytes(32).toString('hex');
+const runTag = randomBytes(3).toString('hex');
+let options: Options;
+let redis: RedisServer;
+
+async function startTarget(kind: TargetKind, name: string, prefix: string): Promise<Target> {
+  const common = { redisUrl: redis.url, prefix, secret, name };
+  if (kind === 'floor') return startFloor(common);
+  const profileDir = join(ROOT, 'bench/results/profiles');
+  if (options.cpuProf) mkdirSync(profileDir, { recursive: true });
+  return startGateway({ ...common, nodeFlags: options.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${name}-${Date.now()}.cpuprofile`] : [] });
+}
+
+async function startLoaders(n: number): Promise<Loader[]> {
+  return Promise.all(Array.from({ length: n }, () => Loader.start()));
+}
+
+interface ConnectResult {
+  ok: number;
+  failed: number;
+  errors: Record<string, number>;
+  /** server CPU spent connecting, authenticating and subscribing */
+  cpuMs: number;
+  wallMs: number;
+  /** subscriptions the server reported when the wait ended */
+  serverSubscriptions: number;
+}
+
+/**
+ * Opens `count` subscribed connections spread over the loaders and waits until the server reports
+ * every one of them subscribed; measures the server CPU of the whole phase.
+ */
+async function connect(target: Target, loaders: Loader[], plan: Omit<OpenPlan, 'start' | 'count' | 'url' | 'secret' | 'userPrefix'> & { count: number }, timeoutMs: number): Promise<ConnectResult> {
+  const cpu0 = cpuMs(target.pid);
+  const t0 = Date.now();
+  const share = Math.ceil(plan.count / loaders.length);
+  const results = await Promise.all(
+    loaders.map((loader, i) => {
+      const start = i * share;
+      const count = Math.max(0, Math.min(share, plan.count - start));
+      return loader.open({ ...plan, url: target.wsUrl, secret, userPrefix: `u${runTag}-${target.name}-`, start, count }, timeoutMs + 5_000);
+    }),
+  );
+  const ok = results.reduce((sum, r) => sum + r.ok, 0);
+  const failed = results.reduce((sum, r) => sum + r.failed, 0);
+  const errors: Record<string, number> = {};
+  for (const r of results) for (const [key, value] of Object.entries(r.errors)) errors[key] = (errors[key] ?? 0) + value;
+  let serverSubscriptions = 0;
+  await waitFor(`${target.name}: ${ok} subscriptions`, Math.max(5_000, timeoutMs - (Date.now() - t0)), async () => {
+    serverSubscriptions = (await target.stats()).subscriptions;
+    return serverSubscriptions >= ok;
+  }, 100).catch((error: unknown) => log(`  warning: ${(error as Error).message} (server reports ${serverSubscriptions})`));
+  const result = { ok, failed, errors, cpuMs: cpuMs(target.pid) - cpu0, wallMs: Date.now() - t0, serverSubscriptions };
+  log(`  ${target.name}: ${ok} subscribed, ${failed} failed in ${(result.wallMs / 1000).toFixed(1)} s, server CPU ${result.cpuMs.toFixed(0)} ms${failed ? ` ${JSON.stringify(errors)}` : ''}`);
+  return result;
+}
+
+/** Waits until the loaders received `expected` results, or nothing arrived for `stallMs`. */
+async function awaitDelivery(loaders: Loader[], expected: number, stallMs: number, timeoutMs: number, target: Target): Promise<{ received: number; cpuAtEnd: number }> {
+  const deadline = Date.now() + timeoutMs;
+  let last = -1;
+  let lastChange = Date.now();
+  for (;;) {
+    const counts = await Promise.all(loaders.map((loader) => loader.count()));
+    const received = counts.reduce((sum, c) => sum + c.received, 0);
+    const cpuAtEnd = cpuMs(target.pid);
+    if (received >= expected) return { received, cpuAtEnd };
+    if (received !== last) {
+      last = received;
+      lastChange = Date.now();
+    } else if (Date.now() - lastChange > stallMs) return { received, cpuAtEnd };
+    if (Date.now() > deadline) return { received, cpuAtEnd };
+    await sleep(50);
+  }
+}
+
+async function reports(loaders: Loader[], expectedByHotel: Record<string, number>) {
+  const parts = await Promise.all(loaders.map((loader) => loader.report(expectedByHotel)));
+  const sum = (key: keyof LoaderReport) => parts.reduce((total, part) => total + (part[key] as number), 0);
+  const errors: Record<string, number> = {};
+  const closeCodes: Record<string, number> = {};
+  for (const part of parts) {
+    for (const [key, value] of Object.entries(part.errors)) errors[key] = (errors[key] ?? 0) + value;
+    for (const [key, value] of Object.entries(part.closeCodes)) closeCodes[key] = (closeCodes[key] ?? 0) + value;
+  }
+  return {
+    received: sum('received'),
+    missing: sum('missing'),
+    extra: sum('extra'),
+    open: sum('open'),
+    mismatches: sum('mismatches'),
+    checked: sum('checked'),
+    unexpectedCloses: sum('unexpectedCloses'),
+    mismatchSamples: parts.flatMap((part) => part.mismatchSamples).slice(0, 5),
+    firstAt: Math.min(...parts.map((part) => part.firstAt).filter((t) => t > 0)),
+    lastAt: Math.max(...parts.map((part) => part.lastAt)),
+    latency: Histogram.from(parts.map((part) => part.latency)),
+    errors,
+    closeCodes,
+  };
+}
+
+/** Publishes `count` events on one hotel's channel as fast as one pipelined Redis client can. */
+async function burst(prefix: string, hotelId: string, count: number, seq0 = 0): Promise<number> {
+  const t0 = nowMs();
+  const pipeline = redis.client.pipeline();
+  for (let seq = seq0; seq < seq0 + count; seq++) pipeline.publish(`${prefix}price:${hotelId}`, envelopeNow(hotelId, seq));
+  await pipeline.exec();
+  return t0;
+}
+
+function mb(bytes: number): number {
+  return bytes / 1024 / 1024;
+}
+
+function bothTargets<T>(scenario: string, run: (kind: TargetKind) => Promise<T>): Promise<Record<TargetKind, T | undefined>> {
+  return (async () => {
+    const out: Record<TargetKind, T | undefined> = { floor: undefined, gateway: undefined };
+    for (const kind of ['floor', 'gateway'] as const) {
+      log(`${scenario}: ${kind}`);
+      try {
+        out[kind] = await withTimeout(run(kind), options.scenarioTimeout * 1000 / 2, `${scenario} (${kind})`);
+      } catch (error) {
+        log(`  ${scenario} (${kind}) failed: ${(error as Error).message}`);
+        notes.push(`${scenario} (${kind}) failed: ${(error as Error).message}`);
+        killStray();
+      }
+    }
+    raw[scenario] = out as Record<string, unknown>;
+    return out;
+  })();
+}
+
+/** Targets and loaders of the scenario in progress, stopped when it ends or fails. */
+const live = { targets: new Set<Target>(), loaders: new Set<Loader>() };
+
+async function withScenario<T>(kind: TargetKind, names: string[], loaderCount: number, body: (targets: Target[], loaders: Loader[], prefix: string) => Promise<T>): Promise<T> {
+  const prefix = `bench-${runTag}-${names[0]}:`;
+  const targets: Target[] = [];
+  const loaders: Loader[] = [];
+  try {
+    for (const name of names) {
+      const target = await startTarget(kind, name, prefix);
+      targets.push(target);
+      live.targets.add(target);
+    }
+    for (const loader of await startLoaders(loaderCount)) {
+      loaders.push(loader);
+      live.loaders.add(loader);
+    }
+    return await body(targets, loaders, prefix);
+  } finally {
+    await Promise.all(loaders.map((loader) => loader.close().catch(() => undefined)));
+    await Promise.all(targets.map((target) => target.stop().catch(() => undefined)));
+    for (const loader of loaders) live.loaders.delete(loader);
+    for (const target of targets) live.targets.delete(target);
+  }
+}
+
+function killStray(): void {
+  for (const loader of live.loaders) loader.child.kill('SIGKILL');
+  for (const target of live.targets) {
+    try {
+      process.kill(target.pid, 'SIGKILL');
+    } catch {
+      // gone
+    }
+  }
+  live.loaders.clear();
+  live.targets.clear();
+}
+
+async function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} timed out after ${Math.round(ms / 1000)} s`)), ms);
+  });
+  try {
+    return await Promise.race([work, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function basePlan(count: number, hotels: number, hotelPrefix: string): Omit<OpenPlan, 'start' | 'count' | 'url' | 'secret' | 'userPrefix'> & { count: number } {
+  return {
+    count,
+    hotels,
+    hotelPrefix,
+    variants: [BASIC.name],
+    mixedRoles: false,
+    localAddresses: [],
+    concurrency: options.concurrency,
+    verify: false,
+    deadlineMs: options.scenarioTimeout * 1000,
+    connectTimeoutMs: 30_000,
+    maxFailures: Math.max(100, Math.ceil(count / 10)),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scenarios
+
+/** How load.ts assigns selection sets and roles in scenario 6. */
+function groupsOf(n: number): Record<string, number> {
+  const groups: Record<string, number> = {};
+  for (let i = 0; i < n; i++) {
+    const key = `${VARIANTS[i % VARIANTS.length]!.name}/${Math.floor(i / VARIANTS.length) % 2 === 1 ? 'admin' : 'user'}`;
+    groups[key] = (groups[key] ?? 0) + 1;
+  }
+  return groups;
+}
+
+/** 1 and 6: N subscribers on one hotel, E events published as fast as possible. */
+async function broadcastScenario(scenario: 'broadcast' | 'mixed', kind: TargetKind) {
+  const mixed = scenario === 'mixed';
+  const subscribers = mixed ? options.mixedSubscribers : options.subscribers;
+  const events = mixed ? options.mixedEvents : options.events;
+  return withScenario(kind, [`${kind}-${scenario}`], options.loaders, async ([target], loaders, prefix) => {
+    const plan = { ...basePlan(subscribers, 1, 'hotel-'), ...(mixed ? { variants: VARIANTS.map((v) => v.name), mixedRoles: true, verify: true } : {}) };
+    const conn = await connect(target!, loaders, plan, options.scenarioTimeout * 400);
+    // Warm-up: a few events so first-use compilation does not land in the measurement.
+    await burst(prefix, 'hotel-0', 5, 1_000_000);
+    await awaitDelivery(loaders, conn.ok * 5, 2_000, 10_000, target!);
+    loaders.forEach((loader) => loader.send({ cmd: 'reset' }));
+    const cpu0 = cpuMs(target!.pid);
+    const redisCpu0 = cpuMs(redis.pid);
+    const loaderCpu0 = loaders.reduce((sum, loader) => sum + cpuMs(loader.pid), 0);
+    const t0 = await burst(prefix, 'hotel-0', events);
+    const expected = conn.ok * events;
+    const { received, cpuAtEnd } = await awaitDelivery(loaders, expected, 3_000, options.scenarioTimeout * 300, target!);
+    const redisCpu = cpuMs(redis.pid) - redisCpu0;
+    const loaderCpu = loaders.reduce((sum, loader) => sum + cpuMs(loader.pid), 0) - loaderCpu0;
+    const r = await reports(loaders, { 'hotel-0': events });
+    const seconds = (r.lastAt - t0) / 1000;
+    const cpu = cpuAtEnd - cpu0;
+    const result = {
+      subscribers: conn.ok,
+      connectFailures: conn.failed,
+      events,
+      expected,
+      received,
+      deliveredPerSecond: received / seconds,
+      seconds,
+      p50: r.latency.percentile(50),
+      p99: r.latency.percentile(99),
+      max: r.latency.max,
+      loss: r.missing / expected,
+      missing: r.missing,
+      duplicates: r.extra,
+      serverCpuMs: cpu,
+      cpuMicrosPerDelivery: (cpu * 1000) / received,
+      redisCpuMs: redisCpu,
+      loaderCpuMicrosPerDelivery: (loaderCpu * 1000) / received,
+      connectCpuMicrosPerConnection: (conn.cpuMs * 1000) / conn.ok,
+      mismatches: r.mismatches,
+      checked: r.checked,
+      /** subscribers per selection set and role (scenario 6) */
+      groups: mixed ? groupsOf(conn.ok + conn.failed) : undefined,
+      mismatchSamples: r.mismatchSamples,
+      clientErrors: r.errors,
+      closeCodes: r.closeCodes,
+    };
+    log(`  ${received}/${expected} in ${seconds.toFixed(2)} s, p50 ${result.p50.toFixed(1)} ms, p99 ${result.p99.toFixed(1)} ms, CPU ${cpu.toFixed(0)} ms, load generators ${result.loaderCpuMicrosPerDelivery.toFixed(1)} µs/event${mixed ? `, mismatches ${r.mismatches}/${r.checked}` : ''}`);
+    return result;
+  });
+}
+
+/** 2: subscribers spread over hotels, a steady publish rate. */
+async function targetedScenario(kind: TargetKind) {
+  return withScenario(kind, [`${kind}-targeted`], options.loaders, async ([target], loaders, prefix) => {
+    const hotels = options.hotels;
+    const conn = await connect(target!, loaders, basePlan(options.targetedSubscribers, hotels, 'hotel-'), options.scenarioTimeout * 400);
+    const perHotel = new Map<number, number>();
+    for (let i = 0; i < conn.ok + conn.failed; i++) perHotel.set(i % hotels, (perHotel.get(i % hotels) ?? 0) + 1);
+    // warm-up on every hotel's channel
+    const warm = redis.client.pipeline();
+    for (let h = 0; h < hotels; h++) warm.publish(`${prefix}price:hotel-${h}`, envelopeNow(`hotel-${h}`, 1_000_000 + h));
+    await warm.exec();
+    await awaitDelivery(loaders, conn.ok, 2_000, 10_000, target!);
+    loaders.forEach((loader) => loader.send({ cmd: 'reset' }));
+
+    const total = Math.round(options.rate * options.duration);
+    const expectedByHotel: Record<string, number> = {};
+    const cpu0 = cpuMs(target!.pid);
+    const redisCpu0 = cpuMs(redis.pid);
+    const t0 = Date.now();
+    let sent = 0;
+    while (sent < total) {
+      const due = Math.min(total, Math.floor(((Date.now() - t0) / 1000) * options.rate));
+      if (due > sent) {
+        const pipeline = redis.client.pipeline();
+        for (; sent < due; sent++) {
+          const hotelId = `hotel-${(sent * 7919) % hotels}`;
+          expectedByHotel[hotelId] = (expectedByHotel[hotelId] ?? 0) + 1;
+          pipeline.publish(`${prefix}price:${hotelId}`, envelopeNow(hotelId, sent));
+        }
+        void pipeline.exec();
+      }
+      await sleep(5);
+    }
+    const publishSeconds = (Date.now() - t0) / 1000;
+    let expected = 0;
+    for (const [hotelId, n] of Object.entries(expectedByHotel)) expected += n * (perHotel.get(Number(hotelId.slice(6))) ?? 0);
+    const { received, cpuAtEnd } = await awaitDelivery(loaders, expected, 3_000, 60_000, target!);
+    const wall = (Date.now() - t0) / 1000;
+    const cpu = cpuAtEnd - cpu0;
+    const redisCpu = cpuMs(redis.pid) - redisCpu0;
+    const r = await reports(loaders, expectedByHotel);
+    const expectedSubscribed = r.received + r.missing - r.extra;
+    const result = {
+      subscribers: conn.ok,
+      connectFailures: conn.failed,
+      events: total,
+      publishSeconds,
+      expected: expectedSubscribed,
+      received,
+      p50: r.latency.percentile(50),
+      p99: r.latency.percentile(99),
+      max: r.latency.max,
+      loss: expectedSubscribed > 0 ? r.missing / expectedSubscribed : NaN,
+      missing: r.missing,
+      duplicates: r.extra,
+      serverCpuMs: cpu,
+      serverCpuPercent: (cpu / (wall * 1000)) * 100,
+      cpuMicrosPerDelivery: (cpu * 1000) / received,
+      redisCpuMs: redisCpu,
+      connectCpuMicrosPerConnection: (conn.cpuMs * 1000) / conn.ok,
+      clientErrors: r.errors,
+      closeCodes: r.closeCodes,
+    };
+    log(`  ${received}/${expectedSubscribed} delivered, p50 ${result.p50.toFixed(1)} ms, p99 ${result.p99.toFixed(1)} ms, server CPU ${result.serverCpuPercent.toFixed(1)} %`);
+    return result;
+  });
+}
+
+/** 3: idle subscribed connections; RSS per connection and connection cost. */
+async function idleScenario(kind: TargetKind) {
+  return withScenario(kind, [`${kind}-idle`], options.loaders, async ([target], loaders) => {
+    await sleep(1_000);
+    const rss0 = rssBytes(target!.pid);
+    const conn = await connect(target!, loaders, basePlan(options.idleConnections, options.idleConnections, 'idle-'), options.scenarioTimeout * 400);
+    // let the connect burst settle (GC, buffers), then measure idle
+    await sleep(2_000);
+    const cpuIdle0 = cpuMs(target!.pid);
+    await sleep(options.idleSeconds * 1000);
+    const idleCpu = cpuMs(target!.pid) - cpuIdle0;
+    const rss1 = rssBytes(target!.pid);
+    const stats = await target!.stats();
+    const result = {
+      connections: conn.ok,
+      connectFailures: conn.failed,
+      connectErrors: conn.errors,
+      serverConnections: stats.connections,
+      serverSubscriptions: stats.subscriptions,
+      rssBeforeMB: mb(rss0),
+      rssAfterMB: mb(rss1),
+      rssPerConnectionKB: (rss1 - rss0) / 1024 / conn.ok,
+      connectSeconds: conn.wallMs / 1000,
+      connectCpuMs: conn.cpuMs,
+      connectCpuMicrosPerConnection: (conn.cpuMs * 1000) / conn.ok,
+      idleCpuPercent: (idleCpu / (options.idleSeconds * 1000)) * 100,
+      fdLimit: openFilesLimit(target!.pid),
+    };
+    log(`  ${conn.ok} idle: RSS ${mb(rss0).toFixed(0)} → ${mb(rss1).toFixed(0)} MB (${result.rssPerConnectionKB.toFixed(1)} KB/conn), connect ${result.connectCpuMicrosPerConnection.toFixed(0)} µs CPU/conn, idle CPU ${result.idleCpuPercent.toFixed(2)} %`);
+    return result;
+  });
+}
+
+/** 4: subscribers on instance B, events published through instance A's publishPrice mutation. */
+async function crossScenario(kind: TargetKind) {
+  return withScenario(kind, [`${kind}-cross-a`, `${kind}-cross-b`], options.loaders, async ([a, b], loaders) => {
+    const { SignJWT } = await import('jose');
+    const serviceToken = await new SignJWT({ roles: ['service'] })
+      .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+      .setSubject('pricing-service')
+      .setIssuedAt()
+      .setExpirationTime(Math.floor(Date.now() / 1000) + 3600)
+      .sign(new TextEncoder().encode(secret));
+    const hotels = options.crossHotels;
+    const conn = await connect(b!, loaders, basePlan(options.crossSubscribers, hotels, 'hotel-'), options.scenarioTimeout * 400);
+    const perHotel = new Map<number, number>();
+    for (let i = 0; i < conn.ok + conn.failed; i++) perHotel.set(i % hotels, (perHotel.get(i % hotels) ?? 0) + 1);
+    const mutation = 'mutation($input: PublishPriceInput!) { publishPrice(input: $input) { eventId } }';
+    let httpErrors = 0;
+    const httpLatency = new Histogram();
+    const publish = async (seq: number, hotelId: string) => {
+      const micros = Math.round(nowMs() * 1000);
+      const data = priceData(hotelId, seq, micros);
+      const started = nowMs();
+      const response = await fetch(a!.httpUrl, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${serviceToken}` },
+        body: JSON.stringify({ query: mutation, variables: { input: { ...data, occurredAt: occurredAtOf(micros) } } }),
+      });
+      const body = (await response.json()) as { errors?: unknown };
+      httpLatency.record(nowMs() - started);
+      if (response.status !== 200 || body.errors) {
+        httpErrors++;
+        if (httpErrors <= 3) log(`  publishPrice failed: ${response.status} ${JSON.stringify(body).slice(0, 300)}`);
+      }
+    };
+    // warm-up: one mutation per hotel
+    await Promise.all(Array.from({ length: Math.min(hotels, 50) }, (_v, h) => publish(1_000_000 + h, `hotel-${h}`)));
+    await sleep(1_000);
+    loaders.forEach((loader) => loader.send({ cmd: 'reset' }));
+    httpErrors = 0;
+    const total = Math.round(options.crossRate * options.crossDuration);
+    const expectedByHotel: Record<string, number> = {};
+    const cpuA0 = cpuMs(a!.pid);
+    const cpuB0 = cpuMs(b!.pid);
+    const t0 = Date.now();
+    const inFlight = new Set<Promise<void>>();
+    for (let seq = 0; seq < total; seq++) {
+      const due = t0 + (seq * 1000) / options.crossRate;
+      if (due > Date.now()) await sleep(due - Date.now());
+      const hotelId = `hotel-${seq % hotels}`;
+      expectedByHotel[hotelId] = (expectedByHotel[hotelId] ?? 0) + 1;
+      const work = publish(seq, hotelId).catch(() => {
+        httpErrors++;
+      });
+      inFlight.add(work);
+      void work.then(() => inFlight.delete(work));
+    }
+    await Promise.all(inFlight);
+    let expected = 0;
+    for (const [hotelId, n] of Object.entries(expectedByHotel)) expected += n * (perHotel.get(Number(hotelId.slice(6))) ?? 0);
+    const { received } = await awaitDelivery(loaders, expected, 3_000, 30_000, b!);
+    const r = await reports(loaders, expectedByHotel);
+    const expectedSubscribed = r.received + r.missing - r.extra;
+    const result = {
+      subscribers: conn.ok,
+      mutations: total,
+      mutationErrors: httpErrors,
+      received,
+      expected: expectedSubscribed,
+      p50: r.latency.percentile(50),
+      p99: r.latency.percentile(99),
+      max: r.latency.max,
+      loss: expectedSubscribed > 0 ? r.missing / expectedSubscribed : NaN,
+      mutationP50: httpLatency.percentile(50),
+      mutationP99: httpLatency.percentile(99),
+      cpuAMicrosPerMutation: ((cpuMs(a!.pid) - cpuA0) * 1000) / total,
+      cpuBMicrosPerDelivery: ((cpuMs(b!.pid) - cpuB0) * 1000) / received,
+    };
+    log(`  ${received}/${expectedSubscribed} delivered, p50 ${result.p50.toFixed(1)} ms, p99 ${result.p99.toFixed(1)} ms, mutation p50 ${result.mutationP50.toFixed(1)} ms, ${httpErrors} errors`);
+    return result;
+  });
+}
+
+/** 5: as many subscribed connections as one instance takes, from several source addresses. */
+async function scaleScenario(kind: TargetKind) {
+  const target0 = options.scaleTarget;
+  // Every child gets the same open-files limit (raised as far as the hard limit allows). A server
+  // cannot accept beyond it, and one load generator cannot hold more sockets than it either.
+  const fdLimit = Number(execSync('bash -c "ulimit -n 1048576 2>/dev/null || ulimit -n $(ulimit -Hn); ulimit -n"').toString().trim());
+  const attempt = Math.min(target0, Math.ceil(fdLimit * 1.01));
+  const perLoader = Math.max(1000, Math.min(fdLimit - 500, 15_000));
+  const loaderCount = Math.max(options.loaders, Math.ceil(attempt / perLoader));
+  if (attempt < target0) notes.push(`scale (${kind}): the target of ${target0} connections exceeds the open-files limit of ${fdLimit} per process (the hard limit; raising it needs CAP_SYS_RESOURCE), so ${attempt} were attempted`);
+  return withScenario(kind, [`${kind}-scale`], loaderCount, async ([target], loaders) => {
+    await sleep(1_000);
+    const rss0 = rssBytes(target!.pid);
+    const addresses = Array.from({ length: options.scaleAddresses }, (_v, i) => `127.0.0.${i + 1}`);
+    const conn = await connect(
+      target!,
+      loaders,
+      { ...basePlan(attempt, Math.max(1, Math.floor(attempt / 10)), 'scale-'), localAddresses: addresses, deadlineMs: options.scaleDeadline * 1000, connectTimeoutMs: 20_000, maxFailures: 200 },
+      (options.scaleDeadline + 30) * 1000,
+    );
+    await sleep(2_000);
+    const stats = await target!.stats();
+    const rss1 = rssBytes(target!.pid);
+    const result = {
+      target: target0,
+      attempted: attempt,
+      reached: stats.subscriptions,
+      openConnections: stats.connections,
+      failed: conn.failed,
+      errors: conn.errors,
+      fdLimit: openFilesLimit(target!.pid),
+      sourceAddresses: addresses.length,
+      loaders: loaders.length,
+      rssBeforeMB: mb(rss0),
+      rssMB: mb(rss1),
+      rssPerConnectionKB: (rss1 - rss0) / 1024 / Math.max(1, stats.subscriptions),
+      connectSeconds: conn.wallMs / 1000,
+      connectCpuMicrosPerConnection: (conn.cpuMs * 1000) / Math.max(1, conn.ok),
+      alive: (() => {
+        try {
+          process.kill(target!.pid, 0);
+          return true;
+        } catch {
+          return false;
+        }
+      })(),
+    };
+    log(`  reached ${result.reached} subscribed connections (limit ${fdLimit} fds), RSS ${result.rssMB.toFixed(0)} MB`);
+    return result;
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+
+type Both<T> = Record<TargetKind, T | undefined>;
+
+function g<T, K extends keyof T>(both: Both<T>, key: K): Record<TargetKind, number | undefined> {
+  return { gateway: both.gateway?.[key] as number | undefined, floor: both.floor?.[key] as number | undefined };
+}
+
+function addRows<T>(scenario: string, both: Both<T>, metrics: [keyof T, string, string, Row['better'], ((v: number) => number)?][]): void {
+  for (const [key, metric, unit, better, map] of metrics) {
+    const values = g(both, key);
+    const f = (v: number | undefined) => (v === undefined ? undefined : map ? map(v) : v);
+    row(scenario, metric, unit, better, f(values.gateway), f(values.floor));
+  }
+}
+
+function machine() {
+  const sh = (command: string) => {
+    try {
+      return execSync(command, { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+    } catch {
+      return '';
+    }
+  };
+  return {
+    nproc: Number(sh('nproc')),
+    cpuModel: cpus()[0]?.model ?? sh("lscpu | sed -n 's/^Model name:\\s*//p'"),
+    memoryMB: Math.round(totalmem() / 1024 / 1024),
+    freeMemoryMB: Math.round(freemem() / 1024 / 1024),
+    node: process.version,
+    kernel: sh('uname -r'),
+    redis: sh('redis-server --version'),
+    openFilesSoftHard: sh("bash -c 'echo $(ulimit -Sn)/$(ulimit -Hn)'"),
+    ephemeralPorts: sh('cat /proc/sys/net/ipv4/ip_local_port_range').replace(/\s+/g, '-'),
+    somaxconn: Number(sh('cat /proc/sys/net/core/somaxconn')),
+    gatewayCommit: sh(`git -C ${ROOT} rev-parse --short HEAD`),
+    gatewayDirty: sh(`git -C ${ROOT} status --porcelain -- src`).length > 0,
+  };
+}
+
+async function main(): Promise<void> {
+  options = parseArgs(process.argv.slice(2));
+  const scenarios = options.scenarios.split(',').map((s) => s.trim()).filter(Boolean);
+  const known = ['broadcast', 'targeted', 'idle', 'cross', 'mixed', 'scale'];
+  for (const s of scenarios) if (!known.includes(s)) throw new Error(`unknown scenario ${s} (known: ${known.join(', ')})`);
+  const startedAt = new Date();
+  const info = machine();
+  log(`Tidings benchmark: ${scenarios.join(', ')} on ${info.nproc} × ${info.cpuModel}, ${info.memoryMB} MB, node ${info.node}`);
+  redis = await startRedis();
+
+  for (const scenario of scenarios) {
+    switch (scenario) {
+      case 'broadcast': {
+        const both = await bothTargets('broadcast', (kind) => broadcastScenario('broadcast', kind));
+        const s = `1 broadcast ${options.subscribers}×${options.events}`;
+        addRows(s, both, [
+          ['deliveredPerSecond', 'delivered events/s', '/s', 'higher'],
+          ['p50', 'p50 latency', 'ms', 'lower'],
+          ['p99', 'p99 latency', 'ms', 'lower'],
+          ['loss', 'loss', '%', 'lower', (v) => v * 100],
+          ['cpuMicrosPerDelivery', 'server CPU per delivered event', 'µs', 'lower'],
+          ['connectCpuMicrosPerConnection', 'connection cost', 'µs CPU', 'lower'],
+        ]);
+        break;
+      }
+      case 'targeted': {
+        const both = await bothTargets('targeted', targetedScenario);
+        const s = `2 targeted ${options.targetedSubscribers}/${options.hotels} @${options.rate}/s`;
+        addRows(s, both, [
+          ['p50', 'p50 latency', 'ms', 'lower'],
+          ['p99', 'p99 latency', 'ms', 'lower'],
+          ['loss', 'loss', '%', 'lower', (v) => v * 100],
+          ['serverCpuPercent', 'server CPU', '% of a core', 'lower'],
+          ['cpuMicrosPerDelivery', 'server CPU per delivered event', 'µs', 'lower'],
+        ]);
+        break;
+      }
+      case 'idle': {
+        const both = await bothTargets('idle', idleScenario);
+        const s = `3 idle ${options.idleConnections}`;
+        addRows(s, both, [
+          ['connections', 'subscribed connections', '', 'info'],
+          ['rssPerConnectionKB', 'RSS per connection', 'KB', 'lower'],
+          ['rssAfterMB', 'RSS total', 'MB', 'lower'],
+          ['connectCpuMicrosPerConnection', 'connection cost', 'µs CPU', 'lower'],
+          ['idleCpuPercent', 'idle CPU', '% of a core', 'lower'],
+        ]);
+        break;
+      }
+      case 'cross': {
+        const both = await bothTargets('cross', crossScenario);
+        const s = `4 cross-instance ${options.crossSubscribers} @${options.crossRate}/s`;
+        addRows(s, both, [
+          ['p50', 'p50 latency', 'ms', 'lower'],
+          ['p99', 'p99 latency', 'ms', 'lower'],
+          ['loss', 'loss', '%', 'lower', (v) => v * 100],
+          ['mutationP50', 'publish request p50', 'ms', 'lower'],
+          ['cpuAMicrosPerMutation', 'instance A CPU per publish', 'µs', 'lower'],
+          ['cpuBMicrosPerDelivery', 'instance B CPU per delivered event', 'µs', 'lower'],
+        ]);
+        break;
+      }
+      case 'mixed': {
+        const both = await bothTargets('mixed', (kind) => broadcastScenario('mixed', kind));
+        const s = `6 mixed ${options.mixedSubscribers}×${options.mixedEvents}`;
+        addRows(s, both, [
+          ['deliveredPerSecond', 'delivered events/s', '/s', 'higher'],
+          ['p50', 'p50 latency', 'ms', 'lower'],
+          ['p99', 'p99 latency', 'ms', 'lower'],
+          ['loss', 'loss', '%', 'lower', (v) => v * 100],
+          ['cpuMicrosPerDelivery', 'server CPU per delivered event', 'µs', 'lower'],
+          ['mismatches', 'mismatches', `of ${both.gateway?.checked ?? '?'}`, 'lower'],
+        ]);
+        break;
+      }
+      case 'scale': {
+        const both = await bothTargets('scale', scaleScenario);
+        const s = `5 scale (target ${options.scaleTarget})`;
+        addRows(s, both, [
+          ['reached', 'subscribed connections reached', '', 'higher'],
+          ['rssMB', 'RSS', 'MB', 'lower'],
+          ['rssPerConnectionKB', 'RSS per connection', 'KB', 'lower'],
+          ['connectCpuMicrosPerConnection', 'connection cost', 'µs CPU', 'lower'],
+        ]);
+        break;
+      }
+    }
+  }
+
+  const finishedAt = new Date();
+  const output = table();
+  process.stdout.write(`\n${output}\n\nratio = gateway / floor (same run). Latency = Redis PUBLISH (or publishPrice request) to receipt in the load generator.\n`);
+  for (const note of notes) process.stdout.write(`note: ${note}\n`);
+  const dir = join(ROOT, 'bench/results');
+  mkdirSync(dir, { recursive: true });
+  const file = options.out || join(dir, `${startedAt.toISOString().replace(/[:.]/g, '-')}.json`);
+  writeFileSync(
+    file,
+    `${JSON.stringify({ startedAt, finishedAt, seconds: (finishedAt.getTime() - startedAt.getTime()) / 1000, machine: info, options, rows: rows.map((r) => ({ ...r, ratio: ratio(r) })), notes, scenarios: raw, table: output }, null, 2)}\n`,
+  );
+  process.stdout.write(`results: ${file}\n`);
+}
+
+let exiting = false;
+function shutdown(code: number): never {
+  if (!exiting) {
+    exiting = true;
+    killAll();
+  }
+  process.exit(code);
+}
+process.on('SIGINT', () => {
+  log('interrupted: stopping every child');
+  shutdown(130);
+});
+process.on('SIGTERM', () => shutdown(143));
+process.on('exit', () => killAll());
+
+const runTimer = setTimeout(
+  () => {
+    log('run timeout reached: stopping');
+    shutdown(124);
+  },
+  (parseArgs(process.argv.slice(2)).runTimeout) * 1000,
+);
+runTimer.unref();
+
+main().then(
+  () => {
+    redis?.client.disconnect();
+    shutdown(0);
+  },
+  (error: unknown) => {
+    log(`benchmark failed: ${(error as Error).stack ?? String(error)}`);
+    shutdown(1);
+  },
+);
