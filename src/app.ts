@@ -22,7 +22,8 @@ import { createEventPublisher } from './publish/event-publisher.js';
 import { createTypingThrottle } from './publish/typing-throttle.js';
 import type { GatewayServices } from './schema/context.js';
 import { buildSchema } from './schema/index.js';
-import { createGatewayYoga, GRAPHQL_PATH, type GatewayYoga } from './server/yoga.js';
+import { createErrorMasker, createGatewayYoga, GRAPHQL_PATH, type GatewayYoga } from './server/yoga.js';
+import { createSharedDeliveries } from './transport/shared-delivery.js';
 import { attachWebSocketTransport, type WebSocketTransport } from './transport/websocket.js';
 import { createWebAppHandler } from './transport/web-app.js';
 import { createOpsServer } from './transport/ops-server.js';
@@ -135,6 +136,7 @@ export function buildApp(config: Config, overrides: { logger?: Logger; bus?: Eve
     revocations,
     clientAddressOf,
     presence,
+    sharedDeliveries: createSharedDeliveries({ bus, metrics, logger, maskError: createErrorMasker(logger) }),
     logger,
     metrics,
     options: {
@@ -156,6 +158,7 @@ export function buildApp(config: Config, overrides: { logger?: Logger; bus?: Eve
     redis: redis ? { commands: redis.commands.status, subscriber: redis.subscriber.status } : null,
     ...presence.snapshot(),
     topics: bus.activeTopicCount(),
+    sharedDeliveryGroups: webSockets.sharedGroupCount(),
   });
   const opsServer = createOpsServer({ registry: metrics.registry, stats, token: config.ops.token });
 

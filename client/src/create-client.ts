@@ -227,6 +227,10 @@ export function createTidingsClient(options: TidingsClientOptions): TidingsClien
 
   const fallBackIfHttpWorks = async () => {
     if (transport !== 'websocket' || !(await gatewayAnswersHttp()) || disposed || loggedOut || transport !== 'websocket') return;
+    // The failures may have been an outage that just ended (the gateway restarted): fall back only
+    // if WebSockets still fail now that HTTP gets through.
+    if (await webSocketReachable()) return;
+    if (disposed || loggedOut || transport !== 'websocket') return;
     // The gateway is up but WebSockets do not get through (a proxy, a firewall): use SSE.
     transport = 'sse';
     webSocketGeneration += 1;
@@ -240,8 +244,8 @@ export function createTidingsClient(options: TidingsClientOptions): TidingsClien
     probeTimer = setInterval(() => void probeWebSocket(), webSocketProbeIntervalMs);
   };
 
-  /** While on SSE: one WebSocket attempt; on success, move everything back to WebSocket. */
-  const probeWebSocket = async () => {
+  /** One WebSocket connection attempt with the current token: does it reach connection_ack? */
+  const webSocketReachable = async () => {
     let probe: WsClient | undefined;
     const reachable = await new Promise<boolean>((resolve) => {
       const timeout = setTimeout(() => resolve(false), 5_000);
@@ -260,6 +264,12 @@ export function createTidingsClient(options: TidingsClientOptions): TidingsClien
       });
     });
     disposeQuietly(probe);
+    return reachable;
+  };
+
+  /** While on SSE: one WebSocket attempt; on success, move everything back to WebSocket. */
+  const probeWebSocket = async () => {
+    const reachable = await webSocketReachable();
     if (!reachable || disposed || transport !== 'sse') return;
     clearInterval(probeTimer);
     transport = 'websocket';

@@ -1,5 +1,6 @@
 import type { EventEnvelope, EventType, TidingsEvent } from '../events/contracts.js';
 import type { Topic } from '../events/topics.js';
+import type { FanoutSubscribeOptions } from './local-fanout.js';
 
 /**
  * The pub/sub seam between publishers (mutations, built-in chat responder) and subscribers
@@ -13,7 +14,7 @@ export interface EventBus {
    * Streams the events of one topic until the consumer calls `return()`. The backend subscribes
    * to the topic when its first local subscriber arrives and unsubscribes when the last leaves.
    */
-  subscribe<T extends EventType>(topic: Topic<T>): AsyncIterableIterator<EventEnvelope<T>>;
+  subscribe<T extends EventType>(topic: Topic<T>, options?: FanoutSubscribeOptions): AsyncIterableIterator<EventEnvelope<T>>;
   /** Number of topics with at least one local subscriber (for readiness, stats and tests). */
   activeTopicCount(): number;
   /** Local subscribers of one topic on this instance. */

@@ -19,8 +19,26 @@ export interface FanoutHooks {
  * The per-instance registry of who listens to which topic. Every bus delivers through it, so an
  * event is handled once per instance and then handed to each local subscriber's queue.
  */
+/** How one local subscription takes part in a topic. */
+export interface FanoutSubscribeOptions {
+  /** Counted in subscriberCount (default). The shared executor of a group of subscribers is not. */
+  readonly counted?: boolean;
+  /**
+   * A member of a shared delivery: it keeps the topic subscribed and is counted, but receives no
+   * events itself (its group delivers them). `onStart` runs when the stream starts and returns
+   * what to do when it ends.
+   */
+  readonly passive?: { onStart(): () => void };
+}
+
+/**
+ * The per-instance registry of who listens to which topic. Every bus delivers through it, so an
+ * event is handled once per instance and then handed to each local subscriber's queue.
+ */
 export class LocalFanout {
   private readonly listeners = new Map<string, Set<(event: TidingsEvent) => void>>();
+  /** Per topic: every local subscription (drives upstream activity) and the counted ones. */
+  private readonly members = new Map<string, { all: number; counted: number }>();
   /** How to end each live subscriber's stream, for shutdown. */
   private readonly stops = new Set<() => void>();
   /** Set by endAll(): a shutting-down instance takes no new subscribers. */
@@ -41,33 +59,44 @@ export class LocalFanout {
   }
 
   subscriberCount(topic: string): number {
-    return this.listeners.get(topic)?.size ?? 0;
+    return this.members.get(topic)?.counted ?? 0;
   }
 
   activeTopicCount(): number {
-    return this.listeners.size;
+    return this.members.size;
+  }
+
+  /** Whether the topic has any local subscription (counted or not). */
+  isActive(topic: string): boolean {
+    return this.members.has(topic);
   }
 
   activeTopics(): IterableIterator<string> {
-    return this.listeners.keys();
+    return this.members.keys();
   }
 
   /** Topics are typed, and every bus only delivers events whose topicsOf() include the topic. */
-  subscribe<T extends EventType>(topic: Topic<T>): AsyncIterableIterator<EventEnvelope<T>> {
+  subscribe<T extends EventType>(topic: Topic<T>, options: FanoutSubscribeOptions = {}): AsyncIterableIterator<EventEnvelope<T>> {
     // A sliding buffer keeps the newest events for a subscriber that falls far behind instead of
     // growing without bound; the Repeater's push never blocks the publisher.
     if (this.closed) return new Repeater<EventEnvelope<T>>((_push, stop) => stop());
+    const counted = options.counted ?? true;
     return new Repeater<EventEnvelope<T>>(async (push, stop) => {
       const listener = (event: TidingsEvent) => {
         void push(event as EventEnvelope<T>);
       };
-      let topicListeners = this.listeners.get(topic);
-      const isFirst = !topicListeners;
-      if (!topicListeners) {
-        topicListeners = new Set();
-        this.listeners.set(topic, topicListeners);
+      const topicMembers = this.members.get(topic) ?? { all: 0, counted: 0 };
+      const isFirst = topicMembers.all === 0;
+      topicMembers.all++;
+      if (counted) topicMembers.counted++;
+      this.members.set(topic, topicMembers);
+      let topicListeners: Set<(event: TidingsEvent) => void> | undefined;
+      if (!options.passive) {
+        topicListeners = this.listeners.get(topic);
+        if (!topicListeners) this.listeners.set(topic, (topicListeners = new Set()));
+        topicListeners.add(listener);
       }
-      topicListeners.add(listener);
+      const leave = options.passive?.onStart();
       const end = () => stop();
       this.stops.add(end);
       if (isFirst) this.hooks.onTopicActive?.(topic);
@@ -75,9 +104,15 @@ export class LocalFanout {
         await stop;
       } finally {
         this.stops.delete(end);
-        topicListeners.delete(listener);
-        if (topicListeners.size === 0 && this.listeners.get(topic) === topicListeners) {
-          this.listeners.delete(topic);
+        leave?.();
+        if (topicListeners) {
+          topicListeners.delete(listener);
+          if (topicListeners.size === 0 && this.listeners.get(topic) === topicListeners) this.listeners.delete(topic);
+        }
+        topicMembers.all--;
+        if (counted) topicMembers.counted--;
+        if (topicMembers.all === 0 && this.members.get(topic) === topicMembers) {
+          this.members.delete(topic);
           this.hooks.onTopicIdle?.(topic);
         }
       }

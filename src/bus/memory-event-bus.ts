@@ -12,7 +12,7 @@ export function createMemoryEventBus(options: { metrics?: GatewayMetrics } = {})
       if (options.metrics && topics.some((topic) => fanout.subscriberCount(topic) > 0)) recordArrival(options.metrics, event, 'gateway');
       for (const topic of topics) fanout.deliver(topic, event);
     },
-    subscribe: (topic) => fanout.subscribe(topic),
+    subscribe: (topic, options) => fanout.subscribe(topic, options),
     activeTopicCount: () => fanout.activeTopicCount(),
     subscriberCount: (topic) => fanout.subscriberCount(topic),
     isReady: () => true,

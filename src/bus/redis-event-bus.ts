@@ -62,8 +62,9 @@ export function createRedisEventBus(options: RedisEventBusOptions): EventBus {
   const pubsub = new RedisPubSub({
     publisher: connections.commands,
     subscriber: withQuietUnsubscribe(connections.subscriber),
-    // Hand us the raw string: parsing and validation happen once, in ingest().
-    deserializer: (source) => source.toString(),
+    // Messages are read from the connection by onChannelMessage; RedisPubSub's own routing only
+    // keeps SUBSCRIBE/UNSUBSCRIBE bookkeeping, so its per-message deserialization does nothing.
+    deserializer: () => undefined,
   });
   const channelOf = (topic: string) => `${prefix}${topic}`;
   /** The pending or settled Redis subscription id of each active topic. */
@@ -95,6 +96,14 @@ export function createRedisEventBus(options: RedisEventBusOptions): EventBus {
     fanout.deliver(topic, result.event);
   };
 
+  /** Every message on this connection; the ones for a locally active topic are ingested. */
+  const onChannelMessage = (channel: string, raw: string) => {
+    if (!channel.startsWith(prefix)) return;
+    const topic = channel.slice(prefix.length);
+    if (fanout.isActive(topic)) ingest(topic, raw);
+  };
+  connections.subscriber.on('message', onChannelMessage);
+
   let closing = false;
   /** Which activation of a topic is current, so a retry of an older one stops. */
   const activations = new Map<string, symbol>();
@@ -106,7 +115,10 @@ export function createRedisEventBus(options: RedisEventBusOptions): EventBus {
       activations.set(topic, activation);
       const subscribeUntilDone = async (attempt: number): Promise<number | undefined> => {
         try {
-          return await pubsub.subscribe<string>(channelOf(topic), (raw) => ingest(topic, raw));
+          // Messages are taken from the connection directly (onChannelMessage), not from this
+          // callback: RedisPubSub only routes a channel once its SUBSCRIBE callback has run, and
+          // a message read in the same chunk as the SUBSCRIBE reply arrives before that.
+          return await pubsub.subscribe<string>(channelOf(topic), () => undefined);
         } catch (error) {
           logger.error({ err: error, channel: channelOf(topic), attempt }, 'redis SUBSCRIBE failed; retrying');
           await new Promise((resolve) => setTimeout(resolve, Math.min(100 * 2 ** attempt, 2_000)));
@@ -133,12 +145,13 @@ export function createRedisEventBus(options: RedisEventBusOptions): EventBus {
 
   return {
     publish: (event: TidingsEvent) => publishToRedis(connections.commands, prefix, event, { byGateway: true }),
-    subscribe: (topic) => fanout.subscribe(topic),
+    subscribe: (topic, options) => fanout.subscribe(topic, options),
     activeTopicCount: () => fanout.activeTopicCount(),
     subscriberCount: (topic) => fanout.subscriberCount(topic),
     isReady: () => connections.isReady(),
     async close() {
       closing = true;
+      connections.subscriber.off('message', onChannelMessage);
       fanout.endAll();
       // Idle topics UNSUBSCRIBE as their subscribers end; wait for those still settling.
       // The connections are closed by their owner (the composition root).

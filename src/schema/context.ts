@@ -6,6 +6,7 @@ import type { AccessDirectory } from '../directory/directory.js';
 import type { EventPublisher } from '../publish/event-publisher.js';
 import type { TypingThrottle } from '../publish/typing-throttle.js';
 import type { SessionRevocations } from '../sessions/session-revocations.js';
+import type { SharedDeliveryHandle } from '../transport/shared-delivery.js';
 
 /** The long-lived parts resolvers use; built once in the composition root (src/app.ts). */
 export interface GatewayServices {
@@ -29,6 +30,11 @@ export interface GraphQLContext {
   readonly clientAddress?: string;
   /** Set for mutations: charges an expensive field's own rate budget (RATE_LIMITED when spent). */
   readonly chargeRateBudget?: (budget: 'chat') => Promise<void>;
+  /**
+   * Set by the WebSocket transport on shareable subscriptions (see SHAREABLE_FIELDS): the
+   * resolver's stream becomes a passive member and one shared execution per event serves it.
+   */
+  readonly sharedDelivery?: SharedDeliveryHandle;
   /** Set on WebSocket operations: tells the connection one of its operations was rate limited. */
   readonly onRateLimited?: () => void;
 }

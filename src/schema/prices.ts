@@ -35,7 +35,11 @@ builder.subscriptionField('priceUpdated', (t) =>
     type: PriceUpdate,
     description: "A hotel's new room prices. Open to every connection, anonymous ones too when the deployment allows them.",
     args: { hotelId: t.arg.id({ required: true }) },
-    subscribe: (_root, args, { services }) => services.bus.subscribe(topics.hotelPrices(requireId(args.hotelId, 'hotelId'))),
+    subscribe: (_root, args, { services, sharedDelivery }) => {
+      const topic = topics.hotelPrices(requireId(args.hotelId, 'hotelId'));
+      // Over WebSocket, subscribers with the same operation and roles share one execution per event.
+      return services.bus.subscribe(topic, sharedDelivery ? { passive: sharedDelivery.passiveFor(topic) } : {});
+    },
     resolve: (event) => event,
   }),
 );

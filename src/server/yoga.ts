@@ -115,14 +115,7 @@ export function createGatewayYoga(deps: {
         clientAddress: initial.req ? deps.clientAddressOf(initial.req) : 'unknown',
       };
     },
-    maskedErrors: {
-      maskError(error, message, isDev) {
-        if (error instanceof GraphQLError) error = withInputCode(error);
-        const masked = maskError(error, message, isDev);
-        if (masked !== error) logger.error({ err: error }, 'unexpected error masked for the client');
-        return masked;
-      },
-    },
+    maskedErrors: { maskError: createErrorMasker(logger) },
     plugins: [
       // GraphQL-level metrics (parse/validate/execute durations, errors, HTTP durations) into the
       // gateway's registry; served by the operator listener, not on /graphql's port.
@@ -147,4 +140,18 @@ export type GatewayYoga = ReturnType<typeof createGatewayYoga>;
 function requestIdOf(request: Request): string {
   const given = request.headers.get('x-request-id');
   return given && /^[\w.-]{1,128}$/.test(given) ? given : randomUUID();
+}
+
+/**
+ * Yoga's error masking plus ours: input errors get their code, anything unexpected becomes
+ * INTERNAL_SERVER_ERROR for the client and is logged in full for operators. Also used for
+ * results the WebSocket transport executes itself (shared deliveries).
+ */
+export function createErrorMasker(logger: Logger) {
+  return (error: unknown, message = 'Unexpected error.', isDev = false): Error => {
+    const coded = error instanceof GraphQLError ? withInputCode(error) : error;
+    const masked = maskError(coded, message, isDev);
+    if (masked !== coded) logger.error({ err: coded }, 'unexpected error masked for the client');
+    return masked;
+  };
 }

@@ -17,6 +17,7 @@ import { atExpiry } from '../auth/expiry.js';
 import type { UserQuotas } from '../protection/user-quotas.js';
 import type { SessionRevocations } from '../sessions/session-revocations.js';
 import { OutgoingQueue } from './outgoing-queue.js';
+import { SHAREABLE_FIELDS, type SharedDeliveries, type SharedDeliveryHandle } from './shared-delivery.js';
 import type { ClientAddressOf } from './client-address.js';
 import type { Presence } from '../observability/presence.js';
 
@@ -93,6 +94,8 @@ export interface ConnectionSnapshot {
 export interface WebSocketTransport {
   connectionCount(): number;
   connections(): ConnectionSnapshot[];
+  /** Shared deliveries running: groups of subscriptions served by one execution per event. */
+  sharedGroupCount(): number;
   /**
    * Closes every socket with 1001 so clients reconnect elsewhere; sockets that have not finished
    * the close handshake within `graceMs` are terminated.
@@ -114,6 +117,7 @@ export function attachWebSocketTransport(deps: {
   revocations: SessionRevocations;
   clientAddressOf: ClientAddressOf;
   presence: Presence;
+  sharedDeliveries: SharedDeliveries;
   logger: Logger;
   metrics: GatewayMetrics;
   options: WebSocketTransportOptions;
@@ -214,7 +218,21 @@ export function attachWebSocketTransport(deps: {
         if (prepared.kind === 'subscription') {
           const operation = getOperationAST(prepared.args.document, payload.operationName);
           const rootField = operation?.selectionSet.selections[0];
-          if (rootField?.kind === 'Field' && rootField.name.value in CONFLATION_KEYS) ctx.extra.conflatable.set(id, { field: rootField.name.value, payload });
+          const field = rootField?.kind === 'Field' ? rootField.name.value : undefined;
+          if (field && field in CONFLATION_KEYS) ctx.extra.conflatable.set(id, { field, payload });
+          const variables = field && SHAREABLE_FIELDS.has(field) ? variablesKey(payload.variables) : undefined;
+          if (field && variables !== undefined) {
+            const extra = ctx.extra;
+            const principal = extra.principal;
+            const roles = principal?.kind === 'user' ? [...principal.roles].sort().join(',') : 'anonymous';
+            (prepared.args.contextValue as { sharedDelivery?: SharedDeliveryHandle }).sharedDelivery = deps.sharedDeliveries.handleFor({
+              key: `${roles}\u0000${payload.operationName ?? ''}\u0000${variables}\u0000${payload.query}`,
+              idJson: JSON.stringify(id),
+              args: prepared.args,
+              field,
+              send: (frame) => extra.outgoing.send(frame),
+            });
+          }
         }
         // graphql-ws picks execute or subscribe by operation type; both go through Yoga's envelop.
         return { ...prepared.args, rootValue: prepared };
@@ -375,6 +393,7 @@ export function attachWebSocketTransport(deps: {
 
   return {
     connectionCount: () => wss.clients.size,
+    sharedGroupCount: () => deps.sharedDeliveries.groupCount(),
     connections: () =>
       [...extras].map((extra) => ({ connectionId: extra.connectionId, userId: userIdForLog(extra.principal), heldBytes: extra.outgoing.heldBytes() })),
     async close(graceMs) {
@@ -430,6 +449,19 @@ const WS_ERROR_CLOSE_CODES: Readonly<Record<string, number>> = {
   WS_ERR_UNSUPPORTED_MESSAGE_LENGTH: 1009,
   WS_ERR_INVALID_UTF8: 1007,
 };
+
+/**
+ * The variables as part of a shared-delivery key, or undefined when they are not worth sharing
+ * on: too big or too deep to serialize (they will fail coercion anyway and get BAD_USER_INPUT).
+ */
+function variablesKey(variables: Record<string, unknown> | null | undefined): string | undefined {
+  try {
+    const key = JSON.stringify(variables ?? {});
+    return key.length <= 4_096 ? key : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 function runCleanups(extra: SocketExtra): void {
   for (const cleanup of extra.cleanups.splice(0)) cleanup();

@@ -1,0 +1,113 @@
+import { execute, GraphQLError, type ExecutionArgs, type ExecutionResult } from 'graphql';
+import type { Logger } from 'pino';
+import type { EventBus } from '../bus/event-bus.js';
+import type { TidingsEvent } from '../events/contracts.js';
+import type { Topic } from '../events/topics.js';
+import type { GatewayMetrics } from '../metrics/metrics.js';
+
+/**
+ * Root fields whose results depend only on the operation, its variables and the subscriber's
+ * roles (never on who the subscriber is): subscribers that agree on those can share one
+ * execution per event. `priceUpdated` qualifies (public, admin-only fields decided by role);
+ * conversation, booking, notification and chat streams filter or authorize per user and do not.
+ */
+export const SHAREABLE_FIELDS: ReadonlySet<string> = new Set(['priceUpdated']);
+
+/** What the subscription resolver asks of a shared member: a passive stream's start hook. */
+export interface SharedDeliveryHandle {
+  passiveFor(topic: string): { onStart(): () => void };
+}
+
+export interface SharedMember {
+  /** Groups operations that may share a result: document, operation name, variables and roles. */
+  readonly key: string;
+  /** The member's JSON-encoded operation id, spliced into each frame. */
+  readonly idJson: string;
+  /** The execution arguments of the member (the first member's serve the whole group). */
+  readonly args: ExecutionArgs;
+  readonly field: string;
+  /** Writes one serialized graphql-ws message to the member's socket. */
+  send(frame: string): void;
+}
+
+interface Group {
+  readonly members: Set<SharedMember>;
+  readonly stream: AsyncIterableIterator<TidingsEvent>;
+}
+
+/**
+ * One execution and one serialization per event for every WebSocket subscription of a group,
+ * written to each member's socket with only the operation id differing: the per-subscriber cost
+ * of a broadcast becomes a string concatenation and a socket write. Each member still goes
+ * through the whole subscribe pipeline (authorization, rate limits, quotas, metrics): its own
+ * stream is passive, keeps the topic subscribed and ends as usual, and the group leaves it.
+ */
+export function createSharedDeliveries(deps: {
+  bus: EventBus;
+  metrics: GatewayMetrics;
+  logger: Logger;
+  /** Turns an unexpected error into the masked one clients see (and logs it). */
+  maskError: (error: GraphQLError) => Error;
+}) {
+  const groups = new Map<string, Group>();
+
+  const frameOf = (result: ExecutionResult): string => {
+    const errors = result.errors?.map((error) => {
+      const masked = deps.maskError(error);
+      if (!(masked instanceof GraphQLError)) return { message: masked.message, extensions: { code: 'INTERNAL_SERVER_ERROR' } };
+      // Yoga's `http` extension means nothing over a socket (as in the per-subscriber path).
+      const { http: _http, ...extensions } = masked.extensions;
+      return { ...masked.toJSON(), extensions };
+    });
+    return JSON.stringify(errors ? { ...result, errors } : result);
+  };
+
+  const run = async (topicKey: string, group: Group, field: string) => {
+    const delivered = deps.metrics.eventsDelivered.labels(field);
+    try {
+      for await (const event of group.stream) {
+        const [first] = group.members;
+        if (!first) break;
+        const result = await execute({ ...first.args, rootValue: event });
+        const payload = frameOf(result);
+        const withheld = result.errors?.some((error) => error.extensions?.['code'] === 'FORBIDDEN' && (error.path?.length ?? 0) > 1);
+        for (const member of group.members) member.send(`{"id":${member.idJson},"type":"next","payload":${payload}}`);
+        delivered.inc(group.members.size);
+        if (withheld) deps.metrics.eventsDropped.inc({ reason: 'unauthorized_field', source: field }, group.members.size);
+      }
+    } catch (error) {
+      deps.logger.error({ err: error, group: topicKey }, 'shared delivery failed');
+    } finally {
+      if (groups.get(topicKey) === group) groups.delete(topicKey);
+    }
+  };
+
+  const join = (topic: string, member: SharedMember): (() => void) => {
+    const topicKey = `${topic}\u0000${member.key}`;
+    let group = groups.get(topicKey);
+    if (!group) {
+      // Not counted: the members are the topic's subscribers; this is their shared executor.
+      group = { members: new Set(), stream: deps.bus.subscribe(topic as Topic<'priceUpdated'>, { counted: false }) as AsyncIterableIterator<TidingsEvent> };
+      groups.set(topicKey, group);
+      void run(topicKey, group, member.field);
+    }
+    const joined = group;
+    joined.members.add(member);
+    return () => {
+      joined.members.delete(member);
+      if (joined.members.size > 0) return;
+      if (groups.get(topicKey) === joined) groups.delete(topicKey);
+      void joined.stream.return?.();
+    };
+  };
+
+  return {
+    handleFor(member: SharedMember): SharedDeliveryHandle {
+      return { passiveFor: (topic) => ({ onStart: () => join(topic, member) }) };
+    },
+    /** Groups currently delivering (for tests and stats). */
+    groupCount: () => groups.size,
+  };
+}
+
+export type SharedDeliveries = ReturnType<typeof createSharedDeliveries>;
