@@ -171,14 +171,21 @@ const wss = new WebSocketServer({
   handleProtocols: (protocols) => (protocols.has('graphql-transport-ws') ? 'graphql-transport-ws' : false),
 });
 
-const alive = new WeakMap<WebSocket, boolean>();
 
 wss.on('connection', (socket) => {
   connectionCount++;
   let claims: Claims | undefined;
   const subs = new Map<string, Sub>();
-  alive.set(socket, true);
-  socket.on('pong', () => alive.set(socket, true));
+  // Keep-alive like the gateway's: a ping every 12 s per socket, terminated when the last one went unanswered.
+  let alive = true;
+  socket.on('pong', () => {
+    alive = true;
+  });
+  const pinger = setInterval(() => {
+    if (!alive) return socket.terminate();
+    alive = false;
+    socket.ping();
+  }, 12_000);
   const initTimer = setTimeout(() => claims === undefined && socket.close(4408, 'Connection initialisation timeout'), 3_000);
   socket.on('message', (raw) => {
     let message: { type?: string; id?: string; payload?: { authorization?: string; query?: string; variables?: { h?: string } } };
@@ -233,23 +240,12 @@ wss.on('connection', (socket) => {
   socket.on('close', () => {
     connectionCount--;
     clearTimeout(initTimer);
+    clearInterval(pinger);
     for (const sub of subs.values()) removeSub(sub);
     subs.clear();
   });
   socket.on('error', () => undefined);
 });
-
-// One keep-alive sweep for every socket (the gateway pings each socket on its own 12 s timer).
-setInterval(() => {
-  for (const socket of wss.clients) {
-    if (alive.get(socket) === false) {
-      socket.terminate();
-      continue;
-    }
-    alive.set(socket, false);
-    socket.ping();
-  }
-}, 12_000).unref();
 
 server.listen(port, host, () => process.stdout.write(`floor listening on ${host}:${port}\n`));
 

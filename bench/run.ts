@@ -25,6 +25,8 @@ import type { OpenPlan } from './load.js';
 
 const DEFAULTS = {
   scenarios: 'broadcast,targeted,idle,cross,mixed,scale',
+  /** which servers to measure (the ratios need both) */
+  targets: 'floor,gateway',
   /** 1. broadcast */
   subscribers: 2000,
   events: 500,
@@ -227,11 +229,15 @@ async function connect(target: Target, loaders: Loader[], plan: Omit<OpenPlan, '
   return result;
 }
 
-/** Waits until the loaders received `expected` results, or nothing arrived for `stallMs`. */
+/**
+ * Waits until the loaders received `expected` results, or nothing arrived for `stallMs` while the
+ * server sat idle (a server still busy with a backlog is not stalled), or the timeout.
+ */
 async function awaitDelivery(loaders: Loader[], expected: number, stallMs: number, timeoutMs: number, target: Target): Promise<{ received: number; cpuAtEnd: number }> {
   const deadline = Date.now() + timeoutMs;
   let last = -1;
   let lastChange = Date.now();
+  let cpuAtChange = cpuMs(target.pid);
   for (;;) {
     const counts = await Promise.all(loaders.map((loader) => loader.count()));
     const received = counts.reduce((sum, c) => sum + c.received, 0);
@@ -240,8 +246,14 @@ async function awaitDelivery(loaders: Loader[], expected: number, stallMs: numbe
     if (received !== last) {
       last = received;
       lastChange = Date.now();
-    } else if (Date.now() - lastChange > stallMs) return { received, cpuAtEnd };
-    if (Date.now() > deadline) return { received, cpuAtEnd };
+      cpuAtChange = cpuAtEnd;
+    } else if (Date.now() - lastChange > stallMs && cpuAtEnd - cpuAtChange < 0.1 * (Date.now() - lastChange)) {
+      return { received, cpuAtEnd };
+    }
+    if (Date.now() > deadline) {
+      log(`  delivery wait timed out after ${Math.round(timeoutMs / 1000)} s`);
+      return { received, cpuAtEnd };
+    }
     await sleep(50);
   }
 }
@@ -289,6 +301,7 @@ function bothTargets<T>(scenario: string, run: (kind: TargetKind) => Promise<T>)
   return (async () => {
     const out: Record<TargetKind, T | undefined> = { floor: undefined, gateway: undefined };
     for (const kind of ['floor', 'gateway'] as const) {
+      if (!options.targets.split(',').includes(kind)) continue;
       log(`${scenario}: ${kind}`);
       try {
         out[kind] = await withTimeout(run(kind), options.scenarioTimeout * 1000 / 2, `${scenario} (${kind})`);
@@ -626,10 +639,11 @@ async function scaleScenario(kind: TargetKind) {
   // Every child gets the same open-files limit (raised as far as the hard limit allows). A server
   // cannot accept beyond it, and one load generator cannot hold more sockets than it either.
   const fdLimit = Number(execSync('bash -c "ulimit -n 1048576 2>/dev/null || ulimit -n $(ulimit -Hn); ulimit -n"').toString().trim());
-  const attempt = Math.min(target0, Math.ceil(fdLimit * 1.01));
+  // A server at its limit cannot even accept the orchestrator's /stats request: leave it 100 fds.
+  const attempt = Math.min(target0, fdLimit - 100);
   const perLoader = Math.max(1000, Math.min(fdLimit - 500, 15_000));
   const loaderCount = Math.max(options.loaders, Math.ceil(attempt / perLoader));
-  if (attempt < target0) notes.push(`scale (${kind}): the target of ${target0} connections exceeds the open-files limit of ${fdLimit} per process (the hard limit; raising it needs CAP_SYS_RESOURCE), so ${attempt} were attempted`);
+  if (attempt < target0) notes.push(`scale (${kind}): the target of ${target0} connections exceeds the open-files limit of ${fdLimit} per process (the hard limit; raising it needs CAP_SYS_RESOURCE), so ${attempt} were attempted (100 descriptors left for Redis, listeners and the /stats requests)`);
   return withScenario(kind, [`${kind}-scale`], loaderCount, async ([target], loaders) => {
     await sleep(1_000);
     const rss0 = rssBytes(target!.pid);
@@ -721,6 +735,17 @@ async function main(): Promise<void> {
   const info = machine();
   log(`Tidings benchmark: ${scenarios.join(', ')} on ${info.nproc} × ${info.cpuModel}, ${info.memoryMB} MB, node ${info.node}`);
   redis = await startRedis();
+  const dir = join(ROOT, 'bench/results');
+  mkdirSync(dir, { recursive: true });
+  const file = options.out || join(dir, `${startedAt.toISOString().replace(/[:.]/g, '-')}.json`);
+  // Written after every scenario, so an interrupted run keeps what it measured.
+  const save = (complete: boolean) => {
+    const finishedAt = new Date();
+    writeFileSync(
+      file,
+      `${JSON.stringify({ complete, startedAt, finishedAt, seconds: (finishedAt.getTime() - startedAt.getTime()) / 1000, machine: info, options, rows: rows.map((r) => ({ ...r, ratio: ratio(r) })), notes, scenarios: raw, table: table() }, null, 2)}\n`,
+    );
+  };
 
   for (const scenario of scenarios) {
     switch (scenario) {
@@ -799,19 +824,13 @@ async function main(): Promise<void> {
         break;
       }
     }
+    save(false);
   }
 
-  const finishedAt = new Date();
   const output = table();
   process.stdout.write(`\n${output}\n\nratio = gateway / floor (same run). Latency = Redis PUBLISH (or publishPrice request) to receipt in the load generator.\n`);
   for (const note of notes) process.stdout.write(`note: ${note}\n`);
-  const dir = join(ROOT, 'bench/results');
-  mkdirSync(dir, { recursive: true });
-  const file = options.out || join(dir, `${startedAt.toISOString().replace(/[:.]/g, '-')}.json`);
-  writeFileSync(
-    file,
-    `${JSON.stringify({ startedAt, finishedAt, seconds: (finishedAt.getTime() - startedAt.getTime()) / 1000, machine: info, options, rows: rows.map((r) => ({ ...r, ratio: ratio(r) })), notes, scenarios: raw, table: output }, null, 2)}\n`,
-  );
+  save(true);
   process.stdout.write(`results: ${file}\n`);
 }
 
