@@ -95,11 +95,17 @@ export function createGatewayYoga(deps: {
     context: async (initial: YogaInitialContext & TransportContext): Promise<GraphQLContext> => {
       if (initial.connectionId !== undefined && initial.principal) {
         // WebSocket: authenticated once, in connection_init.
+        const { connectionId, operationId } = initial;
+        let log: Logger | undefined;
         return {
           principal: initial.principal,
           services,
           transport: 'websocket',
-          log: logger.child({ connectionId: initial.connectionId, operationId: initial.operationId }),
+          // Made when first used: most operations never log, and a pino child per subscription
+          // costs memory for as long as it lives.
+          get log() {
+            return (log ??= logger.child({ connectionId, operationId }));
+          },
           clientAddress: initial.clientAddress,
           onRateLimited: initial.onRateLimited,
         };

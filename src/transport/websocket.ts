@@ -188,7 +188,7 @@ export function attachWebSocketTransport(deps: {
           }),
         );
       }
-      extra.log.info({ userId: userIdForLog(principal), clientAddress: extra.clientAddress }, 'websocket connected');
+      if (logger.isLevelEnabled('info')) extra.log.info({ userId: userIdForLog(principal), clientAddress: extra.clientAddress }, 'websocket connected');
       return true;
     },
 
@@ -288,11 +288,15 @@ export function attachWebSocketTransport(deps: {
 
   wss.on('connection', (socket: WebSocket, request: IncomingMessage) => {
     const connectionId = randomUUID();
+    let log: Logger | undefined;
     const extra: SocketExtra = {
       socket,
       request,
       connectionId,
-      log: logger.child({ connectionId }),
+      // Made when first used (with LOG_LEVEL above info, a quiet connection never needs one).
+      get log() {
+        return (log ??= logger.child({ connectionId }));
+      },
       clientAddress: deps.clientAddressOf(request),
       rateLimitStrikes: [],
       conflatable: new Map(),
@@ -313,7 +317,7 @@ export function attachWebSocketTransport(deps: {
       }),
     };
     extras.add(extra);
-    extra.log.debug('websocket opened');
+    if (logger.isLevelEnabled('debug')) extra.log.debug('websocket opened');
 
     socket.once('error', (error: Error & { code?: string }) => {
       // Includes frames over maxPayload (ws closes with 1009 itself) and protocol violations.
@@ -368,7 +372,7 @@ export function attachWebSocketTransport(deps: {
       extras.delete(extra);
       extra.outgoing.dispose();
       runCleanups(extra);
-      extra.log.info({ code: extra.closedWith ?? code }, 'websocket closed');
+      if (logger.isLevelEnabled('info')) extra.log.info({ code: extra.closedWith ?? code }, 'websocket closed');
       metrics.websocketCloses.inc({ code: closeCodeLabel(extra.closedWith ?? code) });
       void closed(code, reason.toString());
     });
