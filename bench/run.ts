@@ -180,9 +180,11 @@ let redis: RedisServer;
 async function startTarget(kind: TargetKind, name: string, prefix: string): Promise<Target> {
   const common = { redisUrl: redis.url, prefix, secret, name };
   if (kind === 'floor') return startFloor(common);
-  const profileDir = join(ROOT, 'bench/results/profiles');
+  // One directory per gateway: every thread (main, tsx's loader worker) writes its own profile,
+  // named by Node with its thread id; a fixed --cpu-prof-name would make them overwrite each other.
+  const profileDir = join(ROOT, 'bench/results/profiles', `${name}-${Date.now()}`);
   if (options.cpuProf) mkdirSync(profileDir, { recursive: true });
-  return startGateway({ ...common, nodeFlags: options.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${name}-${Date.now()}.cpuprofile`] : [] });
+  return startGateway({ ...common, nodeFlags: options.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [] });
 }
 
 async function startLoaders(n: number): Promise<Loader[]> {
