@@ -28,7 +28,7 @@ export interface FanoutSubscribeOptions {
    * events itself (its group delivers them). `onStart` runs when the stream starts and returns
    * what to do when it ends.
    */
-  readonly passive?: { onStart(): () => void };
+  readonly passive?: { onStart(end: () => void): () => void };
 }
 
 /**
@@ -96,8 +96,8 @@ export class LocalFanout {
         if (!topicListeners) this.listeners.set(topic, (topicListeners = new Set()));
         topicListeners.add(listener);
       }
-      const leave = options.passive?.onStart();
       const end = () => stop();
+      const leave = options.passive?.onStart(end);
       this.stops.add(end);
       if (isFirst) this.hooks.onTopicActive?.(topic);
       try {

@@ -15,7 +15,7 @@ export const SHAREABLE_FIELDS: ReadonlySet<string> = new Set(['priceUpdated']);
 
 /** What the subscription resolver asks of a shared member: a passive stream's start hook. */
 export interface SharedDeliveryHandle {
-  passiveFor(topic: string): { onStart(): () => void };
+  passiveFor(topic: string): { onStart(end: () => void): () => void };
 }
 
 export interface SharedMember {
@@ -31,7 +31,8 @@ export interface SharedMember {
 }
 
 interface Group {
-  readonly members: Set<SharedMember>;
+  /** Each member with the function that ends its (passive) stream. */
+  readonly members: Map<SharedMember, () => void>;
   readonly stream: AsyncIterableIterator<TidingsEvent>;
 }
 
@@ -66,12 +67,12 @@ export function createSharedDeliveries(deps: {
     const delivered = deps.metrics.eventsDelivered.labels(field);
     try {
       for await (const event of group.stream) {
-        const [first] = group.members;
+        const [first] = group.members.keys();
         if (!first) break;
         const result = await execute({ ...first.args, rootValue: event });
         const payload = frameOf(result);
         const withheld = result.errors?.some((error) => error.extensions?.['code'] === 'FORBIDDEN' && (error.path?.length ?? 0) > 1);
-        for (const member of group.members) member.send(`{"id":${member.idJson},"type":"next","payload":${payload}}`);
+        for (const member of group.members.keys()) member.send(`{"id":${member.idJson},"type":"next","payload":${payload}}`);
         delivered.inc(group.members.size);
         if (withheld) deps.metrics.eventsDropped.inc({ reason: 'unauthorized_field', source: field }, group.members.size);
       }
@@ -79,20 +80,23 @@ export function createSharedDeliveries(deps: {
       deps.logger.error({ err: error, group: topicKey }, 'shared delivery failed');
     } finally {
       if (groups.get(topicKey) === group) groups.delete(topicKey);
+      // Members must not stay subscribed to a group that no longer delivers: their operations
+      // complete (the client may subscribe again and form a new group).
+      for (const end of [...group.members.values()]) end();
     }
   };
 
-  const join = (topic: string, member: SharedMember): (() => void) => {
+  const join = (topic: string, member: SharedMember, end: () => void): (() => void) => {
     const topicKey = `${topic}\u0000${member.key}`;
     let group = groups.get(topicKey);
     if (!group) {
       // Not counted: the members are the topic's subscribers; this is their shared executor.
-      group = { members: new Set(), stream: deps.bus.subscribe(topic as Topic<'priceUpdated'>, { counted: false }) as AsyncIterableIterator<TidingsEvent> };
+      group = { members: new Map(), stream: deps.bus.subscribe(topic as Topic<'priceUpdated'>, { counted: false }) as AsyncIterableIterator<TidingsEvent> };
       groups.set(topicKey, group);
       void run(topicKey, group, member.field);
     }
     const joined = group;
-    joined.members.add(member);
+    joined.members.set(member, end);
     return () => {
       joined.members.delete(member);
       if (joined.members.size > 0) return;
@@ -103,7 +107,7 @@ export function createSharedDeliveries(deps: {
 
   return {
     handleFor(member: SharedMember): SharedDeliveryHandle {
-      return { passiveFor: (topic) => ({ onStart: () => join(topic, member) }) };
+      return { passiveFor: (topic) => ({ onStart: (end) => join(topic, member, end) }) };
     },
     /** Groups currently delivering (for tests and stats). */
     groupCount: () => groups.size,
