@@ -1,4 +1,4 @@
-import { GraphQLError } from 'graphql';
+import { GraphQLError, type GraphQLFormattedError } from 'graphql';
 
 /**
  * Every error a client can see carries one of these codes in `extensions.code`.
@@ -56,3 +56,27 @@ export const rateLimited = (message: string, limit: string, retryAfterMs: number
   codedError(ErrorCode.RateLimited, message, 429, { limit, retryAfterMs });
 
 export const slowConsumer = (message: string) => codedError(ErrorCode.SlowConsumer, message, undefined, { limit: 'slow_consumer' });
+
+/** The same error (message, location, path, cause) with other extensions. */
+export function withExtensions(error: GraphQLError, extensions: Record<string, unknown>): GraphQLError {
+  return new GraphQLError(error.message, {
+    nodes: error.nodes,
+    source: error.source,
+    positions: error.positions,
+    path: error.path,
+    originalError: error.originalError,
+    extensions,
+  });
+}
+
+/** An error as a socket sends it: Yoga's `http` extension is for HTTP responses and dropped. */
+export function forSocket(error: GraphQLError): GraphQLFormattedError {
+  const { http: _http, ...extensions } = error.extensions ?? {};
+  const json = typeof error.toJSON === 'function' ? error.toJSON() : { message: error.message };
+  return { ...json, extensions };
+}
+
+/** A field of an event the subscriber may not see (admin-only): nulled with FORBIDDEN. */
+export function isWithheldField(error: GraphQLFormattedError | GraphQLError): boolean {
+  return error.extensions?.['code'] === ErrorCode.Forbidden && (error.path?.length ?? 0) > 1;
+}

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
-import { membershipChangeSchema, type MembershipChange } from '../events/contracts.js';
+import { membershipChangeSchema, parseChannelMessage, type MembershipChange } from '../events/contracts.js';
 import type { GatewayMetrics } from '../metrics/metrics.js';
 import { serviceUnavailable } from '../errors.js';
 import type { RedisConnections } from '../redis/connections.js';
@@ -29,16 +29,10 @@ function createRedisMembership(options: RedisDirectoryOptions): ConversationMemb
   const keyOf = (conversationId: string, userId: string) => `${conversationId}\u0000${userId}`;
 
   const applyChange = (raw: string) => {
-    let document: unknown;
-    try {
-      document = JSON.parse(raw);
-    } catch {
-      document = undefined;
-    }
-    const change = membershipChangeSchema.safeParse(document);
-    if (!change.success) {
-      metrics.eventsDropped.inc({ reason: document === undefined ? 'invalid_json' : 'shape', source: 'membership' });
-      logger.warn({ channel, issues: change.error.issues.slice(0, 5).map((issue) => issue.message) }, 'dropped an invalid membership change');
+    const change = parseChannelMessage(raw, membershipChangeSchema);
+    if (!change.ok) {
+      metrics.eventsDropped.inc({ reason: change.reason, source: 'membership' });
+      logger.warn({ channel, issues: change.issues }, 'dropped an invalid membership change');
       return;
     }
     const { conversationId, added, removed } = change.data;

@@ -168,6 +168,22 @@ export const sessionRevocationSchema = z
   .strict();
 export type SessionRevocation = z.infer<typeof sessionRevocationSchema>;
 
+/** A JSON control message from a Redis channel (membership change, revocation), validated. */
+export function parseChannelMessage<T>(
+  raw: string,
+  schema: z.ZodType<T>,
+): { readonly ok: true; readonly data: T } | { readonly ok: false; readonly reason: 'invalid_json' | 'shape'; readonly issues: string[] } {
+  let document: unknown;
+  try {
+    document = JSON.parse(raw);
+  } catch {
+    return { ok: false, reason: 'invalid_json', issues: ['not JSON'] };
+  }
+  const parsed = schema.safeParse(document);
+  if (parsed.success) return { ok: true, data: parsed.data };
+  return { ok: false, reason: 'shape', issues: parsed.error.issues.slice(0, 5).map((issue) => issue.message) };
+}
+
 export type EventParseResult =
   | { readonly ok: true; readonly event: TidingsEvent }
   | { readonly ok: false; readonly reason: 'shape' | 'unknown_type' | 'version'; readonly issues: string[] };

@@ -1,5 +1,6 @@
 import { getOperationAST, GraphQLError, type ExecutionArgs } from 'graphql';
 import type { YogaServerInstance } from 'graphql-yoga';
+import { withExtensions } from '../errors.js';
 
 export interface OperationParams {
   readonly query: string;
@@ -24,14 +25,7 @@ export type PreparedOperation =
  */
 function withCode(error: GraphQLError, code: string): GraphQLError {
   const { http: _http, ...extensions } = error.extensions;
-  return new GraphQLError(error.message, {
-    nodes: error.nodes,
-    source: error.source,
-    positions: error.positions,
-    path: error.path,
-    originalError: error.originalError,
-    extensions: { code, ...extensions },
-  });
+  return withExtensions(error, { code, ...extensions });
 }
 
 /**

@@ -1,5 +1,6 @@
 import { GraphQLError } from 'graphql';
 import { createGraphQLError, isAsyncIterable, type Plugin } from 'graphql-yoga';
+import { ErrorCode, withExtensions } from '../errors.js';
 
 type HttpExtension = { status?: number; spec?: boolean; headers?: Record<string, string> };
 
@@ -7,14 +8,7 @@ type HttpExtension = { status?: number; spec?: boolean; headers?: Record<string,
 export function withInputCode(error: GraphQLError): GraphQLError {
   if (error.extensions['code'] !== undefined) return error;
   if ((error.extensions['http'] as HttpExtension | undefined)?.status !== 400) return error;
-  return new GraphQLError(error.message, {
-    nodes: error.nodes,
-    source: error.source,
-    positions: error.positions,
-    path: error.path,
-    originalError: error.originalError,
-    extensions: { ...error.extensions, code: 'BAD_USER_INPUT' },
-  });
+  return withExtensions(error, { ...error.extensions, code: ErrorCode.BadUserInput });
 }
 
 export function useInputErrors(): Plugin {

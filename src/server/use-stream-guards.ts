@@ -1,7 +1,7 @@
 import { isAsyncIterable, Repeater, type Plugin } from 'graphql-yoga';
-import { getOperationAST, type DocumentNode, type ExecutionResult, type GraphQLError, type GraphQLFormattedError } from 'graphql';
+import { getOperationAST, type DocumentNode, type ExecutionResult } from 'graphql';
 import type { Presence } from '../observability/presence.js';
-import { slowConsumer, unauthenticated } from '../errors.js';
+import { isWithheldField, slowConsumer, unauthenticated } from '../errors.js';
 import type { GraphQLContext } from '../schema/context.js';
 import { atExpiry } from '../auth/expiry.js';
 import type { GatewayMetrics } from '../metrics/metrics.js';
@@ -99,9 +99,4 @@ export function useStreamGuards(deps: {
 function rootFieldOf(document: DocumentNode, operationName: string | null | undefined): string {
   const selection = getOperationAST(document, operationName)?.selectionSet.selections[0];
   return selection?.kind === 'Field' ? selection.name.value : 'unknown';
-}
-
-/** A field of the event the subscriber may not see (admin-only): nulled with FORBIDDEN. */
-function isWithheldField(error: GraphQLFormattedError | GraphQLError): boolean {
-  return error.extensions?.['code'] === 'FORBIDDEN' && (error.path?.length ?? 0) > 1;
 }

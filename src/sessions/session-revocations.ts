@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { Principal } from '../auth/principal.js';
 import { TokenRejectedError } from '../auth/token-verifier.js';
-import { sessionRevocationSchema, type SessionRevocation } from '../events/contracts.js';
+import { parseChannelMessage, sessionRevocationSchema, type SessionRevocation } from '../events/contracts.js';
 import type { GatewayMetrics } from '../metrics/metrics.js';
 import type { RedisConnections } from '../redis/connections.js';
 import { redisKeys } from '../redis/keys.js';
@@ -168,16 +168,10 @@ export function createRedisSessionRevocations(options: {
 
   const onMessage = (messageChannel: string, message: string) => {
     if (messageChannel !== channel) return;
-    let document: unknown;
-    try {
-      document = JSON.parse(message);
-    } catch {
-      document = undefined;
-    }
-    const parsed = sessionRevocationSchema.safeParse(document);
-    if (!parsed.success) {
-      metrics.eventsDropped.inc({ reason: document === undefined ? 'invalid_json' : 'shape', source: 'sessions' });
-      logger.warn({ channel, issues: parsed.error.issues.slice(0, 5).map((issue) => issue.message) }, 'dropped an invalid session revocation');
+    const parsed = parseChannelMessage(message, sessionRevocationSchema);
+    if (!parsed.ok) {
+      metrics.eventsDropped.inc({ reason: parsed.reason, source: 'sessions' });
+      logger.warn({ channel, issues: parsed.issues }, 'dropped an invalid session revocation');
       return;
     }
     try {

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { EventBus } from '../bus/event-bus.js';
 import type { TidingsEvent } from '../events/contracts.js';
 import type { Topic } from '../events/topics.js';
+import { forSocket, isWithheldField } from '../errors.js';
 import type { GatewayMetrics } from '../metrics/metrics.js';
 
 /**
@@ -55,10 +56,7 @@ export function createSharedDeliveries(deps: {
   const frameOf = (result: ExecutionResult): string => {
     const errors = result.errors?.map((error) => {
       const masked = deps.maskError(error);
-      if (!(masked instanceof GraphQLError)) return { message: masked.message, extensions: { code: 'INTERNAL_SERVER_ERROR' } };
-      // Yoga's `http` extension means nothing over a socket (as in the per-subscriber path).
-      const { http: _http, ...extensions } = masked.extensions;
-      return { ...masked.toJSON(), extensions };
+      return masked instanceof GraphQLError ? forSocket(masked) : { message: masked.message, extensions: { code: 'INTERNAL_SERVER_ERROR' } };
     });
     return JSON.stringify(errors ? { ...result, errors } : result);
   };
@@ -71,7 +69,7 @@ export function createSharedDeliveries(deps: {
         if (!first) break;
         const result = await execute({ ...first.args, rootValue: event });
         const payload = frameOf(result);
-        const withheld = result.errors?.some((error) => error.extensions?.['code'] === 'FORBIDDEN' && (error.path?.length ?? 0) > 1);
+        const withheld = result.errors?.some(isWithheldField);
         for (const member of group.members.keys()) member.send(`{"id":${member.idJson},"type":"next","payload":${payload}}`);
         delivered.inc(group.members.size);
         if (withheld) deps.metrics.eventsDropped.inc({ reason: 'unauthorized_field', source: field }, group.members.size);

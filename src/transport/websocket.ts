@@ -10,7 +10,7 @@ import type { Authenticator } from '../auth/authenticator.js';
 import { bearerFromConnectionParams } from '../auth/credentials.js';
 import type { Principal } from '../auth/principal.js';
 import { TokenRejectedError } from '../auth/token-verifier.js';
-import { limitExceeded } from '../errors.js';
+import { forSocket, limitExceeded } from '../errors.js';
 import type { GatewayMetrics } from '../metrics/metrics.js';
 import { prepareOperation, type PreparedOperation } from '../server/prepare-operation.js';
 import { atExpiry } from '../auth/expiry.js';
@@ -242,7 +242,7 @@ export function attachWebSocketTransport(deps: {
       }
     },
     // Yoga's `http` extension is for HTTP responses; it means nothing over a socket.
-    onNext: (_ctx, _id, _payload, _args, result) => (result.errors ? { ...result, errors: result.errors.map(withoutHttpExtension) } : undefined),
+    onNext: (_ctx, _id, _payload, _args, result) => (result.errors ? { ...result, errors: result.errors.map(forSocket) } : undefined),
     execute: (args) => (args.rootValue as PreparedOperation & { ok: true }).run() as never,
     subscribe: (args) => (args.rootValue as PreparedOperation & { ok: true }).run() as never,
     onComplete: (ctx, id, payload) => {
@@ -411,12 +411,6 @@ export function attachWebSocketTransport(deps: {
       await closed;
     },
   };
-}
-
-function withoutHttpExtension(error: GraphQLError) {
-  const { http: _http, ...extensions } = error.extensions ?? {};
-  const json = typeof error.toJSON === 'function' ? error.toJSON() : { message: error.message };
-  return { ...json, extensions };
 }
 
 /** Every close the server initiates goes through here, so metrics count the code it sent. */
