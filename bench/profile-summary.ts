@@ -2,7 +2,11 @@
  * Summarises a V8 CPU profile written by `npm run bench -- --cpu-prof` (bench/results/profiles/):
  * self time by package (node_modules/<name>, src/…, node internals) and the top functions.
  *
- *   node --import tsx bench/profile-summary.ts bench/results/profiles/<file>.cpuprofile [top]
+ *   node --import tsx bench/profile-summary.ts bench/results/profiles/<file>.cpuprofile [top] [fromS] [toS]
+ *
+ * fromS/toS keep only the samples taken that many seconds after the profile started (to separate
+ * a scenario's connect phase from its delivery phase). Also lists inclusive (total) time: the
+ * share of samples with the function anywhere on the stack.
  */
 import { readFileSync } from 'node:fs';
 
@@ -26,12 +30,33 @@ if (!file) {
   process.exit(2);
 }
 const top = Number(process.argv[3] ?? 25);
+const fromMicros = Number(process.argv[4] ?? 0) * 1e6;
+const toMicros = process.argv[5] === undefined ? Infinity : Number(process.argv[5]) * 1e6;
 const profile = JSON.parse(readFileSync(file, 'utf8')) as Profile;
 const byId = new Map(profile.nodes.map((node) => [node.id, node]));
+const parentOf = new Map<number, number>();
+for (const node of profile.nodes) for (const child of node.children ?? []) parentOf.set(child, node.id);
 const selfMicros = new Map<number, number>();
+const inclusive = new Map<string, number>();
+let elapsed = 0;
 for (let i = 0; i < profile.samples.length; i++) {
+  elapsed += profile.timeDeltas[i] ?? 0;
+  if (elapsed < fromMicros || elapsed > toMicros) continue;
   const id = profile.samples[i]!;
-  selfMicros.set(id, (selfMicros.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0));
+  const micros = profile.timeDeltas[i] ?? 0;
+  selfMicros.set(id, (selfMicros.get(id) ?? 0) + micros);
+  const seen = new Set<string>();
+  for (let at: number | undefined = id; at !== undefined; at = parentOf.get(at)) {
+    const key = keyOf(byId.get(at)!);
+    if (seen.has(key)) continue;
+    seen.add(key);
+    inclusive.set(key, (inclusive.get(key) ?? 0) + micros);
+  }
+}
+
+function keyOf(node: Node): string {
+  const { functionName, url, lineNumber } = node.callFrame;
+  return `${functionName || '(anonymous)'} ${url ? `${url.replace(/^.*node_modules\//, '').replace(/^file:\/\/.*\/(src|bench)\//, '$1/')}:${lineNumber + 1}` : ''}`;
 }
 
 function packageOf(url: string, name: string): string {
@@ -49,11 +74,11 @@ const functions = new Map<string, number>();
 let total = 0;
 for (const [id, micros] of selfMicros) {
   const node = byId.get(id)!;
-  const { functionName, url, lineNumber } = node.callFrame;
+  const { functionName, url } = node.callFrame;
   total += micros;
   const pkg = packageOf(url, functionName);
   packages.set(pkg, (packages.get(pkg) ?? 0) + micros);
-  const key = `${functionName || '(anonymous)'} ${url ? `${url.replace(/^.*node_modules\//, '').replace(/^file:\/\/.*\/(src|bench)\//, '$1/')}:${lineNumber + 1}` : ''}`;
+  const key = keyOf(node);
   functions.set(key, (functions.get(key) ?? 0) + micros);
 }
 
@@ -62,3 +87,5 @@ process.stdout.write(`${file}: ${(total / 1e6).toFixed(2)} s sampled\n\nself tim
 for (const [name, micros] of [...packages].sort((a, b) => b[1] - a[1]).slice(0, top)) process.stdout.write(`  ${pct(micros)}  ${name}\n`);
 process.stdout.write('\ntop functions (self time):\n');
 for (const [name, micros] of [...functions].sort((a, b) => b[1] - a[1]).slice(0, top)) process.stdout.write(`  ${pct(micros)}  ${name}\n`);
+process.stdout.write('\ntotal time (function anywhere on the stack):\n');
+for (const [name, micros] of [...inclusive].sort((a, b) => b[1] - a[1]).slice(0, top)) process.stdout.write(`  ${pct(micros)}  ${name}\n`);

@@ -130,6 +130,27 @@ describe('token verifier (HS256 shared secret)', () => {
     await expectRejected(hsVerifier({ JWT_CLOCK_TOLERANCE_SECONDS: '0' }).verify(token), 'expired');
   });
 
+  it('refuses a token it verified before once that token expires', async () => {
+    // The verifier remembers verified tokens; the expiry must still be applied on every use.
+    const verifier = hsVerifier({ JWT_CLOCK_TOLERANCE_SECONDS: '0' });
+    const exp = nowSeconds() + 1;
+    const token = await sign({}, { exp });
+    await expect(verifier.verify(token)).resolves.toMatchObject({ userId: 'alice' });
+    await expect(verifier.verify(token)).resolves.toMatchObject({ userId: 'alice' });
+    await new Promise((resolve) => setTimeout(resolve, exp * 1000 - Date.now() + 50));
+    await expectRejected(verifier.verify(token), 'expired');
+    await expectRejected(verifier.verify(token), 'expired');
+  });
+
+  it('does not accept a forged signature on the claims of a token it verified before', async () => {
+    const verifier = hsVerifier();
+    const token = await sign({ roles: ['admin'] });
+    await verifier.verify(token);
+    const [header, payload] = token.split('.');
+    const forged = `${header}.${payload}.${createHmac('sha256', 'not-the-secret').update(`${header}.${payload}`).digest('base64url')}`;
+    await expectRejected(verifier.verify(forged), 'bad_signature');
+  });
+
   it('rejects a token signed with another secret', async () => {
     const other = new TextEncoder().encode('a-different-secret-that-is-long-enough-0123');
     await expectRejected(hsVerifier().verify(await sign({}, { key: other })), 'bad_signature');

@@ -1,4 +1,6 @@
-import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
+import { webcrypto } from 'node:crypto';
+import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWSHeaderParameters, type JWTPayload } from 'jose';
+import { LRUCache } from 'lru-cache';
 import { z } from 'zod';
 import { ROLES, type AuthConfig, type Role } from '../config/config.js';
 import type { Principal } from './principal.js';
@@ -34,13 +36,26 @@ export interface TokenVerifier {
   verify(token: string): Promise<Principal>;
 }
 
+/** Verified tokens remembered (secret mode), so a token presented again costs a lookup, not an HMAC. */
+const VERIFIED_TOKEN_CACHE_SIZE = 1_000;
+
+/** The hash behind each HMAC JWS algorithm, for importing the secret as a WebCrypto key once. */
+const HMAC_HASHES: Readonly<Record<string, string>> = { HS256: 'SHA-256', HS384: 'SHA-384', HS512: 'SHA-512' };
+
 /**
  * Verifies JWTs with jose: HS256 (or another pinned HMAC algorithm) against a shared secret, or
  * asymmetric algorithms against a JWKS URL (fetched and cached by jose). The algorithm list is
  * always pinned, so `alg: none` and algorithm-confusion tokens are refused.
+ *
+ * With a shared secret the key is imported into WebCrypto once per algorithm (jose would import
+ * a raw secret on every call), and tokens that verified are remembered until they expire: services
+ * send the same token with every request and users reconnect with theirs. Claims are fixed by the
+ * signature, so a remembered token only needs its expiry checked again; revocation is checked by
+ * the authenticator on every use. With a JWKS nothing is remembered, so a key withdrawn from the
+ * set stops verifying tokens at once.
  */
 export function createTokenVerifier(config: AuthConfig): TokenVerifier {
-  const key = config.kind === 'secret' ? config.secret : createRemoteJWKSet(config.jwksUrl);
+  const clockToleranceMs = config.clockToleranceSeconds * 1000;
   const options = {
     algorithms: [...config.algorithms],
     issuer: config.issuer,
@@ -48,17 +63,30 @@ export function createTokenVerifier(config: AuthConfig): TokenVerifier {
     clockTolerance: config.clockToleranceSeconds,
     requiredClaims: ['sub', 'exp'],
   };
+  const verifyJwt =
+    config.kind === 'secret'
+      ? secretVerifier(config.secret, options)
+      : (() => {
+          const keySet = createRemoteJWKSet(config.jwksUrl);
+          return async (token: string) => (await jwtVerify(token, keySet, options)).payload;
+        })();
+  const verified = config.kind === 'secret' ? new LRUCache<string, Principal & { kind: 'user' }>({ max: VERIFIED_TOKEN_CACHE_SIZE }) : undefined;
 
   return {
     async verify(token) {
       if (token.length > 8_192) throw new TokenRejectedError('malformed', 'Token is too long');
+      const remembered = verified?.get(token);
+      if (remembered) {
+        // The same test jose applies to `exp`; every other claim was checked when it verified.
+        if (remembered.expiresAt !== undefined && Date.now() - clockToleranceMs >= remembered.expiresAt) {
+          verified?.delete(token);
+          throw new TokenRejectedError('expired', 'Token has expired');
+        }
+        return remembered;
+      }
       let payload: JWTPayload;
       try {
-        // jose's overloads differ only in the key type; both are callable with these options.
-        payload =
-          typeof key === 'function'
-            ? (await jwtVerify(token, key, options)).payload
-            : (await jwtVerify(token, key, options)).payload;
+        payload = await verifyJwt(token);
       } catch (error) {
         throw toRejection(error);
       }
@@ -66,15 +94,36 @@ export function createTokenVerifier(config: AuthConfig): TokenVerifier {
       if (!claims.success) {
         throw new TokenRejectedError('bad_claims', `Token claims are invalid: ${claims.error.issues[0]?.message ?? 'unknown'}`);
       }
-      return {
+      const principal: Principal & { kind: 'user' } = {
         kind: 'user',
         userId: claims.data.sub,
         roles: claims.data.roles,
         expiresAt: typeof payload.exp === 'number' ? payload.exp * 1000 : undefined,
         issuedAt: typeof payload.iat === 'number' ? payload.iat * 1000 : undefined,
       };
+      verified?.set(token, principal);
+      return principal;
     },
   };
+}
+
+/** jwtVerify against a shared secret imported as one WebCrypto key per pinned HMAC algorithm. */
+function secretVerifier(secret: Uint8Array, options: Parameters<typeof jwtVerify>[2]) {
+  const keys = new Map<string, Promise<webcrypto.CryptoKey>>();
+  const keyFor = (header: JWSHeaderParameters): Promise<webcrypto.CryptoKey> | Uint8Array => {
+    const alg = header.alg ?? '';
+    const hash = HMAC_HASHES[alg];
+    // jose has already refused algorithms outside the pinned list; anything else gets the raw
+    // secret and jose's own refusal.
+    if (!hash) return secret;
+    let key = keys.get(alg);
+    if (!key) {
+      key = webcrypto.subtle.importKey('raw', secret, { name: 'HMAC', hash }, false, ['verify']);
+      keys.set(alg, key);
+    }
+    return key;
+  };
+  return async (token: string) => (await jwtVerify(token, keyFor, options)).payload;
 }
 
 function toRejection(error: unknown): TokenRejectedError {

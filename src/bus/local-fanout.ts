@@ -77,45 +77,115 @@ export class LocalFanout {
 
   /** Topics are typed, and every bus only delivers events whose topicsOf() include the topic. */
   subscribe<T extends EventType>(topic: Topic<T>, options: FanoutSubscribeOptions = {}): AsyncIterableIterator<EventEnvelope<T>> {
-    // A sliding buffer keeps the newest events for a subscriber that falls far behind instead of
-    // growing without bound; the Repeater's push never blocks the publisher.
     if (this.closed) return new Repeater<EventEnvelope<T>>((_push, stop) => stop());
     const counted = options.counted ?? true;
+    const passive = options.passive;
+    // A shared delivery's member receives nothing itself: a bare iterator that only waits for its
+    // end, instead of a Repeater and buffer per subscriber (thousands may share one topic).
+    if (passive) return new PassiveStream<EventEnvelope<T>>((end) => this.join(topic, counted, undefined, end, passive));
+    // A sliding buffer keeps the newest events for a subscriber that falls far behind instead of
+    // growing without bound; the Repeater's push never blocks the publisher.
     return new Repeater<EventEnvelope<T>>(async (push, stop) => {
-      const listener = (event: TidingsEvent) => {
-        void push(event as EventEnvelope<T>);
-      };
-      const topicMembers = this.members.get(topic) ?? { all: 0, counted: 0 };
-      const isFirst = topicMembers.all === 0;
-      topicMembers.all++;
-      if (counted) topicMembers.counted++;
-      this.members.set(topic, topicMembers);
-      let topicListeners: Set<(event: TidingsEvent) => void> | undefined;
-      if (!options.passive) {
-        topicListeners = this.listeners.get(topic);
-        if (!topicListeners) this.listeners.set(topic, (topicListeners = new Set()));
-        topicListeners.add(listener);
-      }
-      const end = () => stop();
-      const leave = options.passive?.onStart(end);
-      this.stops.add(end);
-      if (isFirst) this.hooks.onTopicActive?.(topic);
+      const leave = this.join(
+        topic,
+        counted,
+        (event) => void push(event as EventEnvelope<T>),
+        () => stop(),
+        undefined,
+      );
       try {
         await stop;
       } finally {
-        this.stops.delete(end);
-        leave?.();
-        if (topicListeners) {
-          topicListeners.delete(listener);
-          if (topicListeners.size === 0 && this.listeners.get(topic) === topicListeners) this.listeners.delete(topic);
-        }
-        topicMembers.all--;
-        if (counted) topicMembers.counted--;
-        if (topicMembers.all === 0 && this.members.get(topic) === topicMembers) {
-          this.members.delete(topic);
-          this.hooks.onTopicIdle?.(topic);
-        }
+        leave();
       }
     }, new SlidingBuffer(SUBSCRIBER_BUFFER_EVENTS));
+  }
+
+  /** Registers one local subscription of a topic; returns what undoes it. */
+  private join(
+    topic: string,
+    counted: boolean,
+    listener: ((event: TidingsEvent) => void) | undefined,
+    end: () => void,
+    passive: FanoutSubscribeOptions['passive'],
+  ): () => void {
+    const topicMembers = this.members.get(topic) ?? { all: 0, counted: 0 };
+    const isFirst = topicMembers.all === 0;
+    topicMembers.all++;
+    if (counted) topicMembers.counted++;
+    this.members.set(topic, topicMembers);
+    let topicListeners: Set<(event: TidingsEvent) => void> | undefined;
+    if (listener) {
+      topicListeners = this.listeners.get(topic);
+      if (!topicListeners) this.listeners.set(topic, (topicListeners = new Set()));
+      topicListeners.add(listener);
+    }
+    const leavePassive = passive?.onStart(end);
+    this.stops.add(end);
+    if (isFirst) this.hooks.onTopicActive?.(topic);
+    return () => {
+      this.stops.delete(end);
+      leavePassive?.();
+      if (topicListeners && listener) {
+        topicListeners.delete(listener);
+        if (topicListeners.size === 0 && this.listeners.get(topic) === topicListeners) this.listeners.delete(topic);
+      }
+      topicMembers.all--;
+      if (counted) topicMembers.counted--;
+      if (topicMembers.all === 0 && this.members.get(topic) === topicMembers) {
+        this.members.delete(topic);
+        this.hooks.onTopicIdle?.(topic);
+      }
+    };
+  }
+}
+
+const DONE: IteratorReturnResult<undefined> = { done: true, value: undefined };
+
+/**
+ * A stream that yields nothing and completes when ended: from inside (`end`, passed to `start`)
+ * or by its consumer (`return`). Starts on the first `next()`, like a Repeater.
+ */
+class PassiveStream<T> implements AsyncIterableIterator<T> {
+  private ended = false;
+  private completion: Promise<IteratorResult<T>> | undefined;
+  private complete: ((result: IteratorResult<T>) => void) | undefined;
+  private leave: (() => void) | undefined;
+
+  constructor(private readonly start: (end: () => void) => () => void) {}
+
+  next(): Promise<IteratorResult<T>> {
+    if (this.ended) return Promise.resolve(DONE);
+    if (!this.completion) {
+      this.completion = new Promise((resolve) => (this.complete = resolve));
+      const leave = this.start(() => this.finish());
+      // Ended while starting (the instance is shutting down): undo the start at once.
+      if (this.ended) leave();
+      else this.leave = leave;
+    }
+    return this.completion;
+  }
+
+  return(): Promise<IteratorResult<T>> {
+    this.finish();
+    return Promise.resolve(DONE);
+  }
+
+  throw(error: unknown): Promise<IteratorResult<T>> {
+    this.finish();
+    return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+  }
+
+  [Symbol.asyncIterator](): AsyncIterableIterator<T> {
+    return this;
+  }
+
+  private finish(): void {
+    if (this.ended) return;
+    this.ended = true;
+    const leave = this.leave;
+    this.leave = undefined;
+    leave?.();
+    this.complete?.(DONE);
   }
 }

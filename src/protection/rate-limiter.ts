@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { redisKeys } from '../redis/keys.js';
+import { defineScript } from '../redis/scripts.js';
 
 export interface RateBudget {
   /** Names the budget in keys, errors and metrics, e.g. `operations`, `chat`. */
@@ -66,12 +67,11 @@ return {0, tonumber(oldest[2]) + window - now}
 
 export function createRedisRateLimiter(options: { redis: Redis; prefix: string; logger: Logger }): RateLimiter {
   let sequence = 0;
+  const slidingWindow = defineScript(options.redis, 'tidingsSlidingWindow', SLIDING_WINDOW_SCRIPT, 1);
   return {
     async consume(key, budget) {
       try {
-        const [allowed, retryAfterMs] = (await options.redis.eval(
-          SLIDING_WINDOW_SCRIPT,
-          1,
+        const [allowed, retryAfterMs] = (await slidingWindow(
           redisKeys(options.prefix).rateLimit(budget.name, key),
           budget.windowMs,
           budget.limit,

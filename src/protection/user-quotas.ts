@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { RedisConnections } from '../redis/connections.js';
 import { redisKeys } from '../redis/keys.js';
+import { defineScript } from '../redis/scripts.js';
 
 /** What a user holds a bounded number of: WebSocket connections, open subscriptions. */
 export type QuotaKind = 'connections' | 'subscriptions';
@@ -112,6 +113,8 @@ export function createRedisUserQuotas(options: { connections: RedisConnections; 
   // Long enough to outlive any live holder: the alive key is what really bounds stale counts.
   const quotaKeyTtlMs = 24 * 3600 * 1000;
   const counts = new LocalCounts();
+  const acquireScript = defineScript(redis, 'tidingsQuotaAcquire', ACQUIRE_SCRIPT, 1);
+  const releaseScript = defineScript(redis, 'tidingsQuotaRelease', RELEASE_SCRIPT, 1);
   let outOfSync = false;
   /** Counts whose Redis copy may be wrong (a failed acquire or release): rewritten on resync. */
   const unsynced = new Set<string>();
@@ -163,7 +166,7 @@ export function createRedisUserQuotas(options: { connections: RedisConnections; 
   return {
     async acquire(kind, userId, limit) {
       try {
-        const allowed = await redis.eval(ACQUIRE_SCRIPT, 1, keys.quota(kind, userId), limit, holder, keys.instanceAlive(''), quotaKeyTtlMs);
+        const allowed = await acquireScript(keys.quota(kind, userId), limit, holder, keys.instanceAlive(''), quotaKeyTtlMs);
         if (allowed !== 1) return undefined;
       } catch (error) {
         outOfSync = true;
@@ -173,7 +176,7 @@ export function createRedisUserQuotas(options: { connections: RedisConnections; 
       counts.add(kind, userId, 1);
       return leaseOf(() => {
         counts.add(kind, userId, -1);
-        redis.eval(RELEASE_SCRIPT, 1, keys.quota(kind, userId), holder).catch((error: unknown) => {
+        releaseScript(keys.quota(kind, userId), holder).catch((error: unknown) => {
           outOfSync = true;
           unsynced.add(LocalCounts.key(kind, userId));
           warn(error, 'release');

@@ -36,13 +36,25 @@ export interface MoneyShape {
   readonly currency: string;
 }
 
+/**
+ * Digits after the decimal point per currency code, remembered: building an Intl.NumberFormat
+ * costs microseconds, and every price event formats several amounts. Bounded by the input
+ * contract (a currency is three upper-case letters), so at most 17,576 entries.
+ */
+const fractionDigitsByCurrency = new Map<string, number>();
+
 /** Digits after the decimal point for a currency (2 for EUR, 0 for JPY, 3 for BHD). */
 function fractionDigits(currency: string): number {
-  try {
-    return new Intl.NumberFormat('en', { style: 'currency', currency }).resolvedOptions().maximumFractionDigits ?? 2;
-  } catch {
-    return 2;
+  let digits = fractionDigitsByCurrency.get(currency);
+  if (digits === undefined) {
+    try {
+      digits = new Intl.NumberFormat('en', { style: 'currency', currency }).resolvedOptions().maximumFractionDigits ?? 2;
+    } catch {
+      digits = 2;
+    }
+    if (/^[A-Z]{3}$/.test(currency)) fractionDigitsByCurrency.set(currency, digits);
   }
+  return digits;
 }
 
 export function formatMoneyAmount(money: MoneyShape): string {

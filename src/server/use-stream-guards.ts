@@ -39,6 +39,32 @@ export function useStreamGuards(deps: {
       const guardSession = principal.kind === 'user' && context.transport !== 'websocket';
       // Verification accepts a token up to the clock tolerance past `exp`; end it there too.
       const expiresAt = guardSession && principal.expiresAt !== undefined ? principal.expiresAt + deps.clockToleranceMs : undefined;
+      if (context.transport === 'websocket') {
+        // Nothing to guard per stream: the connection handles expiry, revocation and slow
+        // consumers (OutgoingQueue), and sends never wait. So no wrapping stream either, only
+        // hooks: a Repeater per subscriber would cost kilobytes for as long as it is open.
+        let leaveSubscription: (() => void) | undefined;
+        const leave = () => {
+          leaveSubscription?.();
+          leaveSubscription = undefined;
+        };
+        return {
+          onSubscribeResult({ result }) {
+            if (!isAsyncIterable(result)) return;
+            leaveSubscription = deps.presence.subscriptionStarted(field);
+            const delivered = deps.metrics.eventsDelivered.labels(field);
+            return {
+              onNext({ result: value }) {
+                delivered.inc();
+                if ((value as ExecutionResult).errors?.some(isWithheldField)) deps.metrics.eventsDropped.inc({ reason: 'unauthorized_field', source: field });
+              },
+              onEnd: leave,
+            };
+          },
+          // A stream that throws never reaches onEnd.
+          onSubscribeError: leave,
+        };
+      }
       return {
         onSubscribeResult({ result, setResult }) {
           if (!isAsyncIterable(result)) return;

@@ -44,7 +44,6 @@ const CONFLATION_KEYS: Readonly<Record<string, (value: Record<string, unknown>) 
 /** What each graphql-ws connection carries besides the protocol state. */
 export interface SocketExtra {
   readonly socket: WebSocket;
-  readonly request: IncomingMessage;
   readonly connectionId: string;
   /** Logs about this connection: every line carries its connectionId. */
   readonly log: Logger;
@@ -188,7 +187,9 @@ export function attachWebSocketTransport(deps: {
           }),
         );
       }
-      if (logger.isLevelEnabled('info')) extra.log.info({ userId: userIdForLog(principal), clientAddress: extra.clientAddress }, 'websocket connected');
+      // The parent logger with the id spelled out: a child logger per connection would be kept
+      // for the connection's lifetime just for these two lines.
+      logger.info({ connectionId, userId: userIdForLog(principal), clientAddress: extra.clientAddress }, 'websocket connected');
       return true;
     },
 
@@ -291,7 +292,6 @@ export function attachWebSocketTransport(deps: {
     let log: Logger | undefined;
     const extra: SocketExtra = {
       socket,
-      request,
       connectionId,
       // Made when first used (with LOG_LEVEL above info, a quiet connection never needs one).
       get log() {
@@ -372,7 +372,7 @@ export function attachWebSocketTransport(deps: {
       extras.delete(extra);
       extra.outgoing.dispose();
       runCleanups(extra);
-      if (logger.isLevelEnabled('info')) extra.log.info({ code: extra.closedWith ?? code }, 'websocket closed');
+      logger.info({ connectionId, code: extra.closedWith ?? code }, 'websocket closed');
       metrics.websocketCloses.inc({ code: closeCodeLabel(extra.closedWith ?? code) });
       void closed(code, reason.toString());
     });
