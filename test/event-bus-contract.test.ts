@@ -91,4 +91,33 @@ describe.each(BACKENDS)('EventBus contract: %s', (backend) => {
     expect(await next).toEqual({ done: true, value: undefined });
     expect(bus.activeTopicCount()).toBe(0);
   });
+
+  it('runs a listener synchronously per event, in order, uncounted, until it stops or the bus closes', async () => {
+    const { bus, waitForUpstream } = await backendParts(backend);
+    const topic = topics.hotelPrices('h1');
+    const heard: number[] = [];
+    let ended = 0;
+    const stop = bus.listen(topic, (e) => heard.push(e.type === 'priceUpdated' ? e.data.price.amountMinor : -1), { counted: false, onEnd: () => ended++ });
+    // A passive member (a shared delivery's subscriber) counts and keeps the topic subscribed.
+    const member = bus.subscribe(topic, { passive: { onStart: () => () => undefined } });
+    const memberDone = member.next();
+    await waitUntil(() => bus.subscriberCount(topic) === 1, 'the member counted, the listener not');
+    await waitForUpstream(topic);
+    for (const amount of [1, 2, 3]) await bus.publish(price('h1', amount));
+    await waitUntil(() => heard.length === 3, 'three events heard');
+    expect(heard).toEqual([1, 2, 3]);
+    stop();
+    await bus.publish(price('h1', 4));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(heard).toEqual([1, 2, 3]);
+    expect(ended).toBe(0);
+
+    const second = bus.listen(topic, () => undefined, { onEnd: () => ended++ });
+    await bus.close();
+    expect(ended).toBe(1);
+    second();
+    expect(ended).toBe(1);
+    expect(await memberDone).toEqual({ done: true, value: undefined });
+    expect(bus.activeTopicCount()).toBe(0);
+  });
 });

@@ -15,6 +15,8 @@ export interface EventBus {
    * to the topic when its first local subscriber arrives and unsubscribes when the last leaves.
    */
   subscribe<T extends EventType>(topic: Topic<T>, options?: FanoutSubscribeOptions): AsyncIterableIterator<EventEnvelope<T>>;
+  /** The same as a callback run synchronously per event (see LocalFanout.listen); returns what ends it. */
+  listen(topic: Topic<EventType>, listener: (event: TidingsEvent) => void, options: { counted?: boolean; onEnd(): void }): () => void;
   /** Number of topics with at least one local subscriber (for readiness, stats and tests). */
   activeTopicCount(): number;
   /** Local subscribers of one topic on this instance. */

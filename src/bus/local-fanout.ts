@@ -101,6 +101,37 @@ export class LocalFanout {
     }, new SlidingBuffer(SUBSCRIBER_BUFFER_EVENTS));
   }
 
+  /**
+   * A subscription as a callback rather than a stream: the listener runs synchronously for each
+   * event, in order. For the shared executor of a group of subscribers, which needs neither a
+   * buffer nor an async hop per event. Returns what ends it; `onEnd` runs if it is ended from
+   * here instead (shutdown).
+   */
+  listen(topic: string, listener: (event: TidingsEvent) => void, options: { counted?: boolean; onEnd(): void }): () => void {
+    if (this.closed) {
+      options.onEnd();
+      return () => undefined;
+    }
+    let ended = false;
+    const leave = this.join(
+      topic,
+      options.counted ?? true,
+      listener,
+      () => {
+        if (ended) return;
+        ended = true;
+        leave();
+        options.onEnd();
+      },
+      undefined,
+    );
+    return () => {
+      if (ended) return;
+      ended = true;
+      leave();
+    };
+  }
+
   /** Registers one local subscription of a topic; returns what undoes it. */
   private join(
     topic: string,

@@ -13,6 +13,7 @@ export function createMemoryEventBus(options: { metrics?: GatewayMetrics } = {})
       for (const topic of topics) fanout.deliver(topic, event);
     },
     subscribe: (topic, options) => fanout.subscribe(topic, options),
+    listen: (topic, listener, options) => fanout.listen(topic, listener, options),
     activeTopicCount: () => fanout.activeTopicCount(),
     subscriberCount: (topic) => fanout.subscriberCount(topic),
     isReady: () => true,

@@ -146,6 +146,7 @@ export function createRedisEventBus(options: RedisEventBusOptions): EventBus {
   return {
     publish: (event: TidingsEvent) => publishToRedis(connections.commands, prefix, event, { byGateway: true }),
     subscribe: (topic, options) => fanout.subscribe(topic, options),
+    listen: (topic, listener, options) => fanout.listen(topic, listener, options),
     activeTopicCount: () => fanout.activeTopicCount(),
     subscriberCount: (topic) => fanout.subscriberCount(topic),
     isReady: () => connections.isReady(),

@@ -1,7 +1,8 @@
 import { execute, GraphQLError, type ExecutionArgs, type ExecutionResult } from 'graphql';
 import type { Logger } from 'pino';
 import type { EventBus } from '../bus/event-bus.js';
-import type { TidingsEvent } from '../events/contracts.js';
+import type { EventType, TidingsEvent } from '../events/contracts.js';
+import { SUBSCRIBER_BUFFER_EVENTS } from '../bus/local-fanout.js';
 import type { Topic } from '../events/topics.js';
 import { forSocket, isWithheldField } from '../errors.js';
 import type { GatewayMetrics } from '../metrics/metrics.js';
@@ -32,9 +33,15 @@ export interface SharedMember {
 }
 
 interface Group {
+  readonly topicKey: string;
+  readonly field: string;
   /** Each member with the function that ends its (passive) stream. */
   readonly members: Map<SharedMember, () => void>;
-  readonly stream: AsyncIterableIterator<TidingsEvent>;
+  /** Ends the group's bus listener. */
+  stopListening: () => void;
+  /** Events that arrived while an asynchronous execution was running, oldest first. */
+  readonly backlog: TidingsEvent[];
+  executing: boolean;
 }
 
 /**
@@ -43,6 +50,9 @@ interface Group {
  * of a broadcast becomes a string concatenation and a socket write. Each member still goes
  * through the whole subscribe pipeline (authorization, rate limits, quotas, metrics): its own
  * stream is passive, keeps the topic subscribed and ends as usual, and the group leaves it.
+ *
+ * The group listens on the bus with a callback and executes synchronously when the resolvers are
+ * synchronous (they are for priceUpdated): no stream, buffer or promise per group or per event.
  */
 export function createSharedDeliveries(deps: {
   bus: EventBus;
@@ -61,55 +71,92 @@ export function createSharedDeliveries(deps: {
     return JSON.stringify(errors ? { ...result, errors } : result);
   };
 
-  const run = async (topicKey: string, group: Group, field: string) => {
-    const delivered = deps.metrics.eventsDelivered.labels(field);
+  const write = (group: Group, result: ExecutionResult) => {
+    const payload = frameOf(result);
+    for (const member of group.members.keys()) member.send(`{"id":${member.idJson},"type":"next","payload":${payload}}`);
+    deps.metrics.eventsDelivered.labels(group.field).inc(group.members.size);
+    if (result.errors?.some(isWithheldField)) deps.metrics.eventsDropped.inc({ reason: 'unauthorized_field', source: group.field }, group.members.size);
+  };
+
+  /** Stops a group for good; its members' operations complete (clients may subscribe again). */
+  const end = (group: Group) => {
+    if (groups.get(group.topicKey) === group) groups.delete(group.topicKey);
+    group.stopListening();
+    group.backlog.length = 0;
+    for (const endMember of [...group.members.values()]) endMember();
+  };
+
+  const fail = (group: Group, error: unknown) => {
+    deps.logger.error({ err: error, group: group.topicKey }, 'shared delivery failed');
+    end(group);
+  };
+
+  const deliver = (group: Group, event: TidingsEvent): void => {
+    const [first] = group.members.keys();
+    if (!first) return;
     try {
-      for await (const event of group.stream) {
-        const [first] = group.members.keys();
-        if (!first) break;
-        const result = await execute({ ...first.args, rootValue: event });
-        const payload = frameOf(result);
-        const withheld = result.errors?.some(isWithheldField);
-        for (const member of group.members.keys()) member.send(`{"id":${member.idJson},"type":"next","payload":${payload}}`);
-        delivered.inc(group.members.size);
-        if (withheld) deps.metrics.eventsDropped.inc({ reason: 'unauthorized_field', source: field }, group.members.size);
+      const result = execute({ ...first.args, rootValue: event });
+      if (!isPromise(result)) {
+        write(group, result);
+        return;
       }
+      // An asynchronous resolver: later events wait, so every member still sees them in order.
+      group.executing = true;
+      result.then(
+        (settled) => {
+          group.executing = false;
+          write(group, settled);
+          while (!group.executing && group.backlog.length > 0) deliver(group, group.backlog.shift()!);
+        },
+        (error: unknown) => fail(group, error),
+      );
     } catch (error) {
-      deps.logger.error({ err: error, group: topicKey }, 'shared delivery failed');
-    } finally {
-      if (groups.get(topicKey) === group) groups.delete(topicKey);
-      // Members must not stay subscribed to a group that no longer delivers: their operations
-      // complete (the client may subscribe again and form a new group).
-      for (const end of [...group.members.values()]) end();
+      fail(group, error);
     }
   };
 
-  const join = (topic: string, member: SharedMember, end: () => void): (() => void) => {
+  const join = (topic: string, member: SharedMember, endMember: () => void): (() => void) => {
     const topicKey = `${topic}\u0000${member.key}`;
     let group = groups.get(topicKey);
     if (!group) {
+      const created: Group = { topicKey, field: member.field, members: new Map(), stopListening: () => undefined, backlog: [], executing: false };
+      groups.set(topicKey, created);
       // Not counted: the members are the topic's subscribers; this is their shared executor.
-      group = { members: new Map(), stream: deps.bus.subscribe(topic as Topic<'priceUpdated'>, { counted: false }) as AsyncIterableIterator<TidingsEvent> };
-      groups.set(topicKey, group);
-      void run(topicKey, group, member.field);
+      created.stopListening = deps.bus.listen(
+        topic as Topic<EventType>,
+        (event) => {
+          if (!created.executing) return deliver(created, event);
+          if (created.backlog.length >= SUBSCRIBER_BUFFER_EVENTS) {
+            created.backlog.shift();
+            deps.metrics.eventsDropped.inc({ reason: 'slow_consumer', source: created.field });
+          }
+          created.backlog.push(event);
+        },
+        { counted: false, onEnd: () => end(created) },
+      );
+      group = created;
     }
     const joined = group;
-    joined.members.set(member, end);
+    joined.members.set(member, endMember);
     return () => {
       joined.members.delete(member);
       if (joined.members.size > 0) return;
       if (groups.get(topicKey) === joined) groups.delete(topicKey);
-      void joined.stream.return?.();
+      joined.stopListening();
     };
   };
 
   return {
     handleFor(member: SharedMember): SharedDeliveryHandle {
-      return { passiveFor: (topic) => ({ onStart: (end) => join(topic, member, end) }) };
+      return { passiveFor: (topic) => ({ onStart: (endMember) => join(topic, member, endMember) }) };
     },
     /** Groups currently delivering (for tests and stats). */
     groupCount: () => groups.size,
   };
+}
+
+function isPromise<T>(value: T | Promise<T>): value is Promise<T> {
+  return typeof (value as { then?: unknown } | null)?.then === 'function';
 }
 
 export type SharedDeliveries = ReturnType<typeof createSharedDeliveries>;
