@@ -3,8 +3,9 @@
 # test/deployment.test.ts checks this file (stages, copied paths, user, health check, command).
 #
 # Stage 1 installs the runtime dependencies only (`npm ci --omit=dev`), exactly as the lockfile
-# pins them. Stage 2 is the runtime: those node_modules, the TypeScript sources, and nothing
-# else; the sources are run by tsx (a runtime dependency), with the same command as `npm start`.
+# pins them. Stage 2 compiles src/ to dist/ with every dependency (`npm run build`: tsc with
+# tsconfig.build.json). Stage 3 is the runtime: stage 1's node_modules, stage 2's dist/ and
+# package.json, and nothing else, run with the same command as `npm start`.
 #
 # Node 22: some runtime dependencies (@whatwg-node/*, under graphql-yoga) declare node >=22.15.
 
@@ -22,14 +23,24 @@ RUN --mount=type=cache,target=/root/.npm \
     npm ci --omit=dev --no-audit --no-fund \
  && rm -f node_modules/@tidings/client
 
+FROM ${NODE_IMAGE} AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+COPY client/package.json ./client/
+RUN --mount=type=cache,target=/root/.npm \
+    npm ci --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+RUN npm run build
+
 FROM ${NODE_IMAGE} AS runtime
 ENV NODE_ENV=production
 WORKDIR /app
 # Everything is owned by root and only readable by the `node` user that runs the gateway.
 COPY --from=deps /app/node_modules ./node_modules
-# package.json carries "type": "module"; tsx reads tsconfig.json.
-COPY package.json tsconfig.json ./
-COPY src ./src
+# package.json carries "type": "module" (dist/ is ES modules) and the version /stats reports.
+COPY package.json ./
+COPY --from=build /app/dist ./dist
 USER node
 # 4000: clients (GraphQL, WebSocket, SSE, /health, /ready). 9464: /metrics and /stats, bound to
 # loopback unless METRICS_HOST=0.0.0.0 (set it where Prometheus scrapes the container).
@@ -39,4 +50,4 @@ EXPOSE 4000 9464
 HEALTHCHECK --interval=10s --timeout=3s --start-period=15s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||4000)+'/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 # Exec form: node is PID 1 and receives SIGTERM itself (graceful shutdown, src/main.ts).
-CMD ["node", "--import", "tsx", "src/main.ts"]
+CMD ["node", "--enable-source-maps", "dist/main.js"]

@@ -261,6 +261,11 @@ function runtimeImports(file: string): string[] {
 const packageName = (specifier: string) => specifier.split('/').slice(0, specifier.startsWith('@') ? 2 : 1).join('/');
 const isBuiltin = (specifier: string) => specifier.startsWith('node:') || builtinModules.includes(packageName(specifier));
 
+/** Where `npm run build` (tsc -p tsconfig.build.json) compiles to, and from. */
+const buildOptions = (ts.readConfigFile(join(ROOT, 'tsconfig.build.json'), ts.sys.readFile).config as { compilerOptions: { outDir: string; rootDir: string } })
+  .compilerOptions;
+const isBuildRun = (command: string) => /\bnpm run build\b/.test(command);
+
 /** Repo-relative paths the runtime stage copies from the build context. */
 const contextPathsInImage = final.copies.filter((copy) => copy.from === undefined).flatMap((copy) => copy.sources.map((source) => posix.normalize(source).replace(/\/$/, '')));
 const isInImage = (repoPath: string) => contextPathsInImage.some((path) => repoPath === path || repoPath.startsWith(`${path}/`));
@@ -333,6 +338,7 @@ describe('Dockerfile', () => {
       const produced = [
         ...copies.flatMap((c) => c.sources.map((source) => landing(c, source))),
         ...runs.filter((run) => isProductionNpmCi(run.command)).map((run) => posix.join(run.workdir, 'node_modules')),
+        ...runs.filter((run) => isBuildRun(run.command)).map((run) => posix.join(run.workdir, buildOptions.outDir)),
       ];
       for (const source of copy.sources) {
         expect(produced.some((path) => source === path || source.startsWith(`${path}/`)), `line ${copy.line}: ${source} exists in stage ${copy.from}`).toBe(true);
@@ -353,14 +359,30 @@ describe('Dockerfile', () => {
     const command = (packageJson.scripts['start'] ?? '').trim().split(/\s+/);
     expect(command[0]).toBe('node');
     const entry = command.find((part) => /\.[cm]?[jt]s$/.test(part)) as string;
-    expect(isInImage(entry), `${entry} is copied`).toBe(true);
+    // The sources the entry is built from, and where they must be for the image to hold it.
+    let sourceEntry = entry;
+    let isAvailable = isInImage;
+    if (entry.startsWith(`${buildOptions.outDir}/`)) {
+      // Compiled: the runtime stage copies the build stage's output; that stage copies the sources.
+      const copy = final.copies.find((c) => c.from !== undefined && c.sources.some((source) => source.endsWith(`/${buildOptions.outDir}`)));
+      expect(copy, `the runtime stage copies ${buildOptions.outDir}/ from a build stage`).toBeDefined();
+      const build = walkStage(stageByName((copy as Copy).from as string) as Stage);
+      expect(build.runs.some((run) => isBuildRun(run.command)), 'that stage runs npm run build').toBe(true);
+      expect((copy as Copy).sources).toEqual([posix.join(build.workdir, buildOptions.outDir)]);
+      expect(landing(copy as Copy, (copy as Copy).sources[0] as string)).toBe(posix.join(final.workdir, buildOptions.outDir));
+      const buildContext = build.copies.filter((c) => c.from === undefined).flatMap((c) => c.sources.map((source) => posix.normalize(source).replace(/\/$/, '')));
+      isAvailable = (repoPath) => buildContext.some((path) => repoPath === path || repoPath.startsWith(`${path}/`));
+      for (const config of ['tsconfig.json', 'tsconfig.build.json']) expect(isAvailable(config), `${config} is copied into the build stage`).toBe(true);
+      sourceEntry = `${buildOptions.rootDir}/${entry.slice(buildOptions.outDir.length + 1)}`.replace(/\.js$/, '.ts');
+    }
+    expect(isAvailable(sourceEntry), `${sourceEntry} is copied`).toBe(true);
     expect(isInImage('package.json'), 'package.json ("type": "module") is copied').toBe(true);
     const preloads = command.flatMap((part, index) => (part === '--import' || part === '--require' ? [command[index + 1] ?? ''] : []));
     for (const preload of preloads) expect(Object.keys(packageJson.dependencies), `${preload} is a production dependency`).toContain(packageName(preload));
 
     // Follow the entry file's imports through the sources.
     const seen = new Set<string>();
-    const queue = [join(ROOT, entry)];
+    const queue = [join(ROOT, sourceEntry)];
     const problems: string[] = [];
     while (queue.length > 0) {
       const file = queue.pop() as string;
@@ -372,7 +394,7 @@ describe('Dockerfile', () => {
           const target = join(dirname(file), specifier).replace(/\.js$/, '.ts');
           const repoPath = relative(ROOT, target).split('\\').join('/');
           if (!existsSync(target)) problems.push(`${from}: ${specifier} does not resolve`);
-          else if (!isInImage(repoPath)) problems.push(`${from}: ${specifier} (${repoPath}) is not copied into the image`);
+          else if (!isAvailable(repoPath)) problems.push(`${from}: ${specifier} (${repoPath}) is not copied into the image`);
           else queue.push(target);
         } else if (!isBuiltin(specifier) && !(packageName(specifier) in packageJson.dependencies)) {
           problems.push(`${from}: ${specifier} is not in "dependencies" (npm ci --omit=dev leaves it out)`);

@@ -1,7 +1,8 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { describe, expect, it, onTestFinished } from 'vitest';
+import { beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { DEVELOPMENT_JWT_SECRET } from '../src/config/config.js';
 import { tokenFor } from './support/gateway.js';
 import { PRICE_UPDATED, priceInput, PUBLISH_PRICE } from './support/operations.js';
@@ -10,12 +11,22 @@ import { waitUntil } from './support/wait.js';
 import { connectWs, record } from './support/ws-client.js';
 
 /**
- * The real process, started as `npm start` starts it (`node --import tsx src/main.ts` in the repo
- * root, development defaults, no Redis, no JWT_SECRET), stopped with a signal as an orchestrator
- * would: clients are told to reconnect (1001) and the process exits 0 within SHUTDOWN_TIMEOUT_MS.
+ * The real process, started as `npm start` starts it (built with `npm run build`, then the start
+ * script's command in the repo root, development defaults, no Redis, no JWT_SECRET), stopped with
+ * a signal as an orchestrator would: clients are told to reconnect (1001) and the process exits 0
+ * within SHUTDOWN_TIMEOUT_MS.
  */
 
 const repoRoot = fileURLToPath(new URL('../', import.meta.url));
+/** `npm start`'s command (the `prestart` script builds first); its `node` is this Node. */
+const startCommand = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { scripts: { start: string } }).scripts.start
+  .trim()
+  .split(/\s+/);
+
+beforeAll(() => {
+  const build = spawnSync('npm', ['run', '--silent', 'build'], { cwd: repoRoot, encoding: 'utf8', timeout: 120_000 });
+  if (build.status !== 0) throw new Error(`npm run build failed: ${build.stdout}${build.stderr}`);
+}, 150_000);
 const SHUTDOWN_TIMEOUT_MS = 3_000;
 /** Process exit and log flushing on a busy CI machine; generous on purpose. */
 const EXIT_MARGIN_MS = 3_000;
@@ -41,7 +52,8 @@ async function startGatewayProcess(): Promise<GatewayProcess> {
   const inherited = Object.fromEntries(
     ['PATH', 'HOME', 'TMPDIR', 'LANG', 'SYSTEMROOT'].flatMap((name) => (process.env[name] ? [[name, process.env[name]]] : [])),
   );
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+  if (startCommand[0] !== 'node') throw new Error(`npm start does not run node: ${startCommand.join(' ')}`);
+  const child = spawn(process.execPath, startCommand.slice(1), {
     cwd: repoRoot,
     env: {
       ...inherited,

@@ -135,7 +135,19 @@ async function stopChild(child: ChildProcess, graceMs: number): Promise<void> {
   clearTimeout(timer);
 }
 
+let built: Promise<void> | undefined;
+
+/** Compiles the gateway once per run (`npm run build`): it runs as `npm start` runs it, from dist/. */
+function buildGateway(): Promise<void> {
+  built ??= new Promise<void>((resolve, reject) => {
+    const child = track(spawn('npm', ['run', '--silent', 'build'], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] }));
+    child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`npm run build exited with ${code}`))));
+  });
+  return built;
+}
+
 export async function startGateway(options: TargetOptions): Promise<Target> {
+  await buildGateway();
   const port = await freePort();
   const metricsPort = await freePort();
   const env: NodeJS.ProcessEnv = {
@@ -158,8 +170,8 @@ export async function startGateway(options: TargetOptions): Promise<Target> {
     RATE_LIMIT_OPERATIONS: '1000000',
     RATE_LIMIT_DISCONNECT_AFTER: '1000000',
   };
-  const flags = ['--import', 'tsx', ...(options.nodeFlags ?? [])].join(' ');
-  const child = spawnWithLimits(`node ${flags} src/main.ts`, env, ['pipe', 'inherit', 'inherit']);
+  const flags = ['--enable-source-maps', ...(options.nodeFlags ?? [])].join(' ');
+  const child = spawnWithLimits(`node ${flags} dist/main.js`, env, ['pipe', 'inherit', 'inherit']);
   child.once('exit', (code, signal) => {
     if (code !== 0 && code !== null) process.stderr.write(`gateway ${options.name} exited with ${code ?? signal}\n`);
   });

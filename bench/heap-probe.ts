@@ -1,0 +1,179 @@
+/**
+ * Where a subscribed WebSocket connection's memory goes. Starts Redis and a gateway (production
+ * mode, as the benchmark does), takes a heap snapshot, opens N connections with one
+ * `priceUpdated` subscription each (own user, own hotel, like scenario 3), takes another, and
+ * prints the retained growth per connection by object kind.
+ *
+ *   node --import tsx bench/heap-probe.ts [connections=1000] [top=40]
+ */
+import { readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { SignJWT } from 'jose';
+import WebSocket from 'ws';
+import { BASIC } from './lib/common.js';
+import { killAll, ROOT, sleep, startGateway, startRedis, waitFor } from './lib/procs.js';
+
+const connections = Number(process.argv[2] ?? 1000);
+const top = Number(process.argv[3] ?? 40);
+const secret = randomUUID() + randomUUID();
+
+interface Snapshot {
+  snapshot: { meta: { node_fields: string[]; node_types: [string[]]; edge_fields: string[]; edge_types: [string[]] } };
+  nodes: number[];
+  edges: number[];
+  strings: string[];
+}
+
+interface Heap {
+  /** Object ids (stable across snapshots of one process). */
+  ids: Set<number>;
+  /** For every node: id, kind and size; plus its first strong retainer's kind and edge name. */
+  rows: Array<{ id: number; kind: string; bytes: number; owner: string; grandOwner: string; properties: string }>;
+}
+
+/** Kind of a node: constructor name for objects, function name for closures, type otherwise. */
+function readHeap(file: string): Heap {
+  const heap = JSON.parse(readFileSync(file, 'utf8')) as Snapshot;
+  const { node_fields: fields, node_types: [types], edge_fields: edgeFields, edge_types: [edgeTypes] } = heap.snapshot.meta;
+  const width = fields.length;
+  const edgeWidth = edgeFields.length;
+  const at = (name: string) => fields.indexOf(name);
+  const [typeAt, nameAt, idAt, sizeAt, edgeCountAt] = [at('type'), at('name'), at('id'), at('self_size'), at('edge_count')];
+  const [edgeTypeAt, edgeNameAt, edgeToAt] = ['type', 'name_or_index', 'to_node'].map((field) => edgeFields.indexOf(field)) as [number, number, number];
+  const kindOf = (index: number) => {
+    const type = types[heap.nodes[index + typeAt]!]!;
+    const name = heap.strings[heap.nodes[index + nameAt]!]!;
+    return type === 'object' || type === 'closure' || type === 'native' ? `${type} ${name.slice(0, 50)}` : type;
+  };
+  const owner = new Map<number, string>();
+  const ownerIndex = new Map<number, number>();
+  const properties = new Map<number, string[]>();
+  let edge = 0;
+  for (let i = 0; i < heap.nodes.length; i += width) {
+    const count = heap.nodes[i + edgeCountAt]!;
+    for (let e = 0; e < count; e++, edge += edgeWidth) {
+      const edgeType = edgeTypes[heap.edges[edge + edgeTypeAt]!]!;
+      if (edgeType === 'weak' || edgeType === 'shortcut') continue;
+      const to = heap.edges[edge + edgeToAt]!;
+      if (edgeType === 'property' || edgeType === 'context') {
+        const list = properties.get(i) ?? [];
+        if (list.length < 8) list.push(String(heap.strings[heap.edges[edge + edgeNameAt]!]));
+        properties.set(i, list);
+      }
+      if (owner.has(to)) continue;
+      const nameOrIndex = heap.edges[edge + edgeNameAt]!;
+      const edgeName = edgeType === 'element' || edgeType === 'hidden' ? `[${edgeType}]` : heap.strings[nameOrIndex]!;
+      owner.set(to, `${kindOf(i)} .${String(edgeName).slice(0, 40)}`);
+      ownerIndex.set(to, i);
+    }
+  }
+  const ids = new Set<number>();
+  const rows: Heap['rows'] = [];
+  for (let i = 0; i < heap.nodes.length; i += width) {
+    const id = heap.nodes[i + idAt]!;
+    ids.add(id);
+    const parent = ownerIndex.get(i);
+    rows.push({
+      id,
+      kind: kindOf(i),
+      bytes: heap.nodes[i + sizeAt]!,
+      owner: owner.get(i) ?? '(root)',
+      grandOwner: parent === undefined ? '(root)' : `${owner.get(parent) ?? '(root)'} {${(properties.get(parent) ?? []).join(',')}}`,
+      properties: (properties.get(i) ?? []).join(','),
+    });
+  }
+  return { ids, rows };
+}
+
+async function snapshotOf(pid: number): Promise<string> {
+  const before = new Set(readdirSync(ROOT).filter((name) => name.endsWith('.heapsnapshot')));
+  process.kill(pid, 'SIGUSR2');
+  const file = await waitFor('heap snapshot', 120_000, () => {
+    const written = readdirSync(ROOT).find((name) => name.endsWith('.heapsnapshot') && !before.has(name));
+    if (!written) return undefined;
+    const path = join(ROOT, written);
+    // Written in one go by V8; wait until its size stops changing.
+    const size = statSync(path).size;
+    return size > 0 ? sleep(1_000).then(() => (statSync(path).size === size ? path : undefined)) : undefined;
+  }, 500);
+  return file;
+}
+
+async function open(url: string, index: number): Promise<WebSocket> {
+  const token = await new SignJWT({ roles: ['user'] })
+    .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+    .setSubject(`probe-${index}`)
+    .setIssuedAt()
+    .setExpirationTime(Math.floor(Date.now() / 1000) + 3600)
+    .sign(new TextEncoder().encode(secret));
+  const socket = new WebSocket(url, 'graphql-transport-ws');
+  await new Promise<void>((resolve, reject) => {
+    socket.once('error', reject);
+    socket.once('open', () => socket.send(JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${token}` } })));
+    socket.on('message', (data) => {
+      const message = JSON.parse(data.toString()) as { type: string };
+      if (message.type === 'connection_ack') {
+        socket.send(JSON.stringify({ id: '1', type: 'subscribe', payload: { query: BASIC.query, variables: { h: `probe-hotel-${index}` } } }));
+        resolve();
+      }
+    });
+  });
+  return socket;
+}
+
+async function main() {
+  const redis = await startRedis();
+  const gateway = await startGateway({ redisUrl: redis.url, prefix: `probe:${randomUUID()}:`, secret, name: 'heap-probe', nodeFlags: ['--heapsnapshot-signal=SIGUSR2'] });
+  const warm = await Promise.all(Array.from({ length: 50 }, (_v, i) => open(gateway.wsUrl, 1_000_000 + i)));
+  await sleep(1_000);
+  warm.forEach((socket) => socket.close());
+  await waitFor('warm-up connections gone', 10_000, async () => ((await gateway.stats()).connections === 0 ? true : undefined));
+  const before = await snapshotOf(gateway.pid);
+  const sockets: WebSocket[] = [];
+  for (let i = 0; i < connections; i += 100) sockets.push(...(await Promise.all(Array.from({ length: Math.min(100, connections - i) }, (_v, j) => open(gateway.wsUrl, i + j)))));
+  await waitFor('every subscription registered', 30_000, async () => ((await gateway.stats()).subscriptions === connections ? true : undefined));
+  await sleep(2_000);
+  const after = await snapshotOf(gateway.pid);
+  const before_ = readHeap(before);
+  const after_ = readHeap(after);
+  // New objects only: present after, absent before (ids are stable within a process).
+  const added = after_.rows.filter((row) => !before_.ids.has(row.id));
+  const total = added.reduce((sum, row) => sum + row.bytes, 0);
+  process.stdout.write(`${connections} subscribed connections: ${(total / 1024 / 1024).toFixed(1)} MB of new objects, ${(total / connections / 1024).toFixed(2)} KB per connection\n`);
+  const table = (title: string, keyOf: (row: Heap['rows'][number]) => string) => {
+    const groups = new Map<string, { bytes: number; count: number }>();
+    for (const row of added) {
+      const key = keyOf(row);
+      const entry = groups.get(key) ?? { bytes: 0, count: 0 };
+      entry.bytes += row.bytes;
+      entry.count++;
+      groups.set(key, entry);
+    }
+    process.stdout.write(`\n${title}\nbytes/conn  objects/conn\n`);
+    for (const [key, { bytes, count }] of [...groups].sort((x, y) => y[1].bytes - x[1].bytes).slice(0, top)) {
+      process.stdout.write(`${(bytes / connections).toFixed(0).padStart(10)}  ${(count / connections).toFixed(2).padStart(12)}  ${key}\n`);
+    }
+  };
+  table('by kind', (row) => row.kind);
+  table('by kind and first retainer', (row) => `${row.kind}  <-  ${row.owner}`);
+  if (process.env['PROBE_DETAIL']) {
+    const [kind, ownerPrefix] = process.env['PROBE_DETAIL'].split('|') as [string, string];
+    table(`detail: ${kind} <- ${ownerPrefix}… by the retainer's retainer {its properties}`, (row) =>
+      row.kind === kind && row.owner.startsWith(ownerPrefix) ? row.grandOwner : '(other)',
+    );
+    table(`properties of new ${kind}`, (row) => (row.kind === kind ? `{${row.properties}} <- ${row.owner}` : '(other)'));
+  }
+  sockets.forEach((socket) => socket.terminate());
+  rmSync(before);
+  rmSync(after);
+  await gateway.stop();
+  await redis.client.quit();
+  killAll();
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  killAll();
+  process.exit(1);
+});
