@@ -137,17 +137,24 @@ async function stopChild(child: ChildProcess, graceMs: number): Promise<void> {
 
 let built: Promise<void> | undefined;
 
-/** Compiles the gateway once per run (`npm run build`): it runs as `npm start` runs it, from dist/. */
-function buildGateway(): Promise<void> {
-  built ??= new Promise<void>((resolve, reject) => {
-    const child = track(spawn('npm', ['run', '--silent', 'build'], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] }));
-    child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`npm run build exited with ${code}`))));
+function run(command: string, args: string[]): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const child = track(spawn(command, args, { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] }));
+    child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${command} ${args.join(' ')} exited with ${code}`))));
   });
+}
+
+/**
+ * Compiles both servers once per run: the gateway with `npm run build` (it runs as `npm start`
+ * runs it, from dist/), the floor to bench/dist/. Both run as plain JavaScript.
+ */
+function buildServers(): Promise<void> {
+  built ??= run('npm', ['run', '--silent', 'build']).then(() => run('npx', ['tsc', '-p', 'bench/tsconfig.floor.json']));
   return built;
 }
 
 export async function startGateway(options: TargetOptions): Promise<Target> {
-  await buildGateway();
+  await buildServers();
   const port = await freePort();
   const metricsPort = await freePort();
   const env: NodeJS.ProcessEnv = {
@@ -201,7 +208,8 @@ export async function startGateway(options: TargetOptions): Promise<Target> {
 export async function startFloor(options: TargetOptions): Promise<Target> {
   const port = await freePort();
   const env: NodeJS.ProcessEnv = { ...process.env, HOST: '127.0.0.1', PORT: String(port), JWT_SECRET: options.secret, REDIS_URL: options.redisUrl, REDIS_PREFIX: options.prefix, NODE_ENV: 'production' };
-  const child = spawnWithLimits('node --import tsx bench/floor-server.ts', env, ['pipe', 'ignore', 'inherit']);
+  await buildServers();
+  const child = spawnWithLimits('node --enable-source-maps bench/dist/floor-server.js', env, ['pipe', 'ignore', 'inherit']);
   const base = `http://127.0.0.1:${port}`;
   await waitFor(`floor ${options.name} ready`, 30_000, async () => {
     if (child.exitCode !== null) throw new Error(`floor exited with ${child.exitCode}`);
