@@ -1,6 +1,12 @@
+import { GraphQLInt, GraphQLObjectType, GraphQLSchema, parse } from 'graphql';
 import { createClient as createSseClient } from 'graphql-sse';
+import { pino } from 'pino';
 import { describe, expect, it, onTestFinished } from 'vitest';
+import { createMemoryEventBus } from '../src/bus/memory-event-bus.js';
+import { buildEvent, type TidingsEvent } from '../src/events/contracts.js';
 import { topics } from '../src/events/topics.js';
+import { createMetrics } from '../src/metrics/metrics.js';
+import { createSharedDeliveries } from '../src/transport/shared-delivery.js';
 import { backendEnv, BACKENDS } from './support/backends.js';
 import { startGateway, tokenFor } from './support/gateway.js';
 import { counterValue } from './support/metrics.js';
@@ -61,5 +67,77 @@ describe.each(BACKENDS)('shared deliveries over WebSocket (%s)', (backend) => {
     sse.dispose();
     await waitUntil(() => gateway.app.webSockets.sharedGroupCount() === 0, 'every group to end');
     await waitUntil(() => gateway.app.services.bus.subscriberCount(topics.hotelPrices(hotelId)) === 0, 'the topic to be left');
+  });
+});
+
+describe('shared deliveries (unit)', () => {
+  const price = (amountMinor: number) => {
+    const built = buildEvent('priceUpdated', { hotelId: 'h1', roomType: 'DOUBLE', price: { amountMinor, currency: 'EUR' } });
+    if (!built.ok) throw new Error(built.issues.join('; '));
+    return built.event as TidingsEvent;
+  };
+  /** A schema whose `amount` resolves late for odd amounts, so executions finish out of order. */
+  const PriceType = new GraphQLObjectType({
+    name: 'Price',
+    fields: {
+      amount: {
+        type: GraphQLInt,
+        resolve: async (event: TidingsEvent & { type: 'priceUpdated' }) => {
+          const amount = event.data.price.amountMinor;
+          if (amount % 2 === 1) await new Promise((resolve) => setTimeout(resolve, 30));
+          return amount;
+        },
+      },
+    },
+  });
+  const schema = new GraphQLSchema({
+    query: new GraphQLObjectType({ name: 'Query', fields: { ok: { type: GraphQLInt } } }),
+    subscription: new GraphQLObjectType({ name: 'Subscription', fields: { priceUpdated: { type: PriceType, resolve: (event: unknown) => event } } }),
+  });
+
+  const setUp = () => {
+    const bus = createMemoryEventBus();
+    const deliveries = createSharedDeliveries({ bus, metrics: createMetrics(), logger: pino({ level: 'silent' }), maskError: (error) => error });
+    const join = (id: string, document: ReturnType<typeof parse> | undefined, frames: string[]) => {
+      let ended = 0;
+      const handle = deliveries.handleFor({
+        key: 'k',
+        idJson: JSON.stringify(id),
+        args: { schema, document: document as ReturnType<typeof parse>, contextValue: {}, variableValues: {} },
+        field: 'priceUpdated',
+        send: (frame) => frames.push(frame),
+      });
+      const leave = handle.passiveFor(topics.hotelPrices('h1')).onStart(() => ended++);
+      return { leave, ended: () => ended };
+    };
+    return { bus, deliveries, join };
+  };
+
+  it('delivers in publish order to every member when executions are asynchronous', async () => {
+    const { bus, deliveries, join } = setUp();
+    const first: string[] = [];
+    const second: string[] = [];
+    join('a', parse('subscription { priceUpdated { amount } }'), first);
+    join('b', parse('subscription { priceUpdated { amount } }'), second);
+    expect(deliveries.groupCount()).toBe(1);
+    for (const amount of [1, 2, 3, 4, 5]) await bus.publish(price(amount));
+    await waitUntil(() => first.length === 5 && second.length === 5, 'five frames each');
+    const amounts = (frames: string[]) => frames.map((frame) => (JSON.parse(frame) as { payload: { data: { priceUpdated: { amount: number } } } }).payload.data.priceUpdated.amount);
+    expect(amounts(first)).toEqual([1, 2, 3, 4, 5]);
+    expect(amounts(second)).toEqual([1, 2, 3, 4, 5]);
+    expect(first.every((frame) => frame.startsWith('{"id":"a","type":"next","payload":'))).toBe(true);
+  });
+
+  it('ends every member of a group whose execution fails, and the group with them', async () => {
+    const { bus, deliveries, join } = setUp();
+    const frames: string[] = [];
+    // No document: graphql's execute throws before executing anything.
+    const a = join('a', undefined, frames);
+    const b = join('b', undefined, frames);
+    await bus.publish(price(2));
+    await waitUntil(() => a.ended() === 1 && b.ended() === 1, 'both members ended');
+    expect(frames).toEqual([]);
+    expect(deliveries.groupCount()).toBe(0);
+    expect(bus.activeTopicCount()).toBe(0);
   });
 });
