@@ -77,10 +77,8 @@ export async function prepareOperation(
     operationName: params.operationName,
   };
   const kind = getOperationAST(document, params.operationName)?.operation ?? 'query';
-  return {
-    ok: true,
-    args,
-    kind,
-    run: () => (kind === 'subscription' ? enveloped.subscribe(args) : enveloped.execute(args)),
-  };
+  // Only the executor is kept: a subscription holds its prepared operation for as long as it is
+  // open, and the per-operation parse, validate and context closures are not needed any more.
+  const operate = kind === 'subscription' ? enveloped.subscribe : enveloped.execute;
+  return { ok: true, args, kind, run: () => operate(args) };
 }
