@@ -105,7 +105,13 @@ export function createSharedDeliveries(deps: {
       result.then(
         (settled) => {
           group.executing = false;
-          write(group, settled);
+          try {
+            write(group, settled);
+          } catch (error) {
+            // Thrown here it would be an unhandled rejection.
+            fail(group, error);
+            return;
+          }
           while (!group.executing && group.backlog.length > 0) deliver(group, group.backlog.shift()!);
         },
         (error: unknown) => fail(group, error),

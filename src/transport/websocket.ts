@@ -293,7 +293,8 @@ export function attachWebSocketTransport(deps: {
     const extra: SocketExtra = {
       socket,
       connectionId,
-      // Made when first used (with LOG_LEVEL above info, a quiet connection never needs one).
+      // Made when first used: a quiet connection never needs one (connect and close lines name
+      // the connection on the parent logger).
       get log() {
         return (log ??= logger.child({ connectionId }));
       },
