@@ -29,7 +29,8 @@ const DRAIN_CHECK_MS = 20;
  * connection can hold is about twice the bound plus one message per conflation key.
  */
 export class OutgoingQueue {
-  private readonly pending = new Map<string, string>();
+  /** Conflated messages waiting while the client is behind; made when first needed. */
+  private pending: Map<string, string> | undefined;
   private behindSince: number | undefined;
   private drainCheck: NodeJS.Timeout | undefined;
   private reported = false;
@@ -42,7 +43,7 @@ export class OutgoingQueue {
   /** Bytes held for this connection: unsent socket bytes plus conflated messages waiting here. */
   heldBytes(): number {
     let bytes = this.socket.bufferedAmount;
-    for (const message of this.pending.values()) bytes += Buffer.byteLength(message);
+    for (const message of this.pending?.values() ?? []) bytes += Buffer.byteLength(message);
     return bytes;
   }
 
@@ -57,12 +58,13 @@ export class OutgoingQueue {
     const { operationId, conflationKey } = options.classify(message);
     if (operationId !== undefined && conflationKey !== undefined) {
       const key = `${operationId}\u0000${conflationKey}`;
-      if (this.pending.delete(key)) options.onConflated();
-      this.pending.set(key, message);
+      const pending = (this.pending ??= new Map());
+      if (pending.delete(key)) options.onConflated();
+      pending.set(key, message);
       return;
     }
     // A complete or error must not overtake that operation's conflated results.
-    if (operationId !== undefined && this.pending.size > 0) this.writePendingOf(operationId);
+    if (operationId !== undefined && this.pending && this.pending.size > 0) this.writePendingOf(operationId);
     if (socket.bufferedAmount + Buffer.byteLength(message) > 2 * options.maxBufferedBytes) {
       this.reportSlowConsumer();
       return;
@@ -73,14 +75,18 @@ export class OutgoingQueue {
   /** Forgets the results still waiting for an operation the client completed. */
   dropOperation(operationId: string): void {
     const prefix = `${operationId}\u0000`;
-    for (const key of this.pending.keys()) if (key.startsWith(prefix)) this.pending.delete(key);
+    const pending = this.pending;
+    if (!pending) return;
+    for (const key of pending.keys()) if (key.startsWith(prefix)) pending.delete(key);
   }
 
   private writePendingOf(operationId: string): void {
     const prefix = `${operationId}\u0000`;
-    for (const [key, message] of this.pending) {
+    const pending = this.pending;
+    if (!pending) return;
+    for (const [key, message] of pending) {
       if (!key.startsWith(prefix)) continue;
-      this.pending.delete(key);
+      pending.delete(key);
       this.socket.send(message);
     }
   }
@@ -88,7 +94,7 @@ export class OutgoingQueue {
   dispose(): void {
     clearInterval(this.drainCheck);
     this.drainCheck = undefined;
-    this.pending.clear();
+    this.pending = undefined;
   }
 
   private fallBehind(): void {
@@ -104,8 +110,8 @@ export class OutgoingQueue {
       return;
     }
     // Caught up: write the latest of each conflated key, stopping if that fills the socket again.
-    for (const [key, message] of this.pending) {
-      this.pending.delete(key);
+    for (const [key, message] of this.pending ?? []) {
+      this.pending?.delete(key);
       socket.send(message);
       if (socket.bufferedAmount > options.maxBufferedBytes) {
         this.behindSince = Date.now();

@@ -168,24 +168,30 @@ export function attachWebSocketTransport(deps: {
       }
       if (principal.kind === 'user' && principal.expiresAt !== undefined) {
         const expiresAt = principal.expiresAt;
-        // Warn first, so the client can open a fresh connection before this one is closed. Never
-        // before connection_ack, which graphql-ws sends once we return.
-        const warnAt = Math.max(expiresAt - options.tokenExpiryWarningMs, Date.now() + 1);
-        if (options.tokenExpiryWarningMs > 0 && warnAt < expiresAt) {
-          extra.cleanups.push(
-            atExpiry(warnAt, () => {
-              extra.log.debug('warning the client that its token expires soon');
-              extra.outgoing.send(JSON.stringify({ type: 'ping', payload: { reason: 'token_expiring', expiresAt: new Date(expiresAt).toISOString() } }));
-            }),
-          );
-        }
         // The connection lives only as long as its token: the client reconnects with a fresh one.
-        extra.cleanups.push(
+        const closeAtExpiry = () =>
           atExpiry(expiresAt + options.clockToleranceMs, () => {
             extra.log.info('websocket token expired; closing');
             closeSocket(extra, CloseCode.Forbidden, 'Unauthenticated: Token has expired');
-          }),
-        );
+          });
+        // Warn first, so the client can open a fresh connection before this one is closed. Never
+        // before connection_ack, which graphql-ws sends once we return. One timer at a time: the
+        // warning arms the close.
+        const warnAt = Math.max(expiresAt - options.tokenExpiryWarningMs, Date.now() + 1);
+        if (options.tokenExpiryWarningMs > 0 && warnAt < expiresAt) {
+          let cancelClose: (() => void) | undefined;
+          const cancelWarning = atExpiry(warnAt, () => {
+            extra.log.debug('warning the client that its token expires soon');
+            extra.outgoing.send(JSON.stringify({ type: 'ping', payload: { reason: 'token_expiring', expiresAt: new Date(expiresAt).toISOString() } }));
+            cancelClose = closeAtExpiry();
+          });
+          extra.cleanups.push(() => {
+            cancelWarning();
+            cancelClose?.();
+          });
+        } else {
+          extra.cleanups.push(closeAtExpiry());
+        }
       }
       // The parent logger with the id spelled out: a child logger per connection would be kept
       // for the connection's lifetime just for these two lines.
