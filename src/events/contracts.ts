@@ -212,6 +212,9 @@ export type BuildEventResult<T extends EventType> =
   | { readonly ok: true; readonly event: EventEnvelope<T> }
   | { readonly ok: false; readonly issues: string[] };
 
+/** The envelope fields buildEvent fills in. Made once: zod compiles a schema when first used. */
+const envelopeIdentitySchema = envelopeSchema.pick({ id: true, occurredAt: true });
+
 /**
  * Validates `input` as the data of `type` and wraps it in a new envelope. The one way events are
  * made, by the gateway's mutations and by the TypeScript publisher in src/sdk/.
@@ -224,7 +227,7 @@ export function buildEvent<T extends EventType>(
   const data = parseEventData(type, input);
   if (!data.ok) return data;
   const occurredAt = options.occurredAt ?? (options.now ?? (() => new Date()))().toISOString();
-  const envelope = envelopeSchema.pick({ id: true, occurredAt: true }).safeParse({ id: options.id ?? randomUUID(), occurredAt });
+  const envelope = envelopeIdentitySchema.safeParse({ id: options.id ?? randomUUID(), occurredAt });
   if (!envelope.success) return { ok: false, issues: describeIssues(envelope.error, '') };
   return { ok: true, event: { ...envelope.data, type, version: EVENT_VERSION, data: data.data } };
 }
