@@ -5,6 +5,8 @@
  * prints the retained growth per connection by object kind.
  *
  *   node --import tsx bench/heap-probe.ts [connections=1000] [top=40]
+ *   PROBE_SUBSCRIBE=0 node --import tsx bench/heap-probe.ts   # connections only, no subscription
+ *   PROBE_HOTELS=1 node --import tsx bench/heap-probe.ts      # every subscription on one hotel
  */
 import { readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -16,6 +18,10 @@ import { killAll, ROOT, sleep, startGateway, startRedis, waitFor } from './lib/p
 
 const connections = Number(process.argv[2] ?? 1000);
 const top = Number(process.argv[3] ?? 40);
+/** PROBE_SUBSCRIBE=0: connections without a subscription, to tell the two costs apart. */
+const subscribe = process.env['PROBE_SUBSCRIBE'] !== '0';
+/** PROBE_HOTELS=n: spread the subscriptions over n hotels (default: one hotel per connection). */
+const hotels = Number(process.env['PROBE_HOTELS'] ?? 0) || Infinity;
 const secret = randomUUID() + randomUUID();
 
 interface Snapshot {
@@ -114,7 +120,7 @@ async function open(url: string, index: number): Promise<WebSocket> {
     socket.on('message', (data) => {
       const message = JSON.parse(data.toString()) as { type: string };
       if (message.type === 'connection_ack') {
-        socket.send(JSON.stringify({ id: '1', type: 'subscribe', payload: { query: BASIC.query, variables: { h: `probe-hotel-${index}` } } }));
+        if (subscribe) socket.send(JSON.stringify({ id: '1', type: 'subscribe', payload: { query: BASIC.query, variables: { h: `probe-hotel-${index % hotels}` } } }));
         resolve();
       }
     });
@@ -132,7 +138,10 @@ async function main() {
   const before = await snapshotOf(gateway.pid);
   const sockets: WebSocket[] = [];
   for (let i = 0; i < connections; i += 100) sockets.push(...(await Promise.all(Array.from({ length: Math.min(100, connections - i) }, (_v, j) => open(gateway.wsUrl, i + j)))));
-  await waitFor('every subscription registered', 30_000, async () => ((await gateway.stats()).subscriptions === connections ? true : undefined));
+  await waitFor('every connection registered', 30_000, async () => {
+    const stats = await gateway.stats();
+    return stats.connections === connections && stats.subscriptions === (subscribe ? connections : 0) ? true : undefined;
+  });
   await sleep(2_000);
   const after = await snapshotOf(gateway.pid);
   const before_ = readHeap(before);
