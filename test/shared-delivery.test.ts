@@ -141,3 +141,22 @@ describe('shared deliveries (unit)', () => {
     expect(bus.activeTopicCount()).toBe(0);
   });
 });
+
+describe('shared deliveries on a closed bus (unit)', () => {
+  it('end a member at once instead of joining a group that cannot deliver', async () => {
+    const bus = createMemoryEventBus();
+    await bus.close();
+    const deliveries = createSharedDeliveries({ bus, metrics: createMetrics(), logger: pino({ level: 'silent' }), maskError: (error) => error });
+    let ended = 0;
+    const handle = deliveries.handleFor({
+      key: 'k',
+      idJson: '"a"',
+      args: { schema: new GraphQLSchema({ query: new GraphQLObjectType({ name: 'Query', fields: { ok: { type: GraphQLInt } } }) }), document: parse('{ ok }') },
+      field: 'priceUpdated',
+      send: () => undefined,
+    });
+    handle.passiveFor(topics.hotelPrices('h1')).onStart(() => ended++);
+    expect(ended).toBe(1);
+    expect(deliveries.groupCount()).toBe(0);
+  });
+});

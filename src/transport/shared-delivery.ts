@@ -143,6 +143,11 @@ export function createSharedDeliveries(deps: {
       group = created;
     }
     const joined = group;
+    if (groups.get(topicKey) !== joined) {
+      // The bus refused the listener (it is shutting down) and ended the group at once.
+      endMember();
+      return () => undefined;
+    }
     joined.members.set(member, endMember);
     return () => {
       joined.members.delete(member);
