@@ -24,6 +24,7 @@ import type { GatewayServices } from './schema/context.js';
 import { buildSchema } from './schema/index.js';
 import { createErrorMasker, createGatewayYoga, GRAPHQL_PATH, type GatewayYoga } from './server/yoga.js';
 import { createSharedDeliveries } from './transport/shared-delivery.js';
+import { createSubscriptionAdmission } from './server/subscription-admission.js';
 import { attachWebSocketTransport, type WebSocketTransport } from './transport/websocket.js';
 import { createWebAppHandler } from './transport/web-app.js';
 import { createOpsServer } from './transport/ops-server.js';
@@ -95,6 +96,11 @@ export function buildApp(config: Config, overrides: { logger?: Logger; bus?: Eve
   const authenticator = createAuthenticator(config.auth, createTokenVerifier(config.auth), revocations);
   const inFlight = createInFlightOperations();
   const clientAddressOf = createClientAddressOf(config.http.trustProxy);
+  const rateLimiter = redis ? createRedisRateLimiter({ redis: redis.commands, prefix: config.redis.prefix, logger }) : createMemoryRateLimiter();
+  const rateBudgets = {
+    operations: { name: 'operations', limit: config.limits.rate.operations, windowMs: config.limits.rate.windowMs },
+    chat: { name: 'chat', limit: config.limits.rate.chatMessages, windowMs: config.limits.rate.windowMs },
+  };
   const yoga = createGatewayYoga({
     schema: buildSchema(),
     services,
@@ -107,13 +113,8 @@ export function buildApp(config: Config, overrides: { logger?: Logger; bus?: Eve
     limits: config.limits,
     metrics,
     protection: {
-      rateLimiter: redis
-        ? createRedisRateLimiter({ redis: redis.commands, prefix: config.redis.prefix, logger })
-        : createMemoryRateLimiter(),
-      rateBudgets: {
-        operations: { name: 'operations', limit: config.limits.rate.operations, windowMs: config.limits.rate.windowMs },
-        chat: { name: 'chat', limit: config.limits.rate.chatMessages, windowMs: config.limits.rate.windowMs },
-      },
+      rateLimiter,
+      rateBudgets,
       quotas,
       revocations,
     },
@@ -137,6 +138,7 @@ export function buildApp(config: Config, overrides: { logger?: Logger; bus?: Eve
     clientAddressOf,
     presence,
     sharedDeliveries: createSharedDeliveries({ bus, metrics, logger, maskError: createErrorMasker(logger) }),
+    admission: createSubscriptionAdmission({ limiter: rateLimiter, budgets: rateBudgets, quotas, maxPerUser: config.limits.maxSubscriptionsPerUser, metrics }),
     logger,
     metrics,
     options: {

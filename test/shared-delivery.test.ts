@@ -160,3 +160,65 @@ describe('shared deliveries on a closed bus (unit)', () => {
     expect(deliveries.groupCount()).toBe(0);
   });
 });
+
+describe.each(BACKENDS)('subscribers joining a running shared delivery (%s)', (backend) => {
+  const subscribeAs = async (gateway: Awaited<ReturnType<typeof startGateway>>, who: string, hotelId: string, count: number) => {
+    const connection = connectWs(gateway.wsUrl, await tokenFor(who, ['user']));
+    return { connection, recordings: Array.from({ length: count }, () => record(connection.client, PRICE_UPDATED, { hotelId })) };
+  };
+  const codeOf = (recording: Recording) => recording.results[0]?.errors?.[0]?.extensions?.['code'];
+
+  it('are quota-limited, counted and given back like any subscriber, and keep receiving when the first one leaves', async () => {
+    const gateway = await startGateway({ ...(await backendEnv(backend)), MAX_SUBSCRIPTIONS_PER_USER: '2' });
+    const hotelId = 'joined-hotel';
+    const topic = topics.hotelPrices(hotelId);
+    // The first subscriber starts the group through the whole pipeline.
+    const first = await subscribeAs(gateway, 'first', hotelId, 1);
+    await gateway.waitForSubscribers(topic, 1);
+    await waitUntil(() => gateway.app.webSockets.sharedGroupCount() === 1, 'the group to run');
+    expect(gateway.app.webSockets.sharedJoinedCount()).toBe(0);
+
+    // The same operation, variables and roles: these join the running group.
+    const joiner = await subscribeAs(gateway, 'joiner', hotelId, 2);
+    await gateway.waitForSubscribers(topic, 3);
+    const over = record(joiner.connection.client, PRICE_UPDATED, { hotelId });
+    await over.waitForEnd();
+    expect(codeOf(over)).toBe('LIMIT_EXCEEDED');
+    // They did not run a pipeline of their own.
+    expect(gateway.app.webSockets.sharedJoinedCount()).toBe(2);
+    const stats = (await (await fetch(`${gateway.opsUrl}/stats`)).json()) as { subscriptions: Record<string, number> };
+    expect(stats.subscriptions['priceUpdated']).toBe(3);
+
+    await gateway.publish(PUBLISH_PRICE, priceInput(hotelId, 10_000));
+    for (const recording of [...first.recordings, ...joiner.recordings]) {
+      expect((await recording.waitForResults(1))[0]?.data?.['priceUpdated']).toMatchObject({ hotelId, price: { amountMinor: 10_000 } });
+    }
+
+    // Completing one gives its quota unit back; the first subscriber leaving keeps the group going.
+    joiner.recordings[0]?.unsubscribe();
+    await waitUntil(() => gateway.app.services.bus.subscriberCount(topic) === 2, 'one joiner gone');
+    const again = record(joiner.connection.client, PRICE_UPDATED, { hotelId });
+    first.connection.client.terminate();
+    await waitUntil(() => gateway.app.services.bus.subscriberCount(topic) === 2, 'the first subscriber gone, the new one counted');
+    await gateway.publish(PUBLISH_PRICE, priceInput(hotelId, 20_000));
+    expect((await again.waitForResults(1))[0]?.data?.['priceUpdated']).toMatchObject({ price: { amountMinor: 20_000 } });
+    expect((await joiner.recordings[1]!.waitForResults(2))[1]?.data?.['priceUpdated']).toMatchObject({ price: { amountMinor: 20_000 } });
+    expect(gateway.app.webSockets.sharedGroupCount()).toBe(1);
+
+    // Shutdown completes them like every other subscription.
+    await gateway.app.stop();
+    expect((await joiner.connection.waitForClose()).code).toBe(1001);
+  });
+
+  it('are rate-limited like any subscriber', async () => {
+    const gateway = await startGateway({ ...(await backendEnv(backend)), RATE_LIMIT_OPERATIONS: '2' });
+    const hotelId = 'limited-hotel';
+    await subscribeAs(gateway, 'starter', hotelId, 1);
+    await gateway.waitForSubscribers(topics.hotelPrices(hotelId), 1);
+    const flooder = await subscribeAs(gateway, 'flooder', hotelId, 3);
+    await flooder.recordings[2]!.waitForEnd();
+    expect(codeOf(flooder.recordings[2]!)).toBe('RATE_LIMITED');
+    await gateway.waitForSubscribers(topics.hotelPrices(hotelId), 3);
+    expect(gateway.app.webSockets.sharedJoinedCount()).toBe(2);
+  });
+});

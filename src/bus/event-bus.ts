@@ -17,6 +17,8 @@ export interface EventBus {
   subscribe<T extends EventType>(topic: Topic<T>, options?: FanoutSubscribeOptions): AsyncIterableIterator<EventEnvelope<T>>;
   /** The same as a callback run synchronously per event (see LocalFanout.listen); returns what ends it. */
   listen(topic: Topic<EventType>, listener: (event: TidingsEvent) => void, options: { counted?: boolean; onEnd(): void }): () => void;
+  /** A counted subscriber without a stream (see LocalFanout.hold); returns what ends it. */
+  hold(topic: Topic<EventType>, end: () => void): () => void;
   /** Number of topics with at least one local subscriber (for readiness, stats and tests). */
   activeTopicCount(): number;
   /** Local subscribers of one topic on this instance. */

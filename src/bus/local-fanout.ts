@@ -132,6 +132,19 @@ export class LocalFanout {
     };
   }
 
+  /**
+   * A counted subscriber without a stream or listener: a shared delivery's member admitted
+   * without a pipeline of its own keeps the topic subscribed and counted. `end` runs if it is
+   * ended from here (shutdown); returns what ends it.
+   */
+  hold(topic: string, end: () => void): () => void {
+    if (this.closed) {
+      end();
+      return () => undefined;
+    }
+    return this.join(topic, true, undefined, end, undefined);
+  }
+
   /** Registers one local subscription of a topic; returns what undoes it. */
   private join(
     topic: string,
@@ -174,26 +187,39 @@ export class LocalFanout {
 const DONE: IteratorReturnResult<undefined> = { done: true, value: undefined };
 
 /**
- * A stream that yields nothing and completes when ended: from inside (`end`, passed to `start`)
- * or by its consumer (`return`). Starts on the first `next()`, like a Repeater.
+ * A stream that yields nothing and completes when ended: from inside (`end`, passed to `begin`)
+ * or by its consumer (`return`). Starts on the first `next()`, like a Repeater, or on `start()`.
  */
-class PassiveStream<T> implements AsyncIterableIterator<T> {
+export class PassiveStream<T> implements AsyncIterableIterator<T> {
+  private started = false;
   private ended = false;
   private completion: Promise<IteratorResult<T>> | undefined;
   private complete: ((result: IteratorResult<T>) => void) | undefined;
   private leave: (() => void) | undefined;
 
-  constructor(private readonly start: (end: () => void) => () => void) {}
+  /** Dropped once started, with whatever it holds. */
+  private begin: ((end: () => void) => () => void) | undefined;
+
+  constructor(begin: (end: () => void) => () => void) {
+    this.begin = begin;
+  }
+
+  /** Starts now instead of on the first `next()`. */
+  start(): void {
+    const begin = this.begin;
+    if (this.started || this.ended || !begin) return;
+    this.started = true;
+    this.begin = undefined;
+    const leave = begin(() => this.finish());
+    // Ended while starting (the instance is shutting down): undo the start at once.
+    if (this.ended) leave();
+    else this.leave = leave;
+  }
 
   next(): Promise<IteratorResult<T>> {
     if (this.ended) return Promise.resolve(DONE);
-    if (!this.completion) {
-      this.completion = new Promise((resolve) => (this.complete = resolve));
-      const leave = this.start(() => this.finish());
-      // Ended while starting (the instance is shutting down): undo the start at once.
-      if (this.ended) leave();
-      else this.leave = leave;
-    }
+    this.completion ??= new Promise((resolve) => (this.complete = resolve));
+    this.start();
     return this.completion;
   }
 
@@ -214,6 +240,7 @@ class PassiveStream<T> implements AsyncIterableIterator<T> {
   private finish(): void {
     if (this.ended) return;
     this.ended = true;
+    this.begin = undefined;
     const leave = this.leave;
     this.leave = undefined;
     leave?.();

@@ -14,6 +14,7 @@ export function createMemoryEventBus(options: { metrics?: GatewayMetrics } = {})
     },
     subscribe: (topic, options) => fanout.subscribe(topic, options),
     listen: (topic, listener, options) => fanout.listen(topic, listener, options),
+    hold: (topic, end) => fanout.hold(topic, end),
     activeTopicCount: () => fanout.activeTopicCount(),
     subscriberCount: (topic) => fanout.subscriberCount(topic),
     isReady: () => true,

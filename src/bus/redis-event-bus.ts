@@ -147,6 +147,7 @@ export function createRedisEventBus(options: RedisEventBusOptions): EventBus {
     publish: (event: TidingsEvent) => publishToRedis(connections.commands, prefix, event, { byGateway: true }),
     subscribe: (topic, options) => fanout.subscribe(topic, options),
     listen: (topic, listener, options) => fanout.listen(topic, listener, options),
+    hold: (topic, end) => fanout.hold(topic, end),
     activeTopicCount: () => fanout.activeTopicCount(),
     subscriberCount: (topic) => fanout.subscriberCount(topic),
     isReady: () => connections.isReady(),

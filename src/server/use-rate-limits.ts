@@ -1,4 +1,4 @@
-import { getOperationAST, type ExecutionResult } from 'graphql';
+import { getOperationAST, type ExecutionResult, type GraphQLError } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import { hasRole } from '../auth/principal.js';
 import { rateLimited } from '../errors.js';
@@ -21,14 +21,11 @@ function clientKey(context: GraphQLContext): string {
 }
 
 /**
- * A sliding-window budget per user (per IP when anonymous) on subscribe operations and mutations,
- * on every transport, across instances when the limiter is Redis-backed. A refused operation gets
- * RATE_LIMITED with retryAfterMs; queries are not limited here. Expensive fields charge their own
- * budget each time they run (`context.chargeRateBudget`), so aliases and fragments cannot
- * multiply them for free. Backend services (role `service`) are not limited: they are trusted
- * publishers whose rate is the product's, not an abuser's.
+ * Charges one unit of the `operations` budget to the caller of a subscribe or a mutation; resolves
+ * to the RATE_LIMITED error it gets when the budget is spent. Services are exempt. Shared by the
+ * plugin below and the WebSocket transport's admission of shared-delivery members.
  */
-export function useRateLimits(deps: { limiter: RateLimiter; budgets: RateBudgets; metrics: GatewayMetrics }): Plugin<GraphQLContext> {
+export function createOperationCharge(deps: { limiter: RateLimiter; budgets: RateBudgets; metrics: GatewayMetrics }) {
   const consume = async (context: GraphQLContext, budget: RateBudget) => {
     const decision = await deps.limiter.consume(clientKey(context), budget);
     if (decision.allowed) return undefined;
@@ -38,27 +35,39 @@ export function useRateLimits(deps: { limiter: RateLimiter; budgets: RateBudgets
     return rateLimited(`Too many requests (${budget.name}); retry in ${seconds} s`, budget.name, decision.retryAfterMs);
   };
   const exempt = (context: GraphQLContext) => hasRole(context.principal, 'service');
-  const chargeFor =
-    (context: GraphQLContext): ChargeRateBudget =>
-    async (name) => {
-      if (exempt(context)) return;
-      const refusal = await consume(context, deps.budgets[name]);
-      if (refusal) throw refusal;
-    };
+  return {
+    operation: (context: GraphQLContext): Promise<GraphQLError | undefined> =>
+      exempt(context) ? Promise.resolve(undefined) : consume(context, deps.budgets.operations),
+    chargeFor:
+      (context: GraphQLContext): ChargeRateBudget =>
+      async (name) => {
+        if (exempt(context)) return;
+        const refusal = await consume(context, deps.budgets[name]);
+        if (refusal) throw refusal;
+      },
+  };
+}
 
+/**
+ * A sliding-window budget per user (per IP when anonymous) on subscribe operations and mutations,
+ * on every transport, across instances when the limiter is Redis-backed. A refused operation gets
+ * RATE_LIMITED with retryAfterMs; queries are not limited here. Expensive fields charge their own
+ * budget each time they run (`context.chargeRateBudget`), so aliases and fragments cannot
+ * multiply them for free. Backend services (role `service`) are not limited: they are trusted
+ * publishers whose rate is the product's, not an abuser's.
+ */
+export function useRateLimits(deps: { limiter: RateLimiter; budgets: RateBudgets; metrics: GatewayMetrics }): Plugin<GraphQLContext> {
+  const charge = createOperationCharge(deps);
   return {
     async onSubscribe({ args, setResultAndStopExecution }) {
-      const context = args.contextValue as GraphQLContext;
-      if (exempt(context)) return;
-      const refusal = await consume(context, deps.budgets.operations);
+      const refusal = await charge.operation(args.contextValue as GraphQLContext);
       if (refusal) setResultAndStopExecution({ errors: [refusal] } as ExecutionResult);
     },
     async onExecute({ args, setResultAndStopExecution, extendContext }) {
       if (getOperationAST(args.document, args.operationName)?.operation !== 'mutation') return;
       const context = args.contextValue as GraphQLContext;
-      extendContext({ chargeRateBudget: chargeFor(context) } as Partial<GraphQLContext>);
-      if (exempt(context)) return;
-      const refusal = await consume(context, deps.budgets.operations);
+      extendContext({ chargeRateBudget: charge.chargeFor(context) } as Partial<GraphQLContext>);
+      const refusal = await charge.operation(context);
       if (refusal) setResultAndStopExecution({ errors: [refusal] } as ExecutionResult);
     },
   };

@@ -1,9 +1,25 @@
-import type { ExecutionResult } from 'graphql';
+import type { ExecutionResult, GraphQLError } from 'graphql';
 import { isAsyncIterable, type Plugin } from 'graphql-yoga';
 import { limitExceeded } from '../errors.js';
 import type { GatewayMetrics } from '../metrics/metrics.js';
-import type { UserQuotas } from '../protection/user-quotas.js';
+import type { QuotaLease, UserQuotas } from '../protection/user-quotas.js';
 import type { GraphQLContext } from '../schema/context.js';
+
+/**
+ * Takes one unit of the caller's subscription quota (users only: anonymous callers and their
+ * quota-free subscriptions get no lease); resolves to the LIMIT_EXCEEDED error when none is left.
+ * Shared by the plugin below and the WebSocket transport's admission of shared-delivery members.
+ */
+export function createSubscriptionUnits(deps: { quotas: UserQuotas; maxPerUser: number; metrics: GatewayMetrics }) {
+  return async (context: GraphQLContext): Promise<{ readonly lease: QuotaLease | undefined } | { readonly refusal: GraphQLError }> => {
+    const principal = context.principal;
+    if (principal.kind !== 'user') return { lease: undefined };
+    const lease = await deps.quotas.acquire('subscriptions', principal.userId, deps.maxPerUser);
+    if (lease) return { lease };
+    deps.metrics.limitTrips.inc({ limit: 'subscriptions_per_user' });
+    return { refusal: limitExceeded(`At most ${deps.maxPerUser} subscriptions may be open per user`, 'subscriptions_per_user') };
+  };
+}
 
 /**
  * At most `maxPerUser` open subscriptions per user, over every transport and (with Redis) every
@@ -11,18 +27,16 @@ import type { GraphQLContext } from '../schema/context.js';
  * reason: completed by the client, refused, errored, or its connection closed.
  */
 export function useSubscriptionQuota(deps: { quotas: UserQuotas; maxPerUser: number; metrics: GatewayMetrics }): Plugin<GraphQLContext> {
+  const take = createSubscriptionUnits(deps);
   return {
     async onSubscribe({ args, setResultAndStopExecution }) {
-      const principal = (args.contextValue as GraphQLContext).principal;
-      if (principal.kind !== 'user') return;
-      const lease = await deps.quotas.acquire('subscriptions', principal.userId, deps.maxPerUser);
-      if (!lease) {
-        deps.metrics.limitTrips.inc({ limit: 'subscriptions_per_user' });
-        setResultAndStopExecution({
-          errors: [limitExceeded(`At most ${deps.maxPerUser} subscriptions may be open per user`, 'subscriptions_per_user')],
-        } as ExecutionResult);
+      const unit = await take(args.contextValue as GraphQLContext);
+      if ('refusal' in unit) {
+        setResultAndStopExecution({ errors: [unit.refusal] } as ExecutionResult);
         return;
       }
+      const lease = unit.lease;
+      if (!lease) return;
       // An SSE client may leave while its subscription is being set up; then no stream ever
       // starts (and nothing would end it), so the request's end gives the unit back.
       const request = (args.contextValue as { request?: Request }).request;

@@ -2,7 +2,7 @@ import { execute, GraphQLError, type ExecutionArgs, type ExecutionResult } from 
 import type { Logger } from 'pino';
 import type { EventBus } from '../bus/event-bus.js';
 import type { EventType, TidingsEvent } from '../events/contracts.js';
-import { SUBSCRIBER_BUFFER_EVENTS } from '../bus/local-fanout.js';
+import { PassiveStream, SUBSCRIBER_BUFFER_EVENTS } from '../bus/local-fanout.js';
 import type { Topic } from '../events/topics.js';
 import { forSocket, isWithheldField } from '../errors.js';
 import type { GatewayMetrics } from '../metrics/metrics.js';
@@ -20,23 +20,35 @@ export interface SharedDeliveryHandle {
   passiveFor(topic: string): { onStart(end: () => void): () => void };
 }
 
-export interface SharedMember {
-  /** Groups operations that may share a result: document, operation name, variables and roles. */
-  readonly key: string;
+/** Where a member's results go. */
+export interface GroupMember {
   /** The member's JSON-encoded operation id, spliced into each frame. */
   readonly idJson: string;
-  /** The execution arguments of the member (the first member's serve the whole group). */
-  readonly args: ExecutionArgs;
-  readonly field: string;
   /** Writes one serialized graphql-ws message to the member's socket. */
   send(frame: string): void;
 }
 
+export interface SharedMember extends GroupMember {
+  /** Groups operations that may share a result: document, operation name, variables and roles. */
+  readonly key: string;
+  /** The member's execution arguments: they execute for the whole group if it starts one. */
+  readonly args: ExecutionArgs;
+  readonly field: string;
+}
+
 interface Group {
+  readonly key: string;
+  readonly topic: string;
   readonly topicKey: string;
   readonly field: string;
-  /** Each member with the function that ends its (passive) stream. */
-  readonly members: Map<SharedMember, () => void>;
+  /**
+   * The arguments each event is executed with: those of the member that started the group. They
+   * stay after it leaves; what they carry that is its own (its context) is not used by the
+   * resolvers of a shareable field, which depend only on the operation, variables and roles.
+   */
+  readonly args: ExecutionArgs;
+  /** Each member with the function that ends its stream. */
+  readonly members: Map<GroupMember, () => void>;
   /** Ends the group's bus listener. */
   stopListening: () => void;
   /** Events that arrived while an asynchronous execution was running, oldest first. */
@@ -47,9 +59,12 @@ interface Group {
 /**
  * One execution and one serialization per event for every WebSocket subscription of a group,
  * written to each member's socket with only the operation id differing: the per-subscriber cost
- * of a broadcast becomes a string concatenation and a socket write. Each member still goes
- * through the whole subscribe pipeline (authorization, rate limits, quotas, metrics): its own
- * stream is passive, keeps the topic subscribed and ends as usual, and the group leaves it.
+ * of a broadcast becomes a string concatenation and a socket write. The member that starts a
+ * group goes through the whole subscribe pipeline (authorization, rate limits, quotas, metrics)
+ * and its own stream is passive. Later members with the same key (same document, variables and
+ * roles, so the same authorization outcome) are admitted by the transport with only their own
+ * rate limit and quota, and joined with `joinAdmitted`: no envelop pipeline, iterator chain or
+ * context per subscriber for as long as they stay.
  *
  * The group listens on the bus with a callback and executes synchronously when the resolvers are
  * synchronous (they are for priceUpdated): no stream, buffer or promise per group or per event.
@@ -62,6 +77,13 @@ export function createSharedDeliveries(deps: {
   maskError: (error: GraphQLError) => Error;
 }) {
   const groups = new Map<string, Group>();
+  let joined = 0;
+  /** The running group of each key (a key's variables determine its topic). */
+  const byKey = new Map<string, Group>();
+  const forget = (group: Group) => {
+    if (groups.get(group.topicKey) === group) groups.delete(group.topicKey);
+    if (byKey.get(group.key) === group) byKey.delete(group.key);
+  };
 
   const frameOf = (result: ExecutionResult): string => {
     const errors = result.errors?.map((error) => {
@@ -80,7 +102,7 @@ export function createSharedDeliveries(deps: {
 
   /** Stops a group for good; its members' operations complete (clients may subscribe again). */
   const end = (group: Group) => {
-    if (groups.get(group.topicKey) === group) groups.delete(group.topicKey);
+    forget(group);
     group.stopListening();
     group.backlog.length = 0;
     for (const endMember of [...group.members.values()]) endMember();
@@ -92,10 +114,9 @@ export function createSharedDeliveries(deps: {
   };
 
   const deliver = (group: Group, event: TidingsEvent): void => {
-    const [first] = group.members.keys();
-    if (!first) return;
+    if (group.members.size === 0) return;
     try {
-      const result = execute({ ...first.args, rootValue: event });
+      const result = execute({ ...group.args, rootValue: event });
       if (!isPromise(result)) {
         write(group, result);
         return;
@@ -121,12 +142,24 @@ export function createSharedDeliveries(deps: {
     }
   };
 
+  /** Adds a member to the group of its topic and key, starting one if none runs; returns its leave. */
   const join = (topic: string, member: SharedMember, endMember: () => void): (() => void) => {
     const topicKey = `${topic}\u0000${member.key}`;
     let group = groups.get(topicKey);
     if (!group) {
-      const created: Group = { topicKey, field: member.field, members: new Map(), stopListening: () => undefined, backlog: [], executing: false };
+      const created: Group = {
+        key: member.key,
+        topic,
+        topicKey,
+        field: member.field,
+        args: member.args,
+        members: new Map(),
+        stopListening: () => undefined,
+        backlog: [],
+        executing: false,
+      };
       groups.set(topicKey, created);
+      byKey.set(member.key, created);
       // Not counted: the members are the topic's subscribers; this is their shared executor.
       created.stopListening = deps.bus.listen(
         topic as Topic<EventType>,
@@ -148,21 +181,52 @@ export function createSharedDeliveries(deps: {
       endMember();
       return () => undefined;
     }
-    joined.members.set(member, endMember);
-    return () => {
-      joined.members.delete(member);
-      if (joined.members.size > 0) return;
-      if (groups.get(topicKey) === joined) groups.delete(topicKey);
-      joined.stopListening();
-    };
+    // Only where results go: a member's arguments (its context) are not kept by the group.
+    const record: GroupMember = { idJson: member.idJson, send: member.send };
+    joined.members.set(record, endMember);
+    return () => leave(joined, record);
+  };
+
+  const leave = (group: Group, member: GroupMember) => {
+    group.members.delete(member);
+    if (group.members.size > 0) return;
+    forget(group);
+    group.stopListening();
   };
 
   return {
     handleFor(member: SharedMember): SharedDeliveryHandle {
       return { passiveFor: (topic) => ({ onStart: (endMember) => join(topic, member, endMember) }) };
     },
+    /** The topic of the group running for `key`, if one is: a subscriber with that key may join it directly. */
+    runningTopic: (key: string): string | undefined => byKey.get(key)?.topic,
+    /**
+     * Adds an already admitted subscriber (rate limit, quota: see SubscriptionAdmission) to the
+     * group of `topic` and `key` without a subscribe pipeline of its own, starting the group with
+     * `args` if it stopped meanwhile. Returns the member's stream for graphql-ws: it yields nothing
+     * (the group writes the member's results) and completes when the member ends, by the client,
+     * its socket, the group or shutdown; `onEnd` then gives back what admission took.
+     */
+    joinAdmitted(topic: string, member: SharedMember, onEnd: () => void): AsyncIterableIterator<never> {
+      const stream = new PassiveStream<never>((endMember) => {
+        // Counted and keeping the topic subscribed like a member with its own bus stream.
+        const release = deps.bus.hold(topic as Topic<EventType>, endMember);
+        const leaveGroup = join(topic, member, endMember);
+        joined++;
+        return () => {
+          joined--;
+          leaveGroup();
+          release();
+          onEnd();
+        };
+      });
+      stream.start();
+      return stream;
+    },
     /** Groups currently delivering (for tests and stats). */
     groupCount: () => groups.size,
+    /** Open subscriptions that joined a running group without a pipeline of their own. */
+    joinedCount: () => joined,
   };
 }
 

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { getOperationAST, GraphQLError } from 'graphql';
+import { getOperationAST, GraphQLError, type ExecutionResult } from 'graphql';
 import { CloseCode, handleProtocols, makeServer, type SubscribePayload } from 'graphql-ws';
 import type { YogaServerInstance } from 'graphql-yoga';
 import type { Logger } from 'pino';
@@ -17,7 +17,9 @@ import { atExpiry } from '../auth/expiry.js';
 import type { UserQuotas } from '../protection/user-quotas.js';
 import type { SessionRevocations } from '../sessions/session-revocations.js';
 import { OutgoingQueue } from './outgoing-queue.js';
-import { SHAREABLE_FIELDS, type SharedDeliveries, type SharedDeliveryHandle } from './shared-delivery.js';
+import { SHAREABLE_FIELDS, type SharedDeliveries, type SharedDeliveryHandle, type SharedMember } from './shared-delivery.js';
+import type { Admission, SubscriptionAdmission } from '../server/subscription-admission.js';
+import type { GraphQLContext } from '../schema/context.js';
 import type { ClientAddressOf } from './client-address.js';
 import type { Presence } from '../observability/presence.js';
 
@@ -95,6 +97,8 @@ export interface WebSocketTransport {
   connections(): ConnectionSnapshot[];
   /** Shared deliveries running: groups of subscriptions served by one execution per event. */
   sharedGroupCount(): number;
+  /** Subscriptions that joined a running group without a pipeline of their own. */
+  sharedJoinedCount(): number;
   /**
    * Closes every socket with 1001 so clients reconnect elsewhere; sockets that have not finished
    * the close handshake within `graceMs` are terminated.
@@ -117,6 +121,7 @@ export function attachWebSocketTransport(deps: {
   clientAddressOf: ClientAddressOf;
   presence: Presence;
   sharedDeliveries: SharedDeliveries;
+  admission: SubscriptionAdmission;
   logger: Logger;
   metrics: GatewayMetrics;
   options: WebSocketTransportOptions;
@@ -232,13 +237,23 @@ export function attachWebSocketTransport(deps: {
             const extra = ctx.extra;
             const principal = extra.principal;
             const roles = principal?.kind === 'user' ? [...principal.roles].sort().join(',') : 'anonymous';
-            (prepared.args.contextValue as { sharedDelivery?: SharedDeliveryHandle }).sharedDelivery = deps.sharedDeliveries.handleFor({
+            const member: SharedMember = {
               key: `${roles}\u0000${payload.operationName ?? ''}\u0000${variables}\u0000${payload.query}`,
               idJson: JSON.stringify(id),
               args: prepared.args,
               field,
               send: (frame) => extra.outgoing.send(frame),
-            });
+            };
+            const topic = deps.sharedDeliveries.runningTopic(member.key);
+            if (topic !== undefined) {
+              // A group with this document, these variables and these roles is running: it has
+              // been through validation, the resolver and field authorization with the same
+              // outcome this subscriber would get. This one only needs its own rate limit and
+              // quota (see `subscribe` below), not a pipeline of its own.
+              const { schema, document, operationName } = prepared.args;
+              return { schema, document, operationName, rootValue: new GroupJoin(member, topic, prepared.args.contextValue as GraphQLContext) };
+            }
+            (prepared.args.contextValue as { sharedDelivery?: SharedDeliveryHandle }).sharedDelivery = deps.sharedDeliveries.handleFor(member);
           }
         }
         // graphql-ws picks execute or subscribe by operation type; both go through Yoga's envelop.
@@ -251,7 +266,7 @@ export function attachWebSocketTransport(deps: {
     // Yoga's `http` extension is for HTTP responses; it means nothing over a socket.
     onNext: (_ctx, _id, _payload, _args, result) => (result.errors ? { ...result, errors: result.errors.map(forSocket) } : undefined),
     execute: (args) => (args.rootValue as PreparedOperation & { ok: true }).run() as never,
-    subscribe: (args) => (args.rootValue as PreparedOperation & { ok: true }).run() as never,
+    subscribe: (args) => (args.rootValue instanceof GroupJoin ? joinGroup(args.rootValue) : ((args.rootValue as PreparedOperation & { ok: true }).run() as never)),
     onComplete: (ctx, id, payload) => {
       const entry = ctx.extra.conflatable.get(id);
       // The id may already serve a newer operation: leave that one's state alone.
@@ -262,6 +277,28 @@ export function attachWebSocketTransport(deps: {
       if (!(id in ctx.subscriptions)) ctx.extra.outgoing.dropOperation(id);
     },
   });
+
+  /**
+   * Admits a subscriber to a running shared delivery: its rate limit and quota as the plugins
+   * apply them, then presence, then the group. Its stream yields nothing: the group writes its
+   * results.
+   */
+  const joinGroup = async (join: GroupJoin): Promise<ExecutionResult | AsyncIterableIterator<never>> => {
+    const { member, topic, context } = join.take();
+    let admission: Admission;
+    try {
+      admission = await deps.admission.admit(context);
+    } catch (error) {
+      context.log.error({ err: error }, 'subscribe failed');
+      return { errors: [new GraphQLError('Unexpected error.', { extensions: { code: 'INTERNAL_SERVER_ERROR' } })] };
+    }
+    if (!admission.ok) return { errors: [admission.error] };
+    const leavePresence = deps.presence.subscriptionStarted(member.field);
+    return deps.sharedDeliveries.joinAdmitted(topic, member, () => {
+      leavePresence();
+      admission.release();
+    });
+  };
 
   /** Only runs while a client is behind: which operation a message is for, and what it replaces. */
   const classify = (extra: SocketExtra) => (message: string) => {
@@ -405,6 +442,7 @@ export function attachWebSocketTransport(deps: {
   return {
     connectionCount: () => wss.clients.size,
     sharedGroupCount: () => deps.sharedDeliveries.groupCount(),
+    sharedJoinedCount: () => deps.sharedDeliveries.joinedCount(),
     connections: () =>
       [...extras].map((extra) => ({ connectionId: extra.connectionId, userId: userIdForLog(extra.principal), heldBytes: extra.outgoing.heldBytes() })),
     async close(graceMs) {
@@ -474,4 +512,24 @@ function runCleanups(extra: SocketExtra): void {
 
 function userIdForLog(principal: Principal | undefined): string | undefined {
   return principal?.kind === 'user' ? principal.userId : undefined;
+}
+
+/**
+ * A subscribe that joins a running shared delivery (the root value graphql-ws hands back to
+ * `subscribe`). graphql-ws keeps an operation's arguments for as long as it is open, so what this
+ * holds is taken once: the member's context is not kept by an open subscription.
+ */
+class GroupJoin {
+  private parts: { member: SharedMember; topic: string; context: GraphQLContext } | undefined;
+
+  constructor(member: SharedMember, topic: string, context: GraphQLContext) {
+    this.parts = { member, topic, context };
+  }
+
+  take(): { member: SharedMember; topic: string; context: GraphQLContext } {
+    const parts = this.parts;
+    if (!parts) throw new Error('GroupJoin taken twice');
+    this.parts = undefined;
+    return parts;
+  }
 }

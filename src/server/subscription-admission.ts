@@ -1,0 +1,38 @@
+import type { GraphQLError } from 'graphql';
+import type { GatewayMetrics } from '../metrics/metrics.js';
+import type { RateLimiter } from '../protection/rate-limiter.js';
+import type { UserQuotas } from '../protection/user-quotas.js';
+import type { GraphQLContext } from '../schema/context.js';
+import { createOperationCharge, type RateBudgets } from './use-rate-limits.js';
+import { createSubscriptionUnits } from './use-subscription-quota.js';
+
+export type Admission = { readonly ok: true; release(): void } | { readonly ok: false; readonly error: GraphQLError };
+
+/**
+ * The per-subscriber checks of a subscribe, in the order the envelop plugins apply them (the rate
+ * limit, then the user's subscription quota), for subscribers the WebSocket transport adds to a
+ * running shared delivery without a pipeline of their own. The checks are the plugins' own
+ * (createOperationCharge, createSubscriptionUnits), so both paths limit alike.
+ */
+export function createSubscriptionAdmission(deps: {
+  limiter: RateLimiter;
+  budgets: RateBudgets;
+  quotas: UserQuotas;
+  maxPerUser: number;
+  metrics: GatewayMetrics;
+}) {
+  const charge = createOperationCharge(deps);
+  const take = createSubscriptionUnits(deps);
+  return {
+    async admit(context: GraphQLContext): Promise<Admission> {
+      const refusal = await charge.operation(context);
+      if (refusal) return { ok: false, error: refusal };
+      const unit = await take(context);
+      if ('refusal' in unit) return { ok: false, error: unit.refusal };
+      const lease = unit.lease;
+      return { ok: true, release: () => lease?.release() };
+    },
+  };
+}
+
+export type SubscriptionAdmission = ReturnType<typeof createSubscriptionAdmission>;
