@@ -100,15 +100,15 @@ describe('shared deliveries (unit)', () => {
     const deliveries = createSharedDeliveries({ bus, metrics: createMetrics(), logger: pino({ level: 'silent' }), maskError: (error) => error });
     const join = (id: string, document: ReturnType<typeof parse> | undefined, frames: string[]) => {
       let ended = 0;
-      const handle = deliveries.handleFor({
+      const member = {
         key: 'k',
         idJson: JSON.stringify(id),
         args: { schema, document: document as ReturnType<typeof parse>, contextValue: {}, variableValues: {} },
         field: 'priceUpdated',
-        send: (frame) => frames.push(frame),
-      });
-      const leave = handle.passiveFor(topics.hotelPrices('h1')).onStart(() => ended++);
-      return { leave, ended: () => ended };
+        send: (frame: string) => void frames.push(frame),
+      };
+      const stream = deliveries.joinAdmitted(topics.hotelPrices('h1'), member, () => ended++);
+      return { leave: () => void stream.return?.(), ended: () => ended };
     };
     return { bus, deliveries, join };
   };
@@ -148,20 +148,21 @@ describe('shared deliveries on a closed bus (unit)', () => {
     await bus.close();
     const deliveries = createSharedDeliveries({ bus, metrics: createMetrics(), logger: pino({ level: 'silent' }), maskError: (error) => error });
     let ended = 0;
-    const handle = deliveries.handleFor({
+    const member = {
       key: 'k',
       idJson: '"a"',
       args: { schema: new GraphQLSchema({ query: new GraphQLObjectType({ name: 'Query', fields: { ok: { type: GraphQLInt } } }) }), document: parse('{ ok }') },
       field: 'priceUpdated',
       send: () => undefined,
-    });
-    handle.passiveFor(topics.hotelPrices('h1')).onStart(() => ended++);
+    };
+    const stream = deliveries.joinAdmitted(topics.hotelPrices('h1'), member, () => ended++);
     expect(ended).toBe(1);
+    expect(await stream.next()).toEqual({ done: true, value: undefined });
     expect(deliveries.groupCount()).toBe(0);
   });
 });
 
-describe.each(BACKENDS)('subscribers joining a running shared delivery (%s)', (backend) => {
+describe.each(BACKENDS)('shared-delivery subscribers admitted without a pipeline of their own (%s)', (backend) => {
   const subscribeAs = async (gateway: Awaited<ReturnType<typeof startGateway>>, who: string, hotelId: string, count: number) => {
     const connection = connectWs(gateway.wsUrl, await tokenFor(who, ['user']));
     return { connection, recordings: Array.from({ length: count }, () => record(connection.client, PRICE_UPDATED, { hotelId })) };
@@ -172,11 +173,11 @@ describe.each(BACKENDS)('subscribers joining a running shared delivery (%s)', (b
     const gateway = await startGateway({ ...(await backendEnv(backend)), MAX_SUBSCRIPTIONS_PER_USER: '2' });
     const hotelId = 'joined-hotel';
     const topic = topics.hotelPrices(hotelId);
-    // The first subscriber starts the group through the whole pipeline.
+    // The first subscriber starts the group: its topic is named by the field's own resolver.
     const first = await subscribeAs(gateway, 'first', hotelId, 1);
     await gateway.waitForSubscribers(topic, 1);
     await waitUntil(() => gateway.app.webSockets.sharedGroupCount() === 1, 'the group to run');
-    expect(gateway.app.webSockets.sharedJoinedCount()).toBe(0);
+    expect(gateway.app.webSockets.sharedJoinedCount()).toBe(1);
 
     // The same operation, variables and roles: these join the running group.
     const joiner = await subscribeAs(gateway, 'joiner', hotelId, 2);
@@ -184,8 +185,8 @@ describe.each(BACKENDS)('subscribers joining a running shared delivery (%s)', (b
     const over = record(joiner.connection.client, PRICE_UPDATED, { hotelId });
     await over.waitForEnd();
     expect(codeOf(over)).toBe('LIMIT_EXCEEDED');
-    // They did not run a pipeline of their own.
-    expect(gateway.app.webSockets.sharedJoinedCount()).toBe(2);
+    // None of them runs a pipeline of its own.
+    expect(gateway.app.webSockets.sharedJoinedCount()).toBe(3);
     const stats = (await (await fetch(`${gateway.opsUrl}/stats`)).json()) as { subscriptions: Record<string, number> };
     expect(stats.subscriptions['priceUpdated']).toBe(3);
 
@@ -219,6 +220,6 @@ describe.each(BACKENDS)('subscribers joining a running shared delivery (%s)', (b
     await flooder.recordings[2]!.waitForEnd();
     expect(codeOf(flooder.recordings[2]!)).toBe('RATE_LIMITED');
     await gateway.waitForSubscribers(topics.hotelPrices(hotelId), 3);
-    expect(gateway.app.webSockets.sharedJoinedCount()).toBe(2);
+    expect(gateway.app.webSockets.sharedJoinedCount()).toBe(3);
   });
 });

@@ -37,7 +37,8 @@ builder.subscriptionField('priceUpdated', (t) =>
     args: { hotelId: t.arg.id({ required: true }) },
     subscribe: (_root, args, { services, sharedDelivery }) => {
       const topic = topics.hotelPrices(requireId(args.hotelId, 'hotelId'));
-      // Over WebSocket, subscribers with the same operation and roles share one execution per event.
+      // Over WebSocket the transport only asks which topic (sharedDelivery) and joins the
+      // subscriber to a group sharing one execution per event; the passive stream is dropped.
       return services.bus.subscribe(topic, sharedDelivery ? { passive: sharedDelivery.passiveFor(topic) } : {});
     },
     resolve: (event) => event,

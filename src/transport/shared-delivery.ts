@@ -1,10 +1,10 @@
-import { execute, GraphQLError, type ExecutionArgs, type ExecutionResult } from 'graphql';
+import { createSourceEventStream, execute, getOperationAST, GraphQLError, type ExecutionArgs, type ExecutionResult } from 'graphql';
 import type { Logger } from 'pino';
 import type { EventBus } from '../bus/event-bus.js';
 import type { EventType, TidingsEvent } from '../events/contracts.js';
 import { PassiveStream, SUBSCRIBER_BUFFER_EVENTS } from '../bus/local-fanout.js';
 import type { Topic } from '../events/topics.js';
-import { forSocket, isWithheldField } from '../errors.js';
+import { ErrorCode, forSocket, isWithheldField, withExtensions } from '../errors.js';
 import type { GatewayMetrics } from '../metrics/metrics.js';
 
 /**
@@ -15,7 +15,10 @@ import type { GatewayMetrics } from '../metrics/metrics.js';
  */
 export const SHAREABLE_FIELDS: ReadonlySet<string> = new Set(['priceUpdated']);
 
-/** What the subscription resolver asks of a shared member: a passive stream's start hook. */
+/**
+ * What a shareable field's subscribe resolver reports its topic to, in place of a stream of its
+ * own (see `topicOf`).
+ */
 export interface SharedDeliveryHandle {
   passiveFor(topic: string): { onStart(end: () => void): () => void };
 }
@@ -59,12 +62,15 @@ interface Group {
 /**
  * One execution and one serialization per event for every WebSocket subscription of a group,
  * written to each member's socket with only the operation id differing: the per-subscriber cost
- * of a broadcast becomes a string concatenation and a socket write. The member that starts a
- * group goes through the whole subscribe pipeline (authorization, rate limits, quotas, metrics)
- * and its own stream is passive. Later members with the same key (same document, variables and
- * roles, so the same authorization outcome) are admitted by the transport with only their own
- * rate limit and quota, and joined with `joinAdmitted`: no envelop pipeline, iterator chain or
- * context per subscriber for as long as they stay.
+ * of a broadcast becomes a string concatenation and a socket write.
+ *
+ * Members have no subscribe pipeline of their own either. The transport validates the operation
+ * and builds its context as for any other, checks the subscriber's own rate limit and quota
+ * (SubscriptionAdmission: the plugins' checks), and joins it with `joinAdmitted`. The topic is
+ * that of the running group with the same key (document, operation name, variables, roles: the
+ * same validation, resolver and authorization outcome) or, for the first subscriber, the one the
+ * root field's own subscribe resolver names (`topicOf`). Field-level authorization is decided by
+ * each event's one execution, with the roles the key stands for.
  *
  * The group listens on the bus with a callback and executes synchronously when the resolvers are
  * synchronous (they are for priceUpdated): no stream, buffer or promise per group or per event.
@@ -85,11 +91,14 @@ export function createSharedDeliveries(deps: {
     if (byKey.get(group.key) === group) byKey.delete(group.key);
   };
 
+  /** What a client may see of an error: coded GraphQL errors as they are, anything else masked. */
+  const masked = (error: GraphQLError): GraphQLError => {
+    const shown = deps.maskError(error);
+    return shown instanceof GraphQLError ? shown : new GraphQLError(shown.message, { extensions: { code: 'INTERNAL_SERVER_ERROR' } });
+  };
+
   const frameOf = (result: ExecutionResult): string => {
-    const errors = result.errors?.map((error) => {
-      const masked = deps.maskError(error);
-      return masked instanceof GraphQLError ? forSocket(masked) : { message: masked.message, extensions: { code: 'INTERNAL_SERVER_ERROR' } };
-    });
+    const errors = result.errors?.map((error) => forSocket(masked(error)));
     return JSON.stringify(errors ? { ...result, errors } : result);
   };
 
@@ -195,17 +204,48 @@ export function createSharedDeliveries(deps: {
   };
 
   return {
-    handleFor(member: SharedMember): SharedDeliveryHandle {
-      return { passiveFor: (topic) => ({ onStart: (endMember) => join(topic, member, endMember) }) };
+    /**
+     * The topic a shareable subscription listens to, named by its root field's own subscribe
+     * resolver (graphql's createSourceEventStream: variable coercion, the resolver's argument
+     * checks and authorization), or the errors the subscriber gets instead. The resolver's stream
+     * is a passive member's that was never started: it is dropped.
+     */
+    async topicOf(args: ExecutionArgs): Promise<{ readonly topic: string } | { readonly errors: readonly GraphQLError[] }> {
+      let topic: string | undefined;
+      const naming: SharedDeliveryHandle = {
+        passiveFor: (named) => {
+          topic = named;
+          return { onStart: () => () => undefined };
+        },
+      };
+      const context = args.contextValue as { sharedDelivery?: SharedDeliveryHandle };
+      context.sharedDelivery = naming;
+      let source: Awaited<ReturnType<typeof createSourceEventStream>>;
+      try {
+        source = await createSourceEventStream(args);
+      } finally {
+        delete context.sharedDelivery;
+      }
+      if (!(Symbol.asyncIterator in source)) {
+        // Errors without a path come before the resolver (variable coercion): the caller's input,
+        // coded as the pipeline codes them.
+        const coded = (error: GraphQLError) =>
+          error.path === undefined && error.extensions['code'] === undefined ? withExtensions(error, { ...error.extensions, code: ErrorCode.BadUserInput }) : error;
+        return { errors: (source.errors ?? []).map((error) => masked(coded(error))) };
+      }
+      void (source as AsyncIterableIterator<unknown>).return?.();
+      if (topic !== undefined) return { topic };
+      deps.logger.error({ field: rootFieldOf(args) }, 'a shareable field did not name its topic');
+      return { errors: [masked(new GraphQLError('A shareable field did not name its topic.'))] };
     },
     /** The topic of the group running for `key`, if one is: a subscriber with that key may join it directly. */
     runningTopic: (key: string): string | undefined => byKey.get(key)?.topic,
     /**
-     * Adds an already admitted subscriber (rate limit, quota: see SubscriptionAdmission) to the
-     * group of `topic` and `key` without a subscribe pipeline of its own, starting the group with
-     * `args` if it stopped meanwhile. Returns the member's stream for graphql-ws: it yields nothing
-     * (the group writes the member's results) and completes when the member ends, by the client,
-     * its socket, the group or shutdown; `onEnd` then gives back what admission took.
+     * Adds an admitted subscriber (rate limit, quota: see SubscriptionAdmission) to the group of
+     * `topic` and its key, starting the group with its `args` if none runs. Returns the member's
+     * stream for graphql-ws: it yields nothing (the group writes the member's results) and
+     * completes when the member ends, by the client, its socket, the group or shutdown; `onEnd`
+     * then gives back what admission took.
      */
     joinAdmitted(topic: string, member: SharedMember, onEnd: () => void): AsyncIterableIterator<never> {
       const stream = new PassiveStream<never>((endMember) => {
@@ -228,6 +268,11 @@ export function createSharedDeliveries(deps: {
     /** Open subscriptions that joined a running group without a pipeline of their own. */
     joinedCount: () => joined,
   };
+}
+
+function rootFieldOf(args: ExecutionArgs): string | undefined {
+  const selection = getOperationAST(args.document, args.operationName)?.selectionSet.selections[0];
+  return selection?.kind === 'Field' ? selection.name.value : undefined;
 }
 
 function isPromise<T>(value: T | Promise<T>): value is Promise<T> {

@@ -244,16 +244,12 @@ export function attachWebSocketTransport(deps: {
               field,
               send: (frame) => extra.outgoing.send(frame),
             };
-            const topic = deps.sharedDeliveries.runningTopic(member.key);
-            if (topic !== undefined) {
-              // A group with this document, these variables and these roles is running: it has
-              // been through validation, the resolver and field authorization with the same
-              // outcome this subscriber would get. This one only needs its own rate limit and
-              // quota (see `subscribe` below), not a pipeline of its own.
-              const { schema, document, operationName } = prepared.args;
-              return { schema, document, operationName, rootValue: new GroupJoin(member, topic, prepared.args.contextValue as GraphQLContext) };
-            }
-            (prepared.args.contextValue as { sharedDelivery?: SharedDeliveryHandle }).sharedDelivery = deps.sharedDeliveries.handleFor(member);
+            // Shareable: no pipeline of its own. Validation and the context are done (above); its
+            // rate limit and quota are checked in `subscribe` below; the topic is the running
+            // group's for this document, these variables and these roles (same outcome), or else
+            // named by the root field's own subscribe resolver, with its checks.
+            const { schema, document, operationName } = prepared.args;
+            return { schema, document, operationName, rootValue: new GroupJoin(member, deps.sharedDeliveries.runningTopic(member.key)) };
           }
         }
         // graphql-ws picks execute or subscribe by operation type; both go through Yoga's envelop.
@@ -284,7 +280,8 @@ export function attachWebSocketTransport(deps: {
    * results.
    */
   const joinGroup = async (join: GroupJoin): Promise<ExecutionResult | AsyncIterableIterator<never>> => {
-    const { member, topic, context } = join.take();
+    const { member, topic: runningTopic } = join.take();
+    const context = member.args.contextValue as GraphQLContext;
     let admission: Admission;
     try {
       admission = await deps.admission.admit(context);
@@ -293,8 +290,13 @@ export function attachWebSocketTransport(deps: {
       return { errors: [new GraphQLError('Unexpected error.', { extensions: { code: 'INTERNAL_SERVER_ERROR' } })] };
     }
     if (!admission.ok) return { errors: [admission.error] };
+    const topic = runningTopic === undefined ? await deps.sharedDeliveries.topicOf(member.args) : { topic: runningTopic };
+    if (!('topic' in topic)) {
+      admission.release();
+      return { errors: topic.errors };
+    }
     const leavePresence = deps.presence.subscriptionStarted(member.field);
-    return deps.sharedDeliveries.joinAdmitted(topic, member, () => {
+    return deps.sharedDeliveries.joinAdmitted(topic.topic, member, () => {
       leavePresence();
       admission.release();
     });
@@ -515,18 +517,18 @@ function userIdForLog(principal: Principal | undefined): string | undefined {
 }
 
 /**
- * A subscribe that joins a running shared delivery (the root value graphql-ws hands back to
- * `subscribe`). graphql-ws keeps an operation's arguments for as long as it is open, so what this
- * holds is taken once: the member's context is not kept by an open subscription.
+ * A subscribe that joins a shared delivery (the root value graphql-ws hands back to `subscribe`).
+ * graphql-ws keeps an operation's arguments for as long as it is open, so what this holds is
+ * taken once: the member's context is not kept by an open subscription.
  */
 class GroupJoin {
-  private parts: { member: SharedMember; topic: string; context: GraphQLContext } | undefined;
+  private parts: { member: SharedMember; topic: string | undefined } | undefined;
 
-  constructor(member: SharedMember, topic: string, context: GraphQLContext) {
-    this.parts = { member, topic, context };
+  constructor(member: SharedMember, topic: string | undefined) {
+    this.parts = { member, topic };
   }
 
-  take(): { member: SharedMember; topic: string; context: GraphQLContext } {
+  take(): { member: SharedMember; topic: string | undefined } {
     const parts = this.parts;
     if (!parts) throw new Error('GroupJoin taken twice');
     this.parts = undefined;
