@@ -334,34 +334,22 @@ export function attachWebSocketTransport(deps: {
 
   wss.on('connection', (socket: WebSocket, request: IncomingMessage) => {
     const connectionId = randomUUID();
-    let log: Logger | undefined;
-    const extra: SocketExtra = {
-      socket,
-      connectionId,
-      // Made when first used: a quiet connection never needs one (connect and close lines name
-      // the connection on the parent logger).
-      get log() {
-        return (log ??= logger.child({ connectionId }));
-      },
-      clientAddress: deps.clientAddressOf(request),
-      rateLimitStrikes: [],
-      conflatable: new Map(),
-      cleanups: [],
-      outgoing: new OutgoingQueue(socket, {
+    const extra: SocketExtra = new ConnectionState(socket, connectionId, deps.clientAddressOf(request), logger, (state) =>
+      new OutgoingQueue(socket, {
         maxBufferedBytes: options.maxBufferedBytes,
         graceMs: options.slowConsumerGraceMs,
-        classify: (message) => classify(extra)(message),
+        classify: (message) => classify(state)(message),
         onConflated: () => metrics.eventsDropped.inc({ reason: 'conflated', source: 'websocket' }),
         onSlowConsumer: () => {
-          extra.log.info({ bufferedBytes: socket.bufferedAmount }, 'closing a slow consumer');
+          state.log.info({ bufferedBytes: socket.bufferedAmount }, 'closing a slow consumer');
           metrics.limitTrips.inc({ limit: 'slow_consumer' });
-          closeSocket(extra, CloseCodes.SlowConsumer, 'Slow consumer: events were not read in time');
+          closeSocket(state, CloseCodes.SlowConsumer, 'Slow consumer: events were not read in time');
           // The close frame queues behind everything unread; a client that reads nothing never
           // sees it, so the socket and its buffers are let go shortly after regardless.
           setTimeout(() => socket.terminate(), 1_000).unref();
         },
       }),
-    };
+    );
     extras.add(extra);
     if (logger.isLevelEnabled('debug')) extra.log.debug('websocket opened');
 
@@ -533,5 +521,35 @@ class GroupJoin {
     if (!parts) throw new Error('GroupJoin taken twice');
     this.parts = undefined;
     return parts;
+  }
+}
+
+/**
+ * A connection's state as a class: every field is there from the start and the logger getter
+ * lives on the prototype, so V8 keeps one compact shape for all connections (an object literal
+ * with a getter and fields added later goes to dictionary mode: a few hundred bytes each).
+ */
+class ConnectionState implements SocketExtra {
+  readonly rateLimitStrikes: number[] = [];
+  readonly conflatable = new Map<string, { readonly field: string; readonly payload: SubscribePayload }>();
+  readonly cleanups: Array<() => void> = [];
+  readonly outgoing: OutgoingQueue;
+  principal: Principal | undefined = undefined;
+  closedWith: number | undefined = undefined;
+  private logger: Logger | undefined = undefined;
+
+  constructor(
+    readonly socket: WebSocket,
+    readonly connectionId: string,
+    readonly clientAddress: string,
+    private readonly parentLogger: Logger,
+    outgoing: (state: ConnectionState) => OutgoingQueue,
+  ) {
+    this.outgoing = outgoing(this);
+  }
+
+  /** Made when first used: a quiet connection never needs one (connect and close lines name the connection on the parent logger). */
+  get log(): Logger {
+    return (this.logger ??= this.parentLogger.child({ connectionId: this.connectionId }));
   }
 }
