@@ -237,10 +237,17 @@ export function attachWebSocketTransport(deps: {
             const extra = ctx.extra;
             const principal = extra.principal;
             const roles = principal?.kind === 'user' ? [...principal.roles].sort().join(',') : 'anonymous';
+            const context = prepared.args.contextValue as GraphQLContext;
             const member: SharedMember = {
               key: `${roles}\u0000${payload.operationName ?? ''}\u0000${variables}\u0000${payload.query}`,
               idJson: JSON.stringify(id),
-              args: prepared.args,
+              // What the root field's resolver and, if this member starts its group, every event
+              // execute with: only what a shareable field's resolvers and authorization read, so
+              // an open group keeps no operation's context (nor its connection) alive.
+              args: {
+                ...prepared.args,
+                contextValue: { principal: context.principal, services: context.services, transport: 'websocket', log: context.services.logger } satisfies GraphQLContext,
+              },
               field,
               send: (frame) => extra.outgoing.send(frame),
             };
@@ -249,7 +256,7 @@ export function attachWebSocketTransport(deps: {
             // group's for this document, these variables and these roles (same outcome), or else
             // named by the root field's own subscribe resolver, with its checks.
             const { schema, document, operationName } = prepared.args;
-            return { schema, document, operationName, rootValue: new GroupJoin(member, deps.sharedDeliveries.runningTopic(member.key)) };
+            return { schema, document, operationName, rootValue: new GroupJoin(member, deps.sharedDeliveries.runningTopic(member.key), context) };
           }
         }
         // graphql-ws picks execute or subscribe by operation type; both go through Yoga's envelop.
@@ -280,8 +287,7 @@ export function attachWebSocketTransport(deps: {
    * results.
    */
   const joinGroup = async (join: GroupJoin): Promise<ExecutionResult | AsyncIterableIterator<never>> => {
-    const { member, topic: runningTopic } = join.take();
-    const context = member.args.contextValue as GraphQLContext;
+    const { member, topic: runningTopic, context } = join.take();
     let admission: Admission;
     try {
       admission = await deps.admission.admit(context);
@@ -510,13 +516,14 @@ function userIdForLog(principal: Principal | undefined): string | undefined {
  * taken once: the member's context is not kept by an open subscription.
  */
 class GroupJoin {
-  private parts: { member: SharedMember; topic: string | undefined } | undefined;
+  private parts: { member: SharedMember; topic: string | undefined; context: GraphQLContext } | undefined;
 
-  constructor(member: SharedMember, topic: string | undefined) {
-    this.parts = { member, topic };
+  /** `context` is the operation's own, for its admission (rate-limit key, strikes, quota). */
+  constructor(member: SharedMember, topic: string | undefined, context: GraphQLContext) {
+    this.parts = { member, topic, context };
   }
 
-  take(): { member: SharedMember; topic: string | undefined } {
+  take(): { member: SharedMember; topic: string | undefined; context: GraphQLContext } {
     const parts = this.parts;
     if (!parts) throw new Error('GroupJoin taken twice');
     this.parts = undefined;
