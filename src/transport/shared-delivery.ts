@@ -218,14 +218,10 @@ export function createSharedDeliveries(deps: {
           return { onStart: () => () => undefined };
         },
       };
-      const context = args.contextValue as { sharedDelivery?: SharedDeliveryHandle };
-      context.sharedDelivery = naming;
-      let source: Awaited<ReturnType<typeof createSourceEventStream>>;
-      try {
-        source = await createSourceEventStream(args);
-      } finally {
-        delete context.sharedDelivery;
-      }
+      // A copy for this one call: the arguments' own context may go on to execute a group's
+      // events, and must not change shape (a deleted property would put it in dictionary mode).
+      const contextValue = { ...(args.contextValue as object), sharedDelivery: naming };
+      const source = await createSourceEventStream({ ...args, contextValue });
       if (!(Symbol.asyncIterator in source)) {
         // Errors without a path come before the resolver (variable coercion): the caller's input,
         // coded as the pipeline codes them.

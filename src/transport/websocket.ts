@@ -296,7 +296,13 @@ export function attachWebSocketTransport(deps: {
       return { errors: [new GraphQLError('Unexpected error.', { extensions: { code: 'INTERNAL_SERVER_ERROR' } })] };
     }
     if (!admission.ok) return { errors: [admission.error] };
-    const topic = runningTopic === undefined ? await deps.sharedDeliveries.topicOf(member.args) : { topic: runningTopic };
+    let topic: Awaited<ReturnType<SharedDeliveries['topicOf']>>;
+    try {
+      topic = runningTopic === undefined ? await deps.sharedDeliveries.topicOf(member.args) : { topic: runningTopic };
+    } catch (error) {
+      context.log.error({ err: error }, 'subscribe failed');
+      topic = { errors: [new GraphQLError('Unexpected error.', { extensions: { code: 'INTERNAL_SERVER_ERROR' } })] };
+    }
     if (!('topic' in topic)) {
       admission.release();
       return { errors: topic.errors };
