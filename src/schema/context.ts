@@ -31,8 +31,9 @@ export interface GraphQLContext {
   /** Set for mutations: charges an expensive field's own rate budget (RATE_LIMITED when spent). */
   readonly chargeRateBudget?: (budget: 'chat') => Promise<void>;
   /**
-   * Set by the WebSocket transport on shareable subscriptions (see SHAREABLE_FIELDS): the
-   * resolver's stream becomes a passive member and one shared execution per event serves it.
+   * Set while the WebSocket transport asks a shareable field's subscribe resolver (see
+   * SHAREABLE_FIELDS) for its topic: the resolver reports it here, and the subscriber joins a group
+   * that shares one execution per event (SharedDeliveries.topicOf).
    */
   readonly sharedDelivery?: SharedDeliveryHandle;
   /** Set on WebSocket operations: tells the connection one of its operations was rate limited. */

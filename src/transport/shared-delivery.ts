@@ -12,6 +12,8 @@ import type { GatewayMetrics } from '../metrics/metrics.js';
  * roles (never on who the subscriber is): subscribers that agree on those can share one
  * execution per event. `priceUpdated` qualifies (public, admin-only fields decided by role);
  * conversation, booking, notification and chat streams filter or authorize per user and do not.
+ * A shareable field's subscribe resolver must report its topic through `context.sharedDelivery`
+ * when it is set (see `topicOf`).
  */
 export const SHAREABLE_FIELDS: ReadonlySet<string> = new Set(['priceUpdated']);
 
@@ -261,7 +263,7 @@ export function createSharedDeliveries(deps: {
     },
     /** Groups currently delivering (for tests and stats). */
     groupCount: () => groups.size,
-    /** Open subscriptions that joined a running group without a pipeline of their own. */
+    /** Members open (each admitted without a subscribe pipeline of its own). */
     joinedCount: () => joined,
   };
 }

@@ -17,7 +17,7 @@ import { atExpiry } from '../auth/expiry.js';
 import type { UserQuotas } from '../protection/user-quotas.js';
 import type { SessionRevocations } from '../sessions/session-revocations.js';
 import { OutgoingQueue } from './outgoing-queue.js';
-import { SHAREABLE_FIELDS, type SharedDeliveries, type SharedDeliveryHandle, type SharedMember } from './shared-delivery.js';
+import { SHAREABLE_FIELDS, type SharedDeliveries, type SharedMember } from './shared-delivery.js';
 import type { Admission, SubscriptionAdmission } from '../server/subscription-admission.js';
 import type { GraphQLContext } from '../schema/context.js';
 import type { ClientAddressOf } from './client-address.js';
@@ -97,7 +97,7 @@ export interface WebSocketTransport {
   connections(): ConnectionSnapshot[];
   /** Shared deliveries running: groups of subscriptions served by one execution per event. */
   sharedGroupCount(): number;
-  /** Subscriptions that joined a running group without a pipeline of their own. */
+  /** Shared-delivery subscriptions open (each admitted without a subscribe pipeline of its own). */
   sharedJoinedCount(): number;
   /**
    * Closes every socket with 1001 so clients reconnect elsewhere; sockets that have not finished
@@ -259,7 +259,8 @@ export function attachWebSocketTransport(deps: {
             return { schema, document, operationName, rootValue: new GroupJoin(member, deps.sharedDeliveries.runningTopic(member.key), context) };
           }
         }
-        // graphql-ws picks execute or subscribe by operation type; both go through Yoga's envelop.
+        // graphql-ws picks execute or subscribe by operation type; both go through Yoga's envelop
+        // (shareable subscriptions returned above instead).
         return { ...prepared.args, rootValue: prepared };
       } catch (error) {
         ctx.extra.log.error({ err: error, operationId: id }, 'subscribe failed');
@@ -282,9 +283,9 @@ export function attachWebSocketTransport(deps: {
   });
 
   /**
-   * Admits a subscriber to a running shared delivery: its rate limit and quota as the plugins
-   * apply them, then presence, then the group. Its stream yields nothing: the group writes its
-   * results.
+   * Admits a shareable subscription to its shared delivery: its rate limit and quota as the
+   * plugins apply them, the topic (the running group's, or named by the field's resolver), then
+   * presence and the group. Its stream yields nothing: the group writes its results.
    */
   const joinGroup = async (join: GroupJoin): Promise<ExecutionResult | AsyncIterableIterator<never>> => {
     const { member, topic: runningTopic, context } = join.take();
