@@ -346,7 +346,9 @@ export function attachWebSocketTransport(deps: {
   const extras = new Set<SocketExtra>();
 
   wss.on('connection', (socket: WebSocket, request: IncomingMessage) => {
-    const connectionId = randomUUID();
+    // Node builds a UUID by concatenation: a tree of a dozen string pieces (~400 bytes) held for
+    // the connection's life. Copied through a Buffer it is one flat 36-character string.
+    const connectionId = Buffer.from(randomUUID(), 'latin1').toString('latin1');
     const extra: SocketExtra = new ConnectionState(socket, connectionId, deps.clientAddressOf(request), logger, (state) =>
       new OutgoingQueue(socket, {
         maxBufferedBytes: options.maxBufferedBytes,
