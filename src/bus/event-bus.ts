@@ -1,6 +1,5 @@
 import type { EventEnvelope, EventType, TidingsEvent } from '../events/contracts.js';
 import type { Topic } from '../events/topics.js';
-import type { FanoutSubscribeOptions } from './local-fanout.js';
 
 /**
  * The pub/sub seam between publishers (mutations, built-in chat responder) and subscribers
@@ -14,7 +13,7 @@ export interface EventBus {
    * Streams the events of one topic until the consumer calls `return()`. The backend subscribes
    * to the topic when its first local subscriber arrives and unsubscribes when the last leaves.
    */
-  subscribe<T extends EventType>(topic: Topic<T>, options?: FanoutSubscribeOptions): AsyncIterableIterator<EventEnvelope<T>>;
+  subscribe<T extends EventType>(topic: Topic<T>): AsyncIterableIterator<EventEnvelope<T>>;
   /** The same as a callback run synchronously per event (see LocalFanout.listen); returns what ends it. */
   listen(topic: Topic<EventType>, listener: (event: TidingsEvent) => void, options: { counted?: boolean; onEnd(): void }): () => void;
   /** A counted subscriber without a stream (see LocalFanout.hold); returns what ends it. */

@@ -12,7 +12,7 @@ export function createMemoryEventBus(options: { metrics?: GatewayMetrics } = {})
       if (options.metrics && topics.some((topic) => fanout.subscriberCount(topic) > 0)) recordArrival(options.metrics, event, 'gateway');
       for (const topic of topics) fanout.deliver(topic, event);
     },
-    subscribe: (topic, options) => fanout.subscribe(topic, options),
+    subscribe: (topic) => fanout.subscribe(topic),
     listen: (topic, listener, options) => fanout.listen(topic, listener, options),
     hold: (topic, end) => fanout.hold(topic, end),
     activeTopicCount: () => fanout.activeTopicCount(),

@@ -145,7 +145,7 @@ export function createRedisEventBus(options: RedisEventBusOptions): EventBus {
 
   return {
     publish: (event: TidingsEvent) => publishToRedis(connections.commands, prefix, event, { byGateway: true }),
-    subscribe: (topic, options) => fanout.subscribe(topic, options),
+    subscribe: (topic) => fanout.subscribe(topic),
     listen: (topic, listener, options) => fanout.listen(topic, listener, options),
     hold: (topic, end) => fanout.hold(topic, end),
     activeTopicCount: () => fanout.activeTopicCount(),

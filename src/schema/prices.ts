@@ -38,8 +38,9 @@ builder.subscriptionField('priceUpdated', (t) =>
     subscribe: (_root, args, { services, sharedDelivery }) => {
       const topic = topics.hotelPrices(requireId(args.hotelId, 'hotelId'));
       // Over WebSocket the transport only asks which topic (sharedDelivery) and joins the
-      // subscriber to a group sharing one execution per event; the passive stream is dropped.
-      return services.bus.subscribe(topic, sharedDelivery ? { passive: sharedDelivery.passiveFor(topic) } : {});
+      // subscriber to a group sharing one execution per event; the stream, never started, is dropped.
+      sharedDelivery?.nameTopic(topic);
+      return services.bus.subscribe(topic);
     },
     resolve: (event) => event,
   }),

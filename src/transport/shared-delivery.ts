@@ -2,7 +2,7 @@ import { createSourceEventStream, execute, getOperationAST, GraphQLError, type E
 import type { Logger } from 'pino';
 import type { EventBus } from '../bus/event-bus.js';
 import type { EventType, TidingsEvent } from '../events/contracts.js';
-import { PassiveStream, SUBSCRIBER_BUFFER_EVENTS } from '../bus/local-fanout.js';
+import { SUBSCRIBER_BUFFER_EVENTS } from '../bus/local-fanout.js';
 import type { Topic } from '../events/topics.js';
 import { ErrorCode, forSocket, isWithheldField, withExtensions } from '../errors.js';
 import type { GatewayMetrics } from '../metrics/metrics.js';
@@ -22,7 +22,7 @@ export const SHAREABLE_FIELDS: ReadonlySet<string> = new Set(['priceUpdated']);
  * own (see `topicOf`).
  */
 export interface SharedDeliveryHandle {
-  passiveFor(topic: string): { onStart(end: () => void): () => void };
+  nameTopic(topic: string): void;
 }
 
 /** Where a member's results go. */
@@ -85,7 +85,7 @@ export function createSharedDeliveries(deps: {
   maskError: (error: GraphQLError) => Error;
 }) {
   const groups = new Map<string, Group>();
-  let joined = 0;
+  let memberCount = 0;
   /** The running group of each key (a key's variables determine its topic). */
   const byKey = new Map<string, Group>();
   const forget = (group: Group) => {
@@ -210,16 +210,11 @@ export function createSharedDeliveries(deps: {
      * The topic a shareable subscription listens to, named by its root field's own subscribe
      * resolver (graphql's createSourceEventStream: variable coercion, the resolver's argument
      * checks and authorization), or the errors the subscriber gets instead. The resolver's stream
-     * is a passive member's that was never started: it is dropped.
+     * is never started: it is dropped.
      */
     async topicOf(args: ExecutionArgs): Promise<{ readonly topic: string } | { readonly errors: readonly GraphQLError[] }> {
       let topic: string | undefined;
-      const naming: SharedDeliveryHandle = {
-        passiveFor: (named) => {
-          topic = named;
-          return { onStart: () => () => undefined };
-        },
-      };
+      const naming: SharedDeliveryHandle = { nameTopic: (named) => void (topic = named) };
       // A copy for this one call: the arguments' own context may go on to execute a group's
       // events, and must not change shape (a deleted property would put it in dictionary mode).
       const contextValue = { ...(args.contextValue as object), sharedDelivery: naming };
@@ -246,25 +241,23 @@ export function createSharedDeliveries(deps: {
      * then gives back what admission took.
      */
     joinAdmitted(topic: string, member: SharedMember, onEnd: () => void): AsyncIterableIterator<never> {
-      const stream = new PassiveStream<never>((endMember) => {
+      return new MemberStream((endMember) => {
         // Counted and keeping the topic subscribed like a member with its own bus stream.
         const release = deps.bus.hold(topic as Topic<EventType>, endMember);
         const leaveGroup = join(topic, member, endMember);
-        joined++;
+        memberCount++;
         return () => {
-          joined--;
+          memberCount--;
           leaveGroup();
           release();
           onEnd();
         };
       });
-      stream.start();
-      return stream;
     },
     /** Groups currently delivering (for tests and stats). */
     groupCount: () => groups.size,
     /** Members open (each admitted without a subscribe pipeline of its own). */
-    joinedCount: () => joined,
+    joinedCount: () => memberCount,
   };
 }
 
@@ -278,3 +271,52 @@ function isPromise<T>(value: T | Promise<T>): value is Promise<T> {
 }
 
 export type SharedDeliveries = ReturnType<typeof createSharedDeliveries>;
+
+const DONE: IteratorReturnResult<undefined> = { done: true, value: undefined };
+
+/**
+ * A member's stream for graphql-ws: it yields nothing and completes when the member ends, from
+ * inside (the group or shutdown call the `end` passed to `begin`) or by its consumer (`return`:
+ * the client completed, or the socket closed). `begin` runs at once and returns what undoes it.
+ */
+class MemberStream implements AsyncIterableIterator<never> {
+  private ended = false;
+  private completion: Promise<IteratorResult<never>> | undefined;
+  private complete: ((result: IteratorResult<never>) => void) | undefined;
+  private leave: (() => void) | undefined;
+
+  constructor(begin: (end: () => void) => () => void) {
+    const leave = begin(() => this.finish());
+    // Ended while beginning (the instance is shutting down): undo it at once.
+    if (this.ended) leave();
+    else this.leave = leave;
+  }
+
+  next(): Promise<IteratorResult<never>> {
+    if (this.ended) return Promise.resolve(DONE);
+    return (this.completion ??= new Promise((resolve) => (this.complete = resolve)));
+  }
+
+  return(): Promise<IteratorResult<never>> {
+    this.finish();
+    return Promise.resolve(DONE);
+  }
+
+  throw(error: unknown): Promise<IteratorResult<never>> {
+    this.finish();
+    return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+  }
+
+  [Symbol.asyncIterator](): AsyncIterableIterator<never> {
+    return this;
+  }
+
+  private finish(): void {
+    if (this.ended) return;
+    this.ended = true;
+    const leave = this.leave;
+    this.leave = undefined;
+    leave?.();
+    this.complete?.(DONE);
+  }
+}
