@@ -7,6 +7,8 @@
  *   node --import tsx bench/heap-probe.ts [connections=1000] [top=40]
  *   PROBE_SUBSCRIBE=0 node --import tsx bench/heap-probe.ts   # connections only, no subscription
  *   PROBE_HOTELS=1 node --import tsx bench/heap-probe.ts      # every subscription on one hotel
+ *   PROBE_SITES=1 node --import tsx bench/heap-probe.ts       # closures and contexts by source line
+ *   PROBE_ANCHORS=1 node --import tsx bench/heap-probe.ts     # new objects by their nearest named holder
  */
 import { readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -25,17 +27,18 @@ const hotels = Number(process.env['PROBE_HOTELS'] ?? 0) || Infinity;
 const secret = randomUUID() + randomUUID();
 
 interface Snapshot {
-  snapshot: { meta: { node_fields: string[]; node_types: [string[]]; edge_fields: string[]; edge_types: [string[]] } };
+  snapshot: { meta: { node_fields: string[]; node_types: [string[]]; edge_fields: string[]; edge_types: [string[]]; location_fields: string[] } };
   nodes: number[];
   edges: number[];
   strings: string[];
+  locations: number[];
 }
 
 interface Heap {
   /** Object ids (stable across snapshots of one process). */
   ids: Set<number>;
   /** For every node: id, kind and size; plus its first strong retainer's kind and edge name. */
-  rows: Array<{ id: number; kind: string; bytes: number; owner: string; grandOwner: string; properties: string }>;
+  rows: Array<{ id: number; kind: string; bytes: number; owner: string; grandOwner: string; properties: string; site: string; anchor: string }>;
 }
 
 /** Kind of a node: constructor name for objects, function name for closures, type otherwise. */
@@ -74,6 +77,49 @@ function readHeap(file: string): Heap {
       ownerIndex.set(to, i);
     }
   }
+  // Where a closure was written (file:line, from its SharedFunctionInfo's script and the snapshot's
+  // locations); a context is attributed to the first closure that holds it.
+  const closureSite = new Map<number, string>();
+  const scriptOf = new Map<number, string>();
+  {
+    const locationFields = heap.snapshot.meta.location_fields;
+    const [locObject, locLine] = [locationFields.indexOf('object_index'), locationFields.indexOf('line')] as [number, number];
+    const locWidth = locationFields.length;
+    const lineOf = new Map<number, number>();
+    for (let l = 0; l < heap.locations.length; l += locWidth) lineOf.set(heap.locations[l + locObject]!, heap.locations[l + locLine]! + 1);
+    let e = 0;
+    for (let i = 0; i < heap.nodes.length; i += width) {
+      const count = heap.nodes[i + edgeCountAt]!;
+      for (let k = 0; k < count; k++, e += edgeWidth) {
+        if (heap.strings[heap.edges[e + edgeNameAt]!] === 'script_or_debug_info') {
+          const to = heap.edges[e + edgeToAt]!;
+          scriptOf.set(i, heap.strings[heap.nodes[to + nameAt]!]!.replace(/^.*node_modules\//, '~/').replace(/^.*\/main\//, ''));
+        }
+      }
+    }
+    e = 0;
+    for (let i = 0; i < heap.nodes.length; i += width) {
+      const count = heap.nodes[i + edgeCountAt]!;
+      const isClosure = types[heap.nodes[i + typeAt]!] === 'closure';
+      for (let k = 0; k < count; k++, e += edgeWidth) {
+        if (isClosure && heap.strings[heap.edges[e + edgeNameAt]!] === 'shared') {
+          const script = scriptOf.get(heap.edges[e + edgeToAt]!) ?? '?';
+          closureSite.set(i, `${script}:${lineOf.get(i) ?? '?'}`);
+        }
+      }
+    }
+  }
+  // The nearest named holder up the first-retainer chain: an object of a named class or a named
+  // closure (plain objects, arrays, contexts, maps and sets are looked through).
+  const generic = /^(array|hidden|string|concatenated string|sliced string|number|code|synthetic|object shape|closure |object (Object|Array|system \/ Context|Map|Set|Promise|WeakMap|ArrayBuffer|Buffer|Generator)|closure native_bind)$/;
+  const anchorOf = (i: number): string => {
+    let at: number | undefined = ownerIndex.get(i);
+    for (let depth = 0; at !== undefined && depth < 16; depth++, at = ownerIndex.get(at)) {
+      const kind = kindOf(at);
+      if (!generic.test(kind)) return closureSite.has(at) ? `${kind} @${closureSite.get(at)}` : kind;
+    }
+    return '(unattributed)';
+  };
   const ids = new Set<number>();
   const rows: Heap['rows'] = [];
   for (let i = 0; i < heap.nodes.length; i += width) {
@@ -87,6 +133,8 @@ function readHeap(file: string): Heap {
       owner: owner.get(i) ?? '(root)',
       grandOwner: parent === undefined ? '(root)' : `${owner.get(parent) ?? '(root)'} {${(properties.get(parent) ?? []).join(',')}}`,
       properties: (properties.get(i) ?? []).join(','),
+      anchor: process.env['PROBE_ANCHORS'] === '1' ? anchorOf(i) : '',
+      site: closureSite.get(i) ?? (parent !== undefined && closureSite.has(parent) ? `context of ${closureSite.get(parent)}` : ''),
     });
   }
   return { ids, rows };
@@ -166,6 +214,16 @@ async function main() {
   };
   table('by kind', (row) => row.kind);
   table('by kind and first retainer', (row) => `${row.kind}  <-  ${row.owner}`);
+  if (process.env['PROBE_ANCHORS'] === '1') {
+    table('by nearest named holder', (row) => row.anchor);
+    // PROBE_ANCHOR='object MemberStream,object Timeout': what those hold, by kind and retainer.
+    for (const anchor of (process.env['PROBE_ANCHOR'] ?? '').split(',').filter(Boolean)) {
+      table(`held by ${anchor}`, (row) => (row.anchor === anchor ? `${row.kind}  <-  ${row.owner}` : '(other)'));
+    }
+  }
+  if (process.env['PROBE_SITES'] === '1') {
+    table('closures and their contexts by where the closure was written', (row) => (row.site ? `${row.kind.startsWith('closure') ? 'closure' : 'context'} ${row.site}` : '(other)'));
+  }
   if (process.env['PROBE_DETAIL']) {
     const [kind, ownerPrefix] = process.env['PROBE_DETAIL'].split('|') as [string, string];
     table(`detail: ${kind} <- ${ownerPrefix}… by the retainer's retainer {its properties}`, (row) =>

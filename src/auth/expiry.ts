@@ -1,5 +1,5 @@
 /** setTimeout cannot wait longer than this (about 24.8 days); later expiries re-arm. */
-const MAX_TIMER_MS = 2_147_483_647;
+export const MAX_TIMER_MS = 2_147_483_647;
 
 /**
  * Calls `onExpired` when `expiresAt` (epoch ms) passes; returns a cancel function. Long waits are

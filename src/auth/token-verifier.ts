@@ -28,8 +28,20 @@ const claimsSchema = z.object({
     .array(z.string())
     .max(32)
     .optional()
-    .transform((roles) => new Set((roles ?? []).filter((role): role is Role => (ROLES as readonly string[]).includes(role)))),
+    .transform((roles) => roleSetOf((roles ?? []).filter((role): role is Role => (ROLES as readonly string[]).includes(role)))),
 });
+
+/**
+ * One shared set per combination of known roles (at most 2^ROLES.length, a handful): every
+ * connection holds its principal for its whole life, and a Set of its own costs ~180 bytes.
+ */
+const ROLE_SETS = new Map<string, ReadonlySet<Role>>();
+function roleSetOf(roles: readonly Role[]): ReadonlySet<Role> {
+  const key = [...new Set(roles)].sort().join(',');
+  let set = ROLE_SETS.get(key);
+  if (!set) ROLE_SETS.set(key, (set = new Set(roles)));
+  return set;
+}
 
 export interface TokenVerifier {
   /** Resolves to an authenticated principal or rejects with TokenRejectedError. */

@@ -11,7 +11,7 @@ export interface PresenceStats extends PresenceSnapshot {
 /**
  * Who is connected to this instance right now: connections by transport, distinct users and
  * their roles, subscriptions by root field. Feeds the gauges on /metrics and the /stats snapshot.
- * Each registration returns its own, idempotent, release.
+ * Each registration returns an entry whose `release` undoes it once.
  */
 export class Presence {
   private readonly connections = new Map<TransportName, number>();
@@ -19,7 +19,7 @@ export class Presence {
   private anonymousConnections = 0;
   private readonly subscriptions = new Map<string, number>();
 
-  connectionOpened(transport: TransportName, principal: Principal): () => void {
+  connectionOpened(transport: TransportName, principal: Principal): PresenceEntry {
     this.connections.set(transport, (this.connections.get(transport) ?? 0) + 1);
     if (principal.kind === 'user') {
       const user = this.users.get(principal.userId) ?? { connections: 0, roles: principal.roles };
@@ -28,24 +28,30 @@ export class Presence {
     } else {
       this.anonymousConnections++;
     }
-    return once(() => {
-      this.connections.set(transport, (this.connections.get(transport) ?? 1) - 1);
-      if (principal.kind !== 'user') {
-        this.anonymousConnections--;
-        return;
-      }
-      const user = this.users.get(principal.userId);
-      if (user && --user.connections <= 0) this.users.delete(principal.userId);
-    });
+    return new ConnectionEntry(this, transport, principal);
   }
 
-  subscriptionStarted(field: string): () => void {
+  subscriptionStarted(field: string): PresenceEntry {
     this.subscriptions.set(field, (this.subscriptions.get(field) ?? 0) + 1);
-    return once(() => {
-      const left = (this.subscriptions.get(field) ?? 1) - 1;
-      if (left <= 0) this.subscriptions.delete(field);
-      else this.subscriptions.set(field, left);
-    });
+    return new SubscriptionEntry(this, field);
+  }
+
+  /** @internal ConnectionEntry's release. */
+  connectionClosed(transport: TransportName, principal: Principal): void {
+    this.connections.set(transport, (this.connections.get(transport) ?? 1) - 1);
+    if (principal.kind !== 'user') {
+      this.anonymousConnections--;
+      return;
+    }
+    const user = this.users.get(principal.userId);
+    if (user && --user.connections <= 0) this.users.delete(principal.userId);
+  }
+
+  /** @internal SubscriptionEntry's release. */
+  subscriptionEnded(field: string): void {
+    const left = (this.subscriptions.get(field) ?? 1) - 1;
+    if (left <= 0) this.subscriptions.delete(field);
+    else this.subscriptions.set(field, left);
   }
 
   snapshot(): PresenceStats {
@@ -61,11 +67,35 @@ export class Presence {
   }
 }
 
-function once(release: () => void): () => void {
-  let done = false;
-  return () => {
-    if (done) return;
-    done = true;
-    release();
-  };
+/** One registration; `release` is idempotent. */
+export interface PresenceEntry {
+  release(): void;
+}
+
+// Objects rather than closures: every connection and subscription holds one for its whole life.
+class ConnectionEntry implements PresenceEntry {
+  private released = false;
+  constructor(
+    private readonly presence: Presence,
+    private readonly transport: TransportName,
+    private readonly principal: Principal,
+  ) {}
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.presence.connectionClosed(this.transport, this.principal);
+  }
+}
+
+class SubscriptionEntry implements PresenceEntry {
+  private released = false;
+  constructor(
+    private readonly presence: Presence,
+    private readonly field: string,
+  ) {}
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.presence.subscriptionEnded(this.field);
+  }
 }

@@ -42,24 +42,34 @@ class LocalCounts {
   }
 }
 
-function leaseOf(onRelease: () => void): QuotaLease {
-  let released = false;
-  return {
-    release() {
-      if (released) return;
-      released = true;
-      onRelease();
-    },
-  };
+/**
+ * One unit, given back through `giveBack` once. A class rather than a closure pair: a connection
+ * and each of its subscriptions hold one for their whole life (about 40 bytes instead of 300).
+ */
+class UnitLease implements QuotaLease {
+  private released = false;
+
+  constructor(
+    private readonly giveBack: (kind: QuotaKind, userId: string) => void,
+    private readonly kind: QuotaKind,
+    private readonly userId: string,
+  ) {}
+
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.giveBack(this.kind, this.userId);
+  }
 }
 
 export function createMemoryUserQuotas(): UserQuotas {
   const counts = new LocalCounts();
+  const giveBack = (kind: QuotaKind, userId: string) => counts.add(kind, userId, -1);
   return {
     async acquire(kind, userId, limit) {
       if (counts.get(kind, userId) >= limit) return undefined;
       counts.add(kind, userId, 1);
-      return leaseOf(() => counts.add(kind, userId, -1));
+      return new UnitLease(giveBack, kind, userId);
     },
     heldLocally: (kind, userId) => counts.get(kind, userId),
     async close() {},
@@ -163,6 +173,15 @@ export function createRedisUserQuotas(options: { connections: RedisConnections; 
   redis.on('ready', onReady);
   if (redis.status === 'ready') void resync();
 
+  const giveBack = (kind: QuotaKind, userId: string) => {
+    counts.add(kind, userId, -1);
+    releaseScript(keys.quota(kind, userId), holder).catch((error: unknown) => {
+      outOfSync = true;
+      unsynced.add(LocalCounts.key(kind, userId));
+      warn(error, 'release');
+    });
+  };
+
   return {
     async acquire(kind, userId, limit) {
       try {
@@ -174,14 +193,7 @@ export function createRedisUserQuotas(options: { connections: RedisConnections; 
         warn(error, 'check');
       }
       counts.add(kind, userId, 1);
-      return leaseOf(() => {
-        counts.add(kind, userId, -1);
-        releaseScript(keys.quota(kind, userId), holder).catch((error: unknown) => {
-          outOfSync = true;
-          unsynced.add(LocalCounts.key(kind, userId));
-          warn(error, 'release');
-        });
-      });
+      return new UnitLease(giveBack, kind, userId);
     },
     heldLocally: (kind, userId) => counts.get(kind, userId),
     async close() {

@@ -1,6 +1,6 @@
 import { isAsyncIterable, Repeater, type Plugin } from 'graphql-yoga';
 import { getOperationAST, type DocumentNode, type ExecutionResult } from 'graphql';
-import type { Presence } from '../observability/presence.js';
+import type { Presence, PresenceEntry } from '../observability/presence.js';
 import { isWithheldField, slowConsumer, unauthenticated } from '../errors.js';
 import type { GraphQLContext } from '../schema/context.js';
 import { atExpiry } from '../auth/expiry.js';
@@ -43,15 +43,15 @@ export function useStreamGuards(deps: {
         // Nothing to guard per stream: the connection handles expiry, revocation and slow
         // consumers (OutgoingQueue), and sends never wait. So no wrapping stream either, only
         // hooks: a Repeater per subscriber would cost kilobytes for as long as it is open.
-        let leaveSubscription: (() => void) | undefined;
+        let subscriptionPresence: PresenceEntry | undefined;
         const leave = () => {
-          leaveSubscription?.();
-          leaveSubscription = undefined;
+          subscriptionPresence?.release();
+          subscriptionPresence = undefined;
         };
         return {
           onSubscribeResult({ result }) {
             if (!isAsyncIterable(result)) return;
-            leaveSubscription = deps.presence.subscriptionStarted(field);
+            subscriptionPresence = deps.presence.subscriptionStarted(field);
             const delivered = deps.metrics.eventsDelivered.labels(field);
             return {
               onNext({ result: value }) {
@@ -82,14 +82,14 @@ export function useStreamGuards(deps: {
                 expiresAt === undefined
                   ? undefined
                   : atExpiry(expiresAt, () => endWith({ errors: [unauthenticated('Token has expired; reconnect with a fresh token', 'expired')] }));
-              const cancelWatch =
+              const watch =
                 guardSession && principal.kind === 'user'
-                  ? deps.revocations.watch(principal, () => endWith({ errors: [unauthenticated('Session was revoked; sign in again', 'revoked')] }))
+                  ? deps.revocations.watch(principal, { sessionRevoked: () => endWith({ errors: [unauthenticated('Session was revoked; sign in again', 'revoked')] }) })
                   : undefined;
               void stop.then(() => source.return?.());
               // An SSE request carries one subscription: it is the connection.
-              const leaveConnection = context.transport === 'sse' ? deps.presence.connectionOpened('sse', principal) : undefined;
-              const leaveSubscription = deps.presence.subscriptionStarted(field);
+              const connectionPresence = context.transport === 'sse' ? deps.presence.connectionOpened('sse', principal) : undefined;
+              const subscriptionPresence = deps.presence.subscriptionStarted(field);
               const delivered = deps.metrics.eventsDelivered.labels(field);
               let pending = 0;
               try {
@@ -109,9 +109,9 @@ export function useStreamGuards(deps: {
                 }
               } finally {
                 cancelExpiry?.();
-                cancelWatch?.();
-                leaveSubscription();
-                leaveConnection?.();
+                watch?.cancel();
+                subscriptionPresence.release();
+                connectionPresence?.release();
                 stop();
               }
             }),

@@ -18,11 +18,21 @@ export interface SessionRevocations {
   assertNotRevoked(principal: UserPrincipal): Promise<void>;
   /** Stores the revocation and announces it to every instance. */
   revoke(userId: string, reason: string | undefined): Promise<SessionRevocation>;
-  /** Calls `onRevoked` if this principal's session is revoked while live; returns the cancel. */
-  watch(principal: UserPrincipal, onRevoked: (reason: string) => void): () => void;
+  /** Tells `listener` if this principal's session is revoked while live, until cancelled. */
+  watch(principal: UserPrincipal, listener: RevocationListener): SessionWatch;
   /** Live sessions watched on this instance (for tests and stats). */
   watchedCount(): number;
   close(): void;
+}
+
+/** Who is told that a live session was revoked (a connection, or a subscription over SSE). */
+export interface RevocationListener {
+  sessionRevoked(reason: string): void;
+}
+
+/** A live session being watched; `cancel` is idempotent. */
+export interface SessionWatch {
+  cancel(): void;
 }
 
 /**
@@ -46,47 +56,56 @@ export { revokedError as sessionRevokedError };
  * the announcement (its token was checked just before) is still ended.
  */
 class LiveSessions {
-  private readonly byUser = new Map<string, Set<{ principal: UserPrincipal; onRevoked: (reason: string) => void }>>();
+  /** Each user's watches as a linked list (most users have one session: no set per user). */
+  private readonly byUser = new Map<string, Watch>();
   private readonly recent = new Map<string, SessionRevocation>();
   private count = 0;
 
   constructor(private readonly onError: (error: unknown) => void) {}
 
-  watch(principal: UserPrincipal, onRevoked: (reason: string) => void): () => void {
+  watch(principal: UserPrincipal, listener: RevocationListener): SessionWatch {
     const known = this.recent.get(principal.userId);
     if (known && isRevokedBy(principal, known.revokedAt)) {
-      queueMicrotask(() => this.notify(onRevoked, known.reason ?? 'revoked'));
+      queueMicrotask(() => this.notify(listener, known.reason ?? 'revoked'));
     }
-    const entry = { principal, onRevoked };
-    let entries = this.byUser.get(principal.userId);
-    if (!entries) this.byUser.set(principal.userId, (entries = new Set()));
-    entries.add(entry);
+    const watch = new Watch(this, principal, listener);
+    const head = this.byUser.get(principal.userId);
+    if (head) {
+      watch.next = head;
+      head.previous = watch;
+    }
+    this.byUser.set(principal.userId, watch);
     this.count++;
-    let cancelled = false;
-    return () => {
-      if (cancelled) return;
-      cancelled = true;
-      this.count--;
-      entries.delete(entry);
-      if (entries.size === 0 && this.byUser.get(principal.userId) === entries) this.byUser.delete(principal.userId);
-    };
+    return watch;
+  }
+
+  /** @internal Watch.cancel. */
+  unlink(watch: Watch): void {
+    this.count--;
+    if (watch.previous) watch.previous.next = watch.next;
+    else if (watch.next) this.byUser.set(watch.principal.userId, watch.next);
+    else this.byUser.delete(watch.principal.userId);
+    if (watch.next) watch.next.previous = watch.previous;
+    watch.previous = watch.next = undefined;
   }
 
   end(revocation: SessionRevocation): number {
     this.remember(revocation);
+    const watches: Watch[] = [];
+    for (let watch = this.byUser.get(revocation.userId); watch; watch = watch.next) watches.push(watch);
     let ended = 0;
-    for (const entry of [...(this.byUser.get(revocation.userId) ?? [])]) {
-      if (!isRevokedBy(entry.principal, revocation.revokedAt)) continue;
+    for (const watch of watches) {
+      if (!isRevokedBy(watch.principal, revocation.revokedAt)) continue;
       ended++;
-      this.notify(entry.onRevoked, revocation.reason ?? 'revoked');
+      this.notify(watch.listener, revocation.reason ?? 'revoked');
     }
     return ended;
   }
 
   /** One failing session must not keep the others of that user alive. */
-  private notify(onRevoked: (reason: string) => void, reason: string): void {
+  private notify(listener: RevocationListener, reason: string): void {
     try {
-      onRevoked(reason);
+      listener.sessionRevoked(reason);
     } catch (error) {
       this.onError(error);
     }
@@ -109,6 +128,24 @@ class LiveSessions {
 
   size(): number {
     return this.count;
+  }
+}
+
+class Watch implements SessionWatch {
+  previous: Watch | undefined = undefined;
+  next: Watch | undefined = undefined;
+  private cancelled = false;
+
+  constructor(
+    private readonly sessions: LiveSessions,
+    readonly principal: UserPrincipal,
+    readonly listener: RevocationListener,
+  ) {}
+
+  cancel(): void {
+    if (this.cancelled) return;
+    this.cancelled = true;
+    this.sessions.unlink(this);
   }
 }
 
@@ -136,7 +173,7 @@ export function createMemorySessionRevocations(options: { ttlMs: number; now?: (
       live.end(revocation);
       return revocation;
     },
-    watch: (principal, onRevoked) => live.watch(principal, onRevoked),
+    watch: (principal, listener) => live.watch(principal, listener),
     watchedCount: () => live.size(),
     close() {},
   };
@@ -248,7 +285,7 @@ export function createRedisSessionRevocations(options: {
       if (!results || failed) throw failed?.[0] ?? new Error('session revocation transaction aborted');
       return revocation;
     },
-    watch: (principal, onRevoked) => live.watch(principal, onRevoked),
+    watch: (principal, listener) => live.watch(principal, listener),
     watchedCount: () => live.size(),
     close() {
       connections.subscriber.off('message', onMessage);

@@ -1,6 +1,10 @@
 import type { WebSocket } from 'ws';
 
-export interface OutgoingQueueOptions {
+/**
+ * Shared by every queue of a transport (one object, not one per connection); the callbacks get
+ * the queue's owner, the connection it was made for.
+ */
+export interface OutgoingQueueOptions<Owner> {
   /** Bytes the socket may hold unsent (ws' bufferedAmount) before the client counts as behind. */
   readonly maxBufferedBytes: number;
   /** A client behind for this long without catching up is a slow consumer. */
@@ -10,11 +14,11 @@ export interface OutgoingQueueOptions {
    * when the client is behind (the latest price of a hotel room, the latest typing state of a
    * user), a key naming what it replaces. Only called while the client is behind, so it may parse.
    */
-  classify(message: string): { readonly operationId?: string; readonly conflationKey?: string };
+  classify(owner: Owner, message: string): { readonly operationId?: string; readonly conflationKey?: string };
   /** A message was replaced by a newer one with the same key before it was sent. */
-  onConflated(): void;
+  onConflated(owner: Owner): void;
   /** The client stayed behind past the grace period, or would go over twice the bound: close it. */
-  onSlowConsumer(): void;
+  onSlowConsumer(owner: Owner): void;
 }
 
 /** How often a congested socket is checked for having drained (ws has no 'drain' event). */
@@ -28,7 +32,7 @@ const DRAIN_CHECK_MS = 20;
  * grace period, or would exceed twice the bound, is reported as a slow consumer. So the memory a
  * connection can hold is about twice the bound plus one message per conflation key.
  */
-export class OutgoingQueue {
+export class OutgoingQueue<Owner = unknown> {
   /** Conflated messages waiting while the client is behind; made when first needed. */
   private pending: Map<string, string> | undefined;
   private behindSince: number | undefined;
@@ -37,7 +41,8 @@ export class OutgoingQueue {
 
   constructor(
     private readonly socket: WebSocket,
-    private readonly options: OutgoingQueueOptions,
+    private readonly options: OutgoingQueueOptions<Owner>,
+    private readonly owner: Owner,
   ) {}
 
   /** Bytes held for this connection: unsent socket bytes plus conflated messages waiting here. */
@@ -55,11 +60,11 @@ export class OutgoingQueue {
       return;
     }
     this.fallBehind();
-    const { operationId, conflationKey } = options.classify(message);
+    const { operationId, conflationKey } = options.classify(this.owner, message);
     if (operationId !== undefined && conflationKey !== undefined) {
       const key = `${operationId}\u0000${conflationKey}`;
       const pending = (this.pending ??= new Map());
-      if (pending.delete(key)) options.onConflated();
+      if (pending.delete(key)) options.onConflated(this.owner);
       pending.set(key, message);
       return;
     }
@@ -127,6 +132,6 @@ export class OutgoingQueue {
     if (this.reported) return;
     this.reported = true;
     this.dispose();
-    this.options.onSlowConsumer();
+    this.options.onSlowConsumer(this.owner);
   }
 }

@@ -5,7 +5,7 @@ import { getOperationAST, GraphQLError, type ExecutionResult } from 'graphql';
 import { CloseCode, handleProtocols, makeServer, type SubscribePayload } from 'graphql-ws';
 import type { YogaServerInstance } from 'graphql-yoga';
 import type { Logger } from 'pino';
-import { WebSocketServer, type WebSocket } from 'ws';
+import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import type { Authenticator } from '../auth/authenticator.js';
 import { bearerFromConnectionParams } from '../auth/credentials.js';
 import type { Principal } from '../auth/principal.js';
@@ -13,15 +13,16 @@ import { TokenRejectedError } from '../auth/token-verifier.js';
 import { forSocket, limitExceeded } from '../errors.js';
 import type { GatewayMetrics } from '../metrics/metrics.js';
 import { prepareOperation, type PreparedOperation } from '../server/prepare-operation.js';
-import { atExpiry } from '../auth/expiry.js';
-import type { UserQuotas } from '../protection/user-quotas.js';
-import type { SessionRevocations } from '../sessions/session-revocations.js';
-import { OutgoingQueue } from './outgoing-queue.js';
+import { MAX_TIMER_MS } from '../auth/expiry.js';
+import type { QuotaLease, UserQuotas } from '../protection/user-quotas.js';
+import type { RevocationListener, SessionRevocations, SessionWatch } from '../sessions/session-revocations.js';
+import { OutgoingQueue, type OutgoingQueueOptions } from './outgoing-queue.js';
+import { KeepAliveSweep } from './keep-alive.js';
 import { SHAREABLE_FIELDS, type SharedDeliveries, type SharedMember } from './shared-delivery.js';
 import type { Admission, SubscriptionAdmission } from '../server/subscription-admission.js';
 import type { GraphQLContext } from '../schema/context.js';
 import type { ClientAddressOf } from './client-address.js';
-import type { Presence } from '../observability/presence.js';
+import type { Presence, PresenceEntry } from '../observability/presence.js';
 
 /** Close codes of Tidings' own limits (documented in docs/ERRORS.md). */
 export const CloseCodes = {
@@ -43,24 +44,11 @@ const CONFLATION_KEYS: Readonly<Record<string, (value: Record<string, unknown>) 
   userTyping: (typing) => typing['userId'],
 };
 
-/** What each graphql-ws connection carries besides the protocol state. */
-export interface SocketExtra {
-  readonly socket: WebSocket;
-  readonly connectionId: string;
-  /** Logs about this connection: every line carries its connectionId. */
-  readonly log: Logger;
-  /** The peer's address, through trusted proxies (TRUST_PROXY). */
-  readonly clientAddress: string;
-  /** Times (ms) of this connection's recent rate-limited operations. */
-  readonly rateLimitStrikes: number[];
-  /** Operation id → root field and subscribe payload, for this connection's conflatable subscriptions. */
-  readonly conflatable: Map<string, { readonly field: string; readonly payload: SubscribePayload }>;
-  readonly outgoing: OutgoingQueue;
-  principal?: Principal;
-  /** Undo what authentication set up: expiry timers, revocation watch, the connection quota unit. */
-  readonly cleanups: Array<() => void>;
-  /** The code this server closed with, if it closed first (the peer may never echo it). */
-  closedWith?: number;
+/** A conflatable subscription of one connection: which root field its results carry. */
+interface ConflatableOperation {
+  readonly id: string;
+  readonly field: string;
+  readonly payload: SubscribePayload;
 }
 
 export interface WebSocketTransportOptions {
@@ -129,15 +117,21 @@ export function attachWebSocketTransport(deps: {
   const { yoga, authenticator, logger, metrics, options } = deps;
   const wss = new WebSocketServer({ noServer: true, maxPayload: options.maxPayloadBytes, handleProtocols });
 
-  const protocolServer = makeServer<Record<string, unknown> | undefined, SocketExtra>({
-    connectionInitWaitTimeout: options.connectionInitTimeoutMs,
+  const protocolServer = makeServer<Record<string, unknown> | undefined, ConnectionState>({
+    // Off in graphql-ws, which would keep its (cleared) timer for the connection's life; each
+    // connection's own is dropped once connection_init arrives (see ConnectionState).
+    connectionInitWaitTimeout: Infinity,
 
     onConnect: async (ctx) => {
       const { extra } = ctx;
       const { socket, connectionId } = extra;
+      extra.initReceived();
+      const credentials = bearerFromConnectionParams(ctx.connectionParams);
+      // graphql-ws keeps the init payload for the connection's life; its token is read once, here.
+      (ctx as { connectionParams?: unknown }).connectionParams = undefined;
       let principal: Principal;
       try {
-        principal = await authenticator.authenticate(bearerFromConnectionParams(ctx.connectionParams));
+        principal = await authenticator.authenticate(credentials);
       } catch (error) {
         if (!(error instanceof TokenRejectedError)) throw error;
         extra.log.info({ reason: error.reason }, 'websocket authentication refused');
@@ -154,49 +148,22 @@ export function attachWebSocketTransport(deps: {
           closeSocket(extra, CloseCodes.TooManyConnections, `Too many connections: at most ${options.maxConnectionsPerUser} per user`);
           return false;
         }
-        extra.cleanups.push(() => lease.release());
+        extra.connectionLease = lease;
       }
       // Closed while we were verifying: arm nothing (a timer would outlive the socket).
       if (socket.readyState !== socket.OPEN) {
-        runCleanups(extra);
+        extra.release();
         return false;
       }
       extra.principal = principal;
-      extra.cleanups.push(deps.presence.connectionOpened('websocket', principal));
-      if (principal.kind === 'user') {
-        extra.cleanups.push(
-          deps.revocations.watch(principal, (reason) => {
-            extra.log.info('websocket session revoked; closing');
-            closeSocket(extra, CloseCode.Forbidden, `Unauthenticated: Session was revoked (${reason})`);
-          }),
-        );
-      }
+      extra.presence = deps.presence.connectionOpened('websocket', principal);
+      if (principal.kind === 'user') extra.revocationWatch = deps.revocations.watch(principal, extra);
       if (principal.kind === 'user' && principal.expiresAt !== undefined) {
-        const expiresAt = principal.expiresAt;
-        // The connection lives only as long as its token: the client reconnects with a fresh one.
-        const closeAtExpiry = () =>
-          atExpiry(expiresAt + options.clockToleranceMs, () => {
-            extra.log.info('websocket token expired; closing');
-            closeSocket(extra, CloseCode.Forbidden, 'Unauthenticated: Token has expired');
-          });
         // Warn first, so the client can open a fresh connection before this one is closed. Never
-        // before connection_ack, which graphql-ws sends once we return. One timer at a time: the
-        // warning arms the close.
-        const warnAt = Math.max(expiresAt - options.tokenExpiryWarningMs, Date.now() + 1);
-        if (options.tokenExpiryWarningMs > 0 && warnAt < expiresAt) {
-          let cancelClose: (() => void) | undefined;
-          const cancelWarning = atExpiry(warnAt, () => {
-            extra.log.debug('warning the client that its token expires soon');
-            extra.outgoing.send(JSON.stringify({ type: 'ping', payload: { reason: 'token_expiring', expiresAt: new Date(expiresAt).toISOString() } }));
-            cancelClose = closeAtExpiry();
-          });
-          extra.cleanups.push(() => {
-            cancelWarning();
-            cancelClose?.();
-          });
-        } else {
-          extra.cleanups.push(closeAtExpiry());
-        }
+        // before connection_ack, which graphql-ws sends once we return (so at least 1 ms on).
+        const warnAt = Math.max(principal.expiresAt - options.tokenExpiryWarningMs, Date.now() + 1);
+        extra.expiryWarningDue = options.tokenExpiryWarningMs > 0 && warnAt < principal.expiresAt;
+        armExpiry(extra);
       }
       // The parent logger with the id spelled out: a child logger per connection would be kept
       // for the connection's lifetime just for these two lines.
@@ -217,7 +184,6 @@ export function attachWebSocketTransport(deps: {
           {
             request: undefined,
             socket: ctx.extra.socket,
-            connectionParams: ctx.connectionParams,
             principal: ctx.extra.principal,
             connectionId: ctx.extra.connectionId,
             operationId: id,
@@ -231,7 +197,7 @@ export function attachWebSocketTransport(deps: {
           const operation = getOperationAST(prepared.args.document, payload.operationName);
           const rootField = operation?.selectionSet.selections[0];
           const field = rootField?.kind === 'Field' ? rootField.name.value : undefined;
-          if (field && field in CONFLATION_KEYS) ctx.extra.conflatable.set(id, { field, payload });
+          if (field && field in CONFLATION_KEYS) ctx.extra.addConflatable({ id, field, payload });
           const variables = field && SHAREABLE_FIELDS.has(field) ? variablesKey(payload.variables) : undefined;
           if (field && variables !== undefined) {
             const extra = ctx.extra;
@@ -272,10 +238,10 @@ export function attachWebSocketTransport(deps: {
     execute: (args) => (args.rootValue as PreparedOperation & { ok: true }).run() as never,
     subscribe: (args) => (args.rootValue instanceof GroupJoin ? joinGroup(args.rootValue) : ((args.rootValue as PreparedOperation & { ok: true }).run() as never)),
     onComplete: (ctx, id, payload) => {
-      const entry = ctx.extra.conflatable.get(id);
+      const entry = ctx.extra.conflatableOf(id);
       // The id may already serve a newer operation: leave that one's state alone.
       if (entry && entry.payload !== payload) return;
-      ctx.extra.conflatable.delete(id);
+      if (entry) ctx.extra.removeConflatable(entry);
       // Completed by the client: results still waiting for it must not be sent any more (a reused
       // id would receive them). A server-side complete is sent after them instead.
       if (!(id in ctx.subscriptions)) ctx.extra.outgoing.dropOperation(id);
@@ -308,15 +274,15 @@ export function attachWebSocketTransport(deps: {
       admission.release();
       return { errors: topic.errors };
     }
-    const leavePresence = deps.presence.subscriptionStarted(member.field);
+    const presence = deps.presence.subscriptionStarted(member.field);
     return deps.sharedDeliveries.joinAdmitted(topic.topic, member, () => {
-      leavePresence();
+      presence.release();
       admission.release();
     });
   };
 
   /** Only runs while a client is behind: which operation a message is for, and what it replaces. */
-  const classify = (extra: SocketExtra) => (message: string) => {
+  const classify = (state: ConnectionState, message: string) => {
     let parsed: { id?: unknown; type?: unknown; payload?: { data?: Record<string, unknown> | null } };
     try {
       parsed = JSON.parse(message) as typeof parsed;
@@ -324,107 +290,158 @@ export function attachWebSocketTransport(deps: {
       return {};
     }
     const operationId = typeof parsed.id === 'string' ? parsed.id : undefined;
-    const field = operationId === undefined || parsed.type !== 'next' ? undefined : extra.conflatable.get(operationId)?.field;
+    const field = operationId === undefined || parsed.type !== 'next' ? undefined : state.conflatableOf(operationId)?.field;
     const value = field ? parsed.payload?.data?.[field] : undefined;
     const key = field && typeof value === 'object' && value !== null ? CONFLATION_KEYS[field]?.(value as Record<string, unknown>) : undefined;
     // Without the key field selected under its own name, events cannot be told apart: deliver all.
     return typeof key === 'string' ? { operationId, conflationKey: key } : { operationId };
   };
   /** A client that keeps flooding after being told to slow down is disconnected with 4290. */
-  const strike = (extra: SocketExtra) => {
+  const strike = (state: ConnectionState) => {
     const now = Date.now();
-    const strikes = extra.rateLimitStrikes;
+    const strikes = (state.rateLimitStrikes ??= []);
     strikes.push(now);
     while ((strikes[0] ?? now) <= now - options.rateLimitStrikes.windowMs) strikes.shift();
-    if (strikes.length >= options.rateLimitStrikes.disconnectAfter && extra.socket.readyState === extra.socket.OPEN) {
-      extra.log.info('closing a connection that kept exceeding its rate limit');
+    if (strikes.length >= options.rateLimitStrikes.disconnectAfter && state.socket.readyState === state.socket.OPEN) {
+      state.log.info('closing a connection that kept exceeding its rate limit');
       metrics.limitTrips.inc({ limit: 'rate_disconnect' });
-      closeSocket(extra, CloseCodes.RateLimited, 'Too many requests');
+      closeSocket(state, CloseCodes.RateLimited, 'Too many requests');
     }
   };
 
-  const extras = new Set<SocketExtra>();
+  /** The token's expiry: a warning `ping` first (if due), then the close. One timer at a time. */
+  const armExpiry = (state: ConnectionState): void => {
+    const expiresAt = (state.principal as { expiresAt: number }).expiresAt;
+    const remaining = (state.expiryWarningDue ? expiresAt - options.tokenExpiryWarningMs : expiresAt + options.clockToleranceMs) - Date.now();
+    // The warning always goes out from a timer (after connection_ack); an overdue close is now.
+    if (remaining <= 0 && !state.expiryWarningDue) return expiryDue(state);
+    // Arguments rather than a closure: nothing per connection beyond the timer itself.
+    state.expiryTimer = setTimeout(expiryDue, Math.max(1, Math.min(remaining, MAX_TIMER_MS)), state, true);
+    state.expiryTimer.unref();
+  };
+  const expiryDue = (state: ConnectionState, fromTimer = false): void => {
+    if (fromTimer) state.expiryTimer = undefined;
+    if (state.released) return;
+    const expiresAt = (state.principal as { expiresAt: number }).expiresAt;
+    // A wait longer than setTimeout's range is a chain of timers: not due yet.
+    const target = state.expiryWarningDue ? expiresAt - options.tokenExpiryWarningMs : expiresAt + options.clockToleranceMs;
+    if (target > Date.now()) return armExpiry(state);
+    if (state.expiryWarningDue) {
+      state.expiryWarningDue = false;
+      state.log.debug('warning the client that its token expires soon');
+      state.outgoing.send(JSON.stringify({ type: 'ping', payload: { reason: 'token_expiring', expiresAt: new Date(expiresAt).toISOString() } }));
+      return armExpiry(state);
+    }
+    state.log.info('websocket token expired; closing');
+    closeSocket(state, CloseCode.Forbidden, 'Unauthenticated: Token has expired');
+  };
+
+  /** Every queue's options: one object for the transport, not one per connection. */
+  const outgoingOptions: OutgoingQueueOptions<ConnectionState> = {
+    maxBufferedBytes: options.maxBufferedBytes,
+    graceMs: options.slowConsumerGraceMs,
+    classify,
+    onConflated: () => metrics.eventsDropped.inc({ reason: 'conflated', source: 'websocket' }),
+    onSlowConsumer: (state) => {
+      const socket = state.socket;
+      state.log.info({ bufferedBytes: socket.bufferedAmount }, 'closing a slow consumer');
+      metrics.limitTrips.inc({ limit: 'slow_consumer' });
+      closeSocket(state, CloseCodes.SlowConsumer, 'Slow consumer: events were not read in time');
+      // The close frame queues behind everything unread; a client that reads nothing never
+      // sees it, so the socket and its buffers are let go shortly after regardless.
+      setTimeout(() => socket.terminate(), 1_000).unref();
+    },
+  };
+
+  // Keep-alive: every keepAliveMs a ping; a peer that has not answered by the next one is dead.
+  const keepAlive = new KeepAliveSweep<ConnectionState>(options.keepAliveMs, (state) => {
+    const socket = state.socket;
+    if (!state.alive) {
+      state.log.info('websocket missed keep-alive; terminating');
+      metrics.limitTrips.inc({ limit: 'keepalive_timeout' });
+      socket.terminate();
+      return;
+    }
+    state.alive = false;
+    socket.ping();
+  });
+
+  const extras = new Set<ConnectionState>();
+
+  // The socket listeners are the same functions for every socket (`this` is the socket): a
+  // closure per listener per connection would be kept for the connection's life.
+  function onSocketError(this: WebSocket, error: Error & { code?: string }): void {
+    const state = stateOf(this);
+    // Includes frames over maxPayload (ws closes with 1009 itself) and protocol violations.
+    state.log.info({ err: error }, 'websocket error');
+    state.closedWith ??= WS_ERROR_CLOSE_CODES[error.code ?? ''] ?? 1002;
+    if (error.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') metrics.limitTrips.inc({ limit: 'ws_message_bytes' });
+  }
+  function onSocketPong(this: WebSocket): void {
+    stateOf(this).alive = true;
+  }
+  function onSocketMessage(this: WebSocket, data: RawData, isBinary: boolean): void {
+    const state = stateOf(this);
+    if (isBinary) {
+      closeSocket(state, CloseCode.BadRequest, 'Binary frames are not supported');
+      return;
+    }
+    // Not awaited here: a subscription's handler runs until the operation ends, and an async
+    // listener would keep a suspended frame per operation for that long.
+    state.handle?.(data.toString()).catch((error: unknown) => {
+      state.log.error({ err: error }, 'websocket message handling failed');
+      closeSocket(state, CloseCode.InternalServerError, 'Internal server error');
+    });
+  }
+  function onSocketClose(this: WebSocket, code: number, reason: Buffer): void {
+    const state = stateOf(this);
+    keepAlive.remove(state, state.keepAliveBucket);
+    extras.delete(state);
+    state.outgoing.dispose();
+    state.release();
+    logger.info({ connectionId: state.connectionId, code: state.closedWith ?? code }, 'websocket closed');
+    metrics.websocketCloses.inc({ code: closeCodeLabel(state.closedWith ?? code) });
+    void state.closed?.(code, reason.toString());
+  }
+  /** graphql-ws' answer when connection_init did not arrive in time (it would keep its own timer). */
+  const initTimedOut = (state: ConnectionState) => {
+    state.initTimer = undefined;
+    if (!state.initWasReceived) closeSocket(state, CloseCode.ConnectionInitialisationTimeout, 'Connection initialisation timeout');
+  };
 
   wss.on('connection', (socket: WebSocket, request: IncomingMessage) => {
     // Node builds a UUID by concatenation: a tree of a dozen string pieces (~400 bytes) held for
     // the connection's life. Copied through a Buffer it is one flat 36-character string.
     const connectionId = Buffer.from(randomUUID(), 'latin1').toString('latin1');
-    const extra: SocketExtra = new ConnectionState(socket, connectionId, deps.clientAddressOf(request), logger, (state) =>
-      new OutgoingQueue(socket, {
-        maxBufferedBytes: options.maxBufferedBytes,
-        graceMs: options.slowConsumerGraceMs,
-        classify: (message) => classify(state)(message),
-        onConflated: () => metrics.eventsDropped.inc({ reason: 'conflated', source: 'websocket' }),
-        onSlowConsumer: () => {
-          state.log.info({ bufferedBytes: socket.bufferedAmount }, 'closing a slow consumer');
-          metrics.limitTrips.inc({ limit: 'slow_consumer' });
-          closeSocket(state, CloseCodes.SlowConsumer, 'Slow consumer: events were not read in time');
-          // The close frame queues behind everything unread; a client that reads nothing never
-          // sees it, so the socket and its buffers are let go shortly after regardless.
-          setTimeout(() => socket.terminate(), 1_000).unref();
-        },
-      }),
-    );
-    extras.add(extra);
-    if (logger.isLevelEnabled('debug')) extra.log.debug('websocket opened');
+    const state = new ConnectionState(socket, connectionId, deps.clientAddressOf(request), logger, outgoingOptions);
+    (socket as StatefulSocket)[STATE] = state;
+    extras.add(state);
+    if (logger.isLevelEnabled('debug')) state.log.debug('websocket opened');
 
-    socket.once('error', (error: Error & { code?: string }) => {
-      // Includes frames over maxPayload (ws closes with 1009 itself) and protocol violations.
-      extra.log.info({ err: error }, 'websocket error');
-      extra.closedWith ??= WS_ERROR_CLOSE_CODES[error.code ?? ''] ?? 1002;
-      if (error.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') metrics.limitTrips.inc({ limit: 'ws_message_bytes' });
-    });
+    socket.on('error', onSocketError);
+    socket.on('pong', onSocketPong);
+    state.keepAliveBucket = keepAlive.add(state);
+    if (options.connectionInitTimeoutMs > 0) {
+      state.initTimer = setTimeout(initTimedOut, options.connectionInitTimeoutMs, state);
+      state.initTimer.unref();
+    }
 
-    // Keep-alive: ping every keepAliveMs; a peer that has not answered by the next ping is dead.
-    let alive = true;
-    socket.on('pong', () => {
-      alive = true;
-    });
-    const pinger = setInterval(() => {
-      if (!alive) {
-        extra.log.info('websocket missed keep-alive; terminating');
-        metrics.limitTrips.inc({ limit: 'keepalive_timeout' });
-        socket.terminate();
-        return;
-      }
-      alive = false;
-      socket.ping();
-    }, options.keepAliveMs);
-    pinger.unref();
-
-    const closed = protocolServer.opened(
+    state.closed = protocolServer.opened(
       {
         protocol: socket.protocol,
         // Never waits for the peer: backpressure is the outgoing queue's job, so one slow client
         // cannot stall delivery (graphql-ws awaits each send before taking the next event).
-        send: (data) => extra.outgoing.send(data),
-        close: (code, reason) => (code === undefined ? socket.close() : closeSocket(extra, code, reason ?? '')),
-        onMessage: (handle) =>
-          socket.on('message', async (data, isBinary) => {
-            try {
-              if (isBinary) {
-                closeSocket(extra, CloseCode.BadRequest, 'Binary frames are not supported');
-                return;
-              }
-              await handle(data.toString());
-            } catch (error) {
-              extra.log.error({ err: error }, 'websocket message handling failed');
-              closeSocket(extra, CloseCode.InternalServerError, 'Internal server error');
-            }
-          }),
+        send: (data) => state.outgoing.send(data),
+        close: (code, reason) => (code === undefined ? socket.close() : closeSocket(state, code, reason ?? '')),
+        onMessage: (handle) => {
+          state.handle = handle;
+          socket.on('message', onSocketMessage);
+        },
       },
-      extra,
+      state,
     );
 
-    socket.once('close', (code, reason) => {
-      clearInterval(pinger);
-      extras.delete(extra);
-      extra.outgoing.dispose();
-      runCleanups(extra);
-      logger.info({ connectionId, code: extra.closedWith ?? code }, 'websocket closed');
-      metrics.websocketCloses.inc({ code: closeCodeLabel(extra.closedWith ?? code) });
-      void closed(code, reason.toString());
-    });
+    socket.on('close', onSocketClose);
   });
 
   const onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -452,6 +469,7 @@ export function attachWebSocketTransport(deps: {
       [...extras].map((extra) => ({ connectionId: extra.connectionId, userId: userIdForLog(extra.principal), heldBytes: extra.outgoing.heldBytes() })),
     async close(graceMs) {
       deps.httpServer.off('upgrade', onUpgrade);
+      keepAlive.stop();
       for (const extra of extras) closeSocket(extra, 1001, 'Server shutting down; reconnect');
       const closed = new Promise<void>((resolve) => wss.close(() => resolve()));
       const graceOver = new Promise<void>((resolve) => setTimeout(resolve, graceMs).unref());
@@ -464,7 +482,7 @@ export function attachWebSocketTransport(deps: {
 }
 
 /** Every close the server initiates goes through here, so metrics count the code it sent. */
-function closeSocket(extra: SocketExtra, code: number, reason: string): void {
+function closeSocket(extra: ConnectionState, code: number, reason: string): void {
   try {
     extra.socket.close(code, fitCloseReason(reason));
     extra.closedWith ??= code;
@@ -511,10 +529,6 @@ function variablesKey(variables: Record<string, unknown> | null | undefined): st
   }
 }
 
-function runCleanups(extra: SocketExtra): void {
-  for (const cleanup of extra.cleanups.splice(0)) cleanup();
-}
-
 function userIdForLog(principal: Principal | undefined): string | undefined {
   return principal?.kind === 'user' ? principal.userId : undefined;
 }
@@ -540,32 +554,95 @@ class GroupJoin {
   }
 }
 
+/** Where each socket's connection state is kept, for the listeners every socket shares. */
+const STATE = Symbol('tidings.connection');
+type StatefulSocket = WebSocket & { [STATE]?: ConnectionState };
+
+function stateOf(socket: WebSocket): ConnectionState {
+  return (socket as StatefulSocket)[STATE]!;
+}
+
 /**
- * A connection's state as a class: every field is there from the start and the logger getter
- * lives on the prototype, so V8 keeps one compact shape for all connections (an object literal
- * with a getter and fields added later goes to dictionary mode: a few hundred bytes each).
+ * What a connection carries besides graphql-ws' protocol state, as one object of one class: every
+ * field is there from the start and the logger getter lives on the prototype, so V8 keeps one
+ * compact shape for all connections. What connecting sets up is held in fields rather than as a
+ * list of cleanup closures; `release` undoes it. Also the connection's revocation listener.
  */
-class ConnectionState implements SocketExtra {
-  readonly rateLimitStrikes: number[] = [];
-  readonly conflatable = new Map<string, { readonly field: string; readonly payload: SubscribePayload }>();
-  readonly cleanups: Array<() => void> = [];
-  readonly outgoing: OutgoingQueue;
+class ConnectionState implements RevocationListener {
+  /** Times (ms) of this connection's recent rate-limited operations; made on the first. */
+  rateLimitStrikes: number[] | undefined = undefined;
+  /** This connection's conflatable subscriptions: a short list, replaced on change. */
+  private conflatable: readonly ConflatableOperation[] | undefined = undefined;
+  readonly outgoing: OutgoingQueue<ConnectionState>;
   principal: Principal | undefined = undefined;
+  /** The code this server closed with, if it closed first (the peer may never echo it). */
   closedWith: number | undefined = undefined;
+  /** Answered the last keep-alive ping (see KeepAliveSweep). */
+  alive = true;
+  keepAliveBucket = 0;
+  /** graphql-ws' message handler and close, for this connection. */
+  handle: ((message: string) => Promise<void>) | undefined = undefined;
+  closed: ((code?: number, reason?: string) => Promise<void>) | undefined = undefined;
+  initTimer: NodeJS.Timeout | undefined = undefined;
+  initWasReceived = false;
+  connectionLease: QuotaLease | undefined = undefined;
+  presence: PresenceEntry | undefined = undefined;
+  revocationWatch: SessionWatch | undefined = undefined;
+  expiryTimer: NodeJS.Timeout | undefined = undefined;
+  /** The token-expiry warning has yet to be sent (the close comes after it). */
+  expiryWarningDue = false;
+  released = false;
   private logger: Logger | undefined = undefined;
 
   constructor(
     readonly socket: WebSocket,
     readonly connectionId: string,
+    /** The peer's address, through trusted proxies (TRUST_PROXY). */
     readonly clientAddress: string,
     private readonly parentLogger: Logger,
-    outgoing: (state: ConnectionState) => OutgoingQueue,
+    outgoingOptions: OutgoingQueueOptions<ConnectionState>,
   ) {
-    this.outgoing = outgoing(this);
+    this.outgoing = new OutgoingQueue(socket, outgoingOptions, this);
   }
 
   /** Made when first used: a quiet connection never needs one (connect and close lines name the connection on the parent logger). */
   get log(): Logger {
     return (this.logger ??= this.parentLogger.child({ connectionId: this.connectionId }));
+  }
+
+  initReceived(): void {
+    this.initWasReceived = true;
+    clearTimeout(this.initTimer);
+    this.initTimer = undefined;
+  }
+
+  conflatableOf(id: string): ConflatableOperation | undefined {
+    return this.conflatable?.find((entry) => entry.id === id);
+  }
+
+  addConflatable(entry: ConflatableOperation): void {
+    this.conflatable = this.conflatable ? [...this.conflatable, entry] : [entry];
+  }
+
+  removeConflatable(entry: ConflatableOperation): void {
+    const left = this.conflatable?.filter((other) => other !== entry);
+    this.conflatable = left && left.length > 0 ? left : undefined;
+  }
+
+  sessionRevoked(reason: string): void {
+    this.log.info('websocket session revoked; closing');
+    closeSocket(this, CloseCode.Forbidden, `Unauthenticated: Session was revoked (${reason})`);
+  }
+
+  /** Undoes what connecting set up: timers, the revocation watch, presence, the quota unit. Idempotent. */
+  release(): void {
+    this.released = true;
+    clearTimeout(this.initTimer);
+    clearTimeout(this.expiryTimer);
+    this.initTimer = this.expiryTimer = undefined;
+    this.revocationWatch?.cancel();
+    this.presence?.release();
+    this.connectionLease?.release();
+    this.revocationWatch = this.presence = this.connectionLease = undefined;
   }
 }
