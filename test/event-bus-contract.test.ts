@@ -92,32 +92,43 @@ describe.each(BACKENDS)('EventBus contract: %s', (backend) => {
     expect(bus.activeTopicCount()).toBe(0);
   });
 
-  it('runs a listener synchronously per event, in order, uncounted, until it stops or the bus closes; holds a counted subscriber until it closes', async () => {
+  it('runs a listener synchronously per event, in order, uncounted unless it counts subscribers, until it stops or the bus closes', async () => {
     const { bus, waitForUpstream } = await backendParts(backend);
     const topic = topics.hotelPrices('h1');
     const heard: number[] = [];
     let ended = 0;
-    const stop = bus.listen(topic, (e) => heard.push(e.type === 'priceUpdated' ? e.data.price.amountMinor : -1), { counted: false, onEnd: () => ended++ });
-    // A held subscriber (a shared delivery's member) counts and keeps the topic subscribed.
-    let memberEnded = 0;
-    bus.hold(topic, () => memberEnded++);
-    await waitUntil(() => bus.subscriberCount(topic) === 1, 'the member counted, the listener not');
+    const listening = bus.listen(topic, { onEvent: (e) => heard.push(e.type === 'priceUpdated' ? e.data.price.amountMinor : -1), onEnd: () => ended++ });
+    expect(bus.subscriberCount(topic)).toBe(0);
+    // A shared delivery counts its members through its listener.
+    listening.addSubscribers(2);
+    expect(bus.subscriberCount(topic)).toBe(2);
+    listening.addSubscribers(-1);
+    expect(bus.subscriberCount(topic)).toBe(1);
     await waitForUpstream(topic);
     for (const amount of [1, 2, 3]) await bus.publish(price('h1', amount));
     await waitUntil(() => heard.length === 3, 'three events heard');
     expect(heard).toEqual([1, 2, 3]);
-    stop();
+    // A second listener keeps the topic subscribed while the first stops.
+    let secondEnded = 0;
+    const second = bus.listen(topic, { onEvent: () => undefined, onEnd: () => secondEnded++ }, { counted: true });
+    expect(bus.subscriberCount(topic)).toBe(2);
+    listening.stop();
+    expect(bus.subscriberCount(topic)).toBe(1);
     await bus.publish(price('h1', 4));
     await new Promise((resolve) => setTimeout(resolve, 100));
     expect(heard).toEqual([1, 2, 3]);
     expect(ended).toBe(0);
 
-    const second = bus.listen(topic, () => undefined, { onEnd: () => ended++ });
     await bus.close();
-    expect(ended).toBe(1);
-    second();
-    expect(ended).toBe(1);
-    expect(memberEnded).toBe(1);
+    expect(secondEnded).toBe(1);
+    second.stop();
+    expect(secondEnded).toBe(1);
+    expect(ended).toBe(0);
+    expect(bus.subscriberCount(topic)).toBe(0);
+    // A shutting-down bus ends a new listener at once.
+    let lateEnded = 0;
+    bus.listen(topic, { onEvent: () => undefined, onEnd: () => lateEnded++ });
+    expect(lateEnded).toBe(1);
     expect(bus.activeTopicCount()).toBe(0);
   });
 });

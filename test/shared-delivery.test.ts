@@ -105,9 +105,9 @@ describe('shared deliveries (unit)', () => {
         idJson: JSON.stringify(id),
         args: { schema, document: document as ReturnType<typeof parse>, contextValue: {}, variableValues: {} },
         field: 'priceUpdated',
-        send: (frame: string) => void frames.push(frame),
+        sink: { send: (frame: string) => void frames.push(frame) },
       };
-      const stream = deliveries.joinAdmitted(topics.hotelPrices('h1'), member, () => ended++);
+      const stream = deliveries.joinAdmitted(topics.hotelPrices('h1'), member, [{ release: () => ended++ }]);
       return { leave: () => void stream.return?.(), ended: () => ended };
     };
     return { bus, deliveries, join };
@@ -153,9 +153,9 @@ describe('shared deliveries on a closed bus (unit)', () => {
       idJson: '"a"',
       args: { schema: new GraphQLSchema({ query: new GraphQLObjectType({ name: 'Query', fields: { ok: { type: GraphQLInt } } }) }), document: parse('{ ok }') },
       field: 'priceUpdated',
-      send: () => undefined,
+      sink: { send: () => undefined },
     };
-    const stream = deliveries.joinAdmitted(topics.hotelPrices('h1'), member, () => ended++);
+    const stream = deliveries.joinAdmitted(topics.hotelPrices('h1'), member, [{ release: () => ended++ }]);
     expect(ended).toBe(1);
     expect(await stream.next()).toEqual({ done: true, value: undefined });
     expect(deliveries.groupCount()).toBe(0);

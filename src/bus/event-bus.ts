@@ -1,5 +1,6 @@
 import type { EventEnvelope, EventType, TidingsEvent } from '../events/contracts.js';
 import type { Topic } from '../events/topics.js';
+import type { Listening, TopicListener } from './local-fanout.js';
 
 /**
  * The pub/sub seam between publishers (mutations, built-in chat responder) and subscribers
@@ -14,10 +15,11 @@ export interface EventBus {
    * to the topic when its first local subscriber arrives and unsubscribes when the last leaves.
    */
   subscribe<T extends EventType>(topic: Topic<T>): AsyncIterableIterator<EventEnvelope<T>>;
-  /** The same as a callback run synchronously per event (see LocalFanout.listen); returns what ends it. */
-  listen(topic: Topic<EventType>, listener: (event: TidingsEvent) => void, options: { counted?: boolean; onEnd(): void }): () => void;
-  /** A counted subscriber without a stream (see LocalFanout.hold); returns what ends it. */
-  hold(topic: Topic<EventType>, end: () => void): () => void;
+  /**
+   * The same as a listener run synchronously per event, not counted as a subscriber unless
+   * `counted` or through `addSubscribers` (see LocalFanout.listen).
+   */
+  listen(topic: Topic<EventType>, listener: TopicListener, options?: { counted?: boolean }): Listening;
   /** Number of topics with at least one local subscriber (for readiness, stats and tests). */
   activeTopicCount(): number;
   /** Local subscribers of one topic on this instance. */

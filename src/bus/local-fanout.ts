@@ -16,47 +16,116 @@ export interface FanoutHooks {
 }
 
 /**
+ * A subscriber that is not a stream: the shared executor of a group of subscribers, which needs
+ * neither a buffer nor an async hop per event.
+ */
+export interface TopicListener {
+  /** Each event of the topic, synchronously and in order. */
+  onEvent(event: TidingsEvent): void;
+  /** The bus ended this listener (shutdown); not called after `stop()`. */
+  onEnd(): void;
+}
+
+/** A listener's registration. */
+export interface Listening {
+  /** Ends it (idempotent); `onEnd` is not called. */
+  stop(): void;
+  /**
+   * Changes how many subscribers this listener counts for (see `subscriberCount`): a group's
+   * members are counted through their executor, with no registration of their own.
+   */
+  addSubscribers(delta: number): void;
+}
+
+/** One topic's local subscriptions: a list in arrival order and the counts. */
+class TopicState {
+  first: Entry | undefined = undefined;
+  last: Entry | undefined = undefined;
+  /** Entries, counted or not: the topic is active while there is one. */
+  entries = 0;
+  /** Subscribers: counted entries, plus what listeners count for. */
+  subscribers = 0;
+}
+
+/**
+ * One local subscription: an object rather than a set of closures, and a link in its topic's
+ * list rather than a member of a set per topic (a topic with one subscriber is common: a hotel
+ * watched by one user, a user's own notifications).
+ */
+class Entry implements Listening {
+  previous: Entry | undefined = undefined;
+  next: Entry | undefined = undefined;
+  stopped = false;
+  counts: number;
+
+  constructor(
+    private readonly fanout: LocalFanout,
+    readonly topic: string,
+    readonly state: TopicState,
+    readonly listener: TopicListener,
+    counted: boolean,
+  ) {
+    this.counts = counted ? 1 : 0;
+  }
+
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.fanout.remove(this);
+  }
+
+  addSubscribers(delta: number): void {
+    if (this.stopped) return;
+    this.counts += delta;
+    this.state.subscribers += delta;
+  }
+}
+
+/**
  * The per-instance registry of who listens to which topic. Every bus delivers through it, so an
- * event is handled once per instance and then handed to each local subscriber's queue.
+ * event is handled once per instance and then handed to each local subscriber.
  */
 export class LocalFanout {
-  private readonly listeners = new Map<string, Set<(event: TidingsEvent) => void>>();
-  /** Per topic: every local subscription (drives upstream activity) and the counted ones. */
-  private readonly members = new Map<string, { all: number; counted: number }>();
-  /** How to end each live subscriber's stream, for shutdown. */
-  private readonly stops = new Set<() => void>();
+  private readonly topics = new Map<string, TopicState>();
   /** Set by endAll(): a shutting-down instance takes no new subscribers. */
   private closed = false;
 
   constructor(private readonly hooks: FanoutHooks = {}) {}
 
   deliver(topic: string, event: TidingsEvent): void {
-    const topicListeners = this.listeners.get(topic);
-    if (!topicListeners) return;
-    for (const listener of topicListeners) listener(event);
+    // Entries stopped during the loop keep their `next`, so it goes on past them; they are skipped.
+    for (let entry = this.topics.get(topic)?.first; entry; entry = entry.next) {
+      if (!entry.stopped) entry.listener.onEvent(event);
+    }
   }
 
-  /** Completes every subscriber's stream and refuses new ones (shutdown); topics go idle as they end. */
+  /** Ends every subscriber and refuses new ones (shutdown); topics go idle as they end. */
   endAll(): void {
     this.closed = true;
-    for (const end of [...this.stops]) end();
+    const entries: Entry[] = [];
+    for (const state of this.topics.values()) for (let entry = state.first; entry; entry = entry.next) entries.push(entry);
+    for (const entry of entries) {
+      if (entry.stopped) continue;
+      entry.stop();
+      entry.listener.onEnd();
+    }
   }
 
   subscriberCount(topic: string): number {
-    return this.members.get(topic)?.counted ?? 0;
+    return this.topics.get(topic)?.subscribers ?? 0;
   }
 
   activeTopicCount(): number {
-    return this.members.size;
+    return this.topics.size;
   }
 
   /** Whether the topic has any local subscription (counted or not). */
   isActive(topic: string): boolean {
-    return this.members.has(topic);
+    return this.topics.has(topic);
   }
 
   activeTopics(): IterableIterator<string> {
-    return this.members.keys();
+    return this.topics.keys();
   }
 
   /** Topics are typed, and every bus only delivers events whose topicsOf() include the topic. */
@@ -65,91 +134,53 @@ export class LocalFanout {
     // A sliding buffer keeps the newest events for a subscriber that falls far behind instead of
     // growing without bound; the Repeater's push never blocks the publisher.
     return new Repeater<EventEnvelope<T>>(async (push, stop) => {
-      const leave = this.join(
-        topic,
-        true,
-        (event) => void push(event as EventEnvelope<T>),
-        () => stop(),
-      );
+      const listening = this.listen(topic, { onEvent: (event) => void push(event as EventEnvelope<T>), onEnd: () => stop() }, { counted: true });
       try {
         await stop;
       } finally {
-        leave();
+        listening.stop();
       }
     }, new SlidingBuffer(SUBSCRIBER_BUFFER_EVENTS));
   }
 
   /**
-   * A subscription as a callback rather than a stream: the listener runs synchronously for each
-   * event, in order. For the shared executor of a group of subscribers, which needs neither a
-   * buffer nor an async hop per event (no listener: it only holds the topic, see `hold`). Returns
-   * what ends it; `onEnd` runs if it is ended from here instead (shutdown).
+   * A subscription as a listener rather than a stream: `onEvent` runs synchronously for each
+   * event, in order; `onEnd` if it is ended from here instead (shutdown). Not counted as a
+   * subscriber unless `counted` (or through `addSubscribers`).
    */
-  listen(topic: string, listener: ((event: TidingsEvent) => void) | undefined, options: { counted?: boolean; onEnd(): void }): () => void {
+  listen(topic: string, listener: TopicListener, options: { counted?: boolean } = {}): Listening {
     if (this.closed) {
-      options.onEnd();
-      return () => undefined;
+      listener.onEnd();
+      return STOPPED;
     }
-    let ended = false;
-    const leave = this.join(
-      topic,
-      options.counted ?? true,
-      listener,
-      () => {
-        if (ended) return;
-        ended = true;
-        leave();
-        options.onEnd();
-      },
-    );
-    return () => {
-      if (ended) return;
-      ended = true;
-      leave();
-    };
-  }
-
-  /**
-   * A counted subscriber without a stream or listener: a shared delivery's member admitted
-   * without a pipeline of its own keeps the topic subscribed and counted. `end` runs if it is
-   * ended from here (shutdown); returns what ends it.
-   */
-  hold(topic: string, end: () => void): () => void {
-    return this.listen(topic, undefined, { onEnd: end });
-  }
-
-  /** Registers one local subscription of a topic; returns what undoes it. */
-  private join(
-    topic: string,
-    counted: boolean,
-    listener: ((event: TidingsEvent) => void) | undefined,
-    end: () => void,
-  ): () => void {
-    const topicMembers = this.members.get(topic) ?? { all: 0, counted: 0 };
-    const isFirst = topicMembers.all === 0;
-    topicMembers.all++;
-    if (counted) topicMembers.counted++;
-    this.members.set(topic, topicMembers);
-    let topicListeners: Set<(event: TidingsEvent) => void> | undefined;
-    if (listener) {
-      topicListeners = this.listeners.get(topic);
-      if (!topicListeners) this.listeners.set(topic, (topicListeners = new Set()));
-      topicListeners.add(listener);
-    }
-    this.stops.add(end);
+    let state = this.topics.get(topic);
+    const isFirst = !state;
+    if (!state) this.topics.set(topic, (state = new TopicState()));
+    const entry = new Entry(this, topic, state, listener, options.counted ?? false);
+    entry.previous = state.last;
+    if (state.last) state.last.next = entry;
+    else state.first = entry;
+    state.last = entry;
+    state.entries++;
+    state.subscribers += entry.counts;
     if (isFirst) this.hooks.onTopicActive?.(topic);
-    return () => {
-      this.stops.delete(end);
-      if (topicListeners && listener) {
-        topicListeners.delete(listener);
-        if (topicListeners.size === 0 && this.listeners.get(topic) === topicListeners) this.listeners.delete(topic);
-      }
-      topicMembers.all--;
-      if (counted) topicMembers.counted--;
-      if (topicMembers.all === 0 && this.members.get(topic) === topicMembers) {
-        this.members.delete(topic);
-        this.hooks.onTopicIdle?.(topic);
-      }
-    };
+    return entry;
+  }
+
+  /** @internal Entry.stop. */
+  remove(entry: Entry): void {
+    const state = entry.state;
+    if (entry.previous) entry.previous.next = entry.next;
+    else state.first = entry.next;
+    if (entry.next) entry.next.previous = entry.previous;
+    else state.last = entry.previous;
+    state.entries--;
+    state.subscribers -= entry.counts;
+    if (state.entries === 0 && this.topics.get(entry.topic) === state) {
+      this.topics.delete(entry.topic);
+      this.hooks.onTopicIdle?.(entry.topic);
+    }
   }
 }
+
+const STOPPED: Listening = { stop: () => undefined, addSubscribers: () => undefined };

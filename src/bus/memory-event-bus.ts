@@ -14,7 +14,6 @@ export function createMemoryEventBus(options: { metrics?: GatewayMetrics } = {})
     },
     subscribe: (topic) => fanout.subscribe(topic),
     listen: (topic, listener, options) => fanout.listen(topic, listener, options),
-    hold: (topic, end) => fanout.hold(topic, end),
     activeTopicCount: () => fanout.activeTopicCount(),
     subscriberCount: (topic) => fanout.subscriberCount(topic),
     isReady: () => true,

@@ -147,7 +147,6 @@ export function createRedisEventBus(options: RedisEventBusOptions): EventBus {
     publish: (event: TidingsEvent) => publishToRedis(connections.commands, prefix, event, { byGateway: true }),
     subscribe: (topic) => fanout.subscribe(topic),
     listen: (topic, listener, options) => fanout.listen(topic, listener, options),
-    hold: (topic, end) => fanout.hold(topic, end),
     activeTopicCount: () => fanout.activeTopicCount(),
     subscriberCount: (topic) => fanout.subscriberCount(topic),
     isReady: () => connections.isReady(),

@@ -1,12 +1,13 @@
 import type { GraphQLError } from 'graphql';
 import type { GatewayMetrics } from '../metrics/metrics.js';
 import type { RateLimiter } from '../protection/rate-limiter.js';
-import type { UserQuotas } from '../protection/user-quotas.js';
+import type { QuotaLease, UserQuotas } from '../protection/user-quotas.js';
 import type { GraphQLContext } from '../schema/context.js';
 import { createOperationCharge, type RateBudgets } from './use-rate-limits.js';
 import { createSubscriptionUnits } from './use-subscription-quota.js';
 
-export type Admission = { readonly ok: true; release(): void } | { readonly ok: false; readonly error: GraphQLError };
+/** Admitted, with the quota unit taken (none for callers without a quota), or refused. */
+export type Admission = { readonly ok: true; readonly lease: QuotaLease | undefined } | { readonly ok: false; readonly error: GraphQLError };
 
 /**
  * The per-subscriber checks of a subscribe, in the order the envelop plugins apply them (the rate
@@ -29,8 +30,7 @@ export function createSubscriptionAdmission(deps: {
       if (refusal) return { ok: false, error: refusal };
       const unit = await take(context);
       if ('refusal' in unit) return { ok: false, error: unit.refusal };
-      const lease = unit.lease;
-      return { ok: true, release: () => lease?.release() };
+      return { ok: true, lease: unit.lease };
     },
   };
 }

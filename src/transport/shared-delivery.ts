@@ -2,7 +2,7 @@ import { createSourceEventStream, execute, getOperationAST, GraphQLError, type E
 import type { Logger } from 'pino';
 import type { EventBus } from '../bus/event-bus.js';
 import type { EventType, TidingsEvent } from '../events/contracts.js';
-import { SUBSCRIBER_BUFFER_EVENTS } from '../bus/local-fanout.js';
+import { SUBSCRIBER_BUFFER_EVENTS, type Listening, type TopicListener } from '../bus/local-fanout.js';
 import type { Topic } from '../events/topics.js';
 import { ErrorCode, forSocket, isWithheldField, withExtensions } from '../errors.js';
 import type { GatewayMetrics } from '../metrics/metrics.js';
@@ -25,40 +25,25 @@ export interface SharedDeliveryHandle {
   nameTopic(topic: string): void;
 }
 
-/** Where a member's results go. */
-export interface GroupMember {
-  /** The member's JSON-encoded operation id, spliced into each frame. */
-  readonly idJson: string;
-  /** Writes one serialized graphql-ws message to the member's socket. */
+/** Where a member's frames go: its connection's outgoing queue. */
+export interface FrameSink {
   send(frame: string): void;
 }
 
-export interface SharedMember extends GroupMember {
+/** What a member gives back when it ends (its quota unit, its presence). */
+export interface Releasable {
+  release(): void;
+}
+
+export interface SharedMember {
   /** Groups operations that may share a result: document, operation name, variables and roles. */
   readonly key: string;
+  /** The member's JSON-encoded operation id, spliced into each frame. */
+  readonly idJson: string;
   /** The member's execution arguments: they execute for the whole group if it starts one. */
   readonly args: ExecutionArgs;
   readonly field: string;
-}
-
-interface Group {
-  readonly key: string;
-  readonly topic: string;
-  readonly topicKey: string;
-  readonly field: string;
-  /**
-   * The arguments each event is executed with: those of the member that started the group. They
-   * stay after it leaves; what they carry that is its own (its context) is not used by the
-   * resolvers of a shareable field, which depend only on the operation, variables and roles.
-   */
-  readonly args: ExecutionArgs;
-  /** Each member with the function that ends its stream. */
-  readonly members: Map<GroupMember, () => void>;
-  /** Ends the group's bus listener. */
-  stopListening: () => void;
-  /** Events that arrived while an asynchronous execution was running, oldest first. */
-  readonly backlog: TidingsEvent[];
-  executing: boolean;
+  readonly sink: FrameSink;
 }
 
 /**
@@ -84,14 +69,10 @@ export function createSharedDeliveries(deps: {
   /** Turns an unexpected error into the masked one clients see (and logs it). */
   maskError: (error: GraphQLError) => Error;
 }) {
-  const groups = new Map<string, Group>();
-  let memberCount = 0;
   /** The running group of each key (a key's variables determine its topic). */
   const byKey = new Map<string, Group>();
-  const forget = (group: Group) => {
-    if (groups.get(group.topicKey) === group) groups.delete(group.topicKey);
-    if (byKey.get(group.key) === group) byKey.delete(group.key);
-  };
+  let groupCount = 0;
+  let memberCount = 0;
 
   /** What a client may see of an error: coded GraphQL errors as they are, anything else masked. */
   const masked = (error: GraphQLError): GraphQLError => {
@@ -104,105 +85,150 @@ export function createSharedDeliveries(deps: {
     return JSON.stringify(errors ? { ...result, errors } : result);
   };
 
-  const write = (group: Group, result: ExecutionResult) => {
-    const payload = frameOf(result);
-    for (const member of group.members.keys()) member.send(`{"id":${member.idJson},"type":"next","payload":${payload}}`);
-    deps.metrics.eventsDelivered.labels(group.field).inc(group.members.size);
-    if (result.errors?.some(isWithheldField)) deps.metrics.eventsDropped.inc({ reason: 'unauthorized_field', source: group.field }, group.members.size);
-  };
+  /**
+   * The subscribers of one topic that agree on document, variables and roles, and the one bus
+   * listener that executes each event for all of them. Members are a linked list (no set per
+   * group: with a hotel per subscriber, most groups have one member).
+   */
+  class Group implements TopicListener {
+    first: MemberStream | undefined = undefined;
+    last: MemberStream | undefined = undefined;
+    size = 0;
+    ended = false;
+    listening: Listening | undefined = undefined;
+    /** Events that arrived while an asynchronous execution was running, oldest first. */
+    backlog: TidingsEvent[] | undefined = undefined;
+    executing = false;
 
-  /** Stops a group for good; its members' operations complete (clients may subscribe again). */
-  const end = (group: Group) => {
-    forget(group);
-    group.stopListening();
-    group.backlog.length = 0;
-    for (const endMember of [...group.members.values()]) endMember();
-  };
+    constructor(
+      readonly key: string,
+      readonly topic: string,
+      readonly field: string,
+      /**
+       * The arguments each event is executed with: those of the member that started the group.
+       * They stay after it leaves; what they carry that is its own (its lean context) is not used
+       * by the resolvers of a shareable field, which depend only on the operation, variables and
+       * roles.
+       */
+      readonly args: ExecutionArgs,
+    ) {}
 
-  const fail = (group: Group, error: unknown) => {
-    deps.logger.error({ err: error, group: group.topicKey }, 'shared delivery failed');
-    end(group);
-  };
-
-  const deliver = (group: Group, event: TidingsEvent): void => {
-    if (group.members.size === 0) return;
-    try {
-      const result = execute({ ...group.args, rootValue: event });
-      if (!isPromise(result)) {
-        write(group, result);
-        return;
+    onEvent(event: TidingsEvent): void {
+      if (!this.executing) return this.deliver(event);
+      const backlog = (this.backlog ??= []);
+      if (backlog.length >= SUBSCRIBER_BUFFER_EVENTS) {
+        backlog.shift();
+        deps.metrics.eventsDropped.inc({ reason: 'slow_consumer', source: this.field });
       }
-      // An asynchronous resolver: later events wait, so every member still sees them in order.
-      group.executing = true;
-      result.then(
-        (settled) => {
-          group.executing = false;
-          try {
-            write(group, settled);
-          } catch (error) {
-            // Thrown here it would be an unhandled rejection.
-            fail(group, error);
-            return;
-          }
-          while (!group.executing && group.backlog.length > 0) deliver(group, group.backlog.shift()!);
-        },
-        (error: unknown) => fail(group, error),
-      );
-    } catch (error) {
-      fail(group, error);
+      backlog.push(event);
     }
-  };
 
-  /** Adds a member to the group of its topic and key, starting one if none runs; returns its leave. */
-  const join = (topic: string, member: SharedMember, endMember: () => void): (() => void) => {
-    const topicKey = `${topic}\u0000${member.key}`;
-    let group = groups.get(topicKey);
-    if (!group) {
-      const created: Group = {
-        key: member.key,
-        topic,
-        topicKey,
-        field: member.field,
-        args: member.args,
-        members: new Map(),
-        stopListening: () => undefined,
-        backlog: [],
-        executing: false,
-      };
-      groups.set(topicKey, created);
-      byKey.set(member.key, created);
-      // Not counted: the members are the topic's subscribers; this is their shared executor.
-      created.stopListening = deps.bus.listen(
-        topic as Topic<EventType>,
-        (event) => {
-          if (!created.executing) return deliver(created, event);
-          if (created.backlog.length >= SUBSCRIBER_BUFFER_EVENTS) {
-            created.backlog.shift();
-            deps.metrics.eventsDropped.inc({ reason: 'slow_consumer', source: created.field });
-          }
-          created.backlog.push(event);
-        },
-        { counted: false, onEnd: () => end(created) },
-      );
-      group = created;
+    /** The bus ended the group (shutdown). */
+    onEnd(): void {
+      this.end();
     }
-    const joined = group;
-    if (groups.get(topicKey) !== joined) {
-      // The bus refused the listener (it is shutting down) and ended the group at once.
-      endMember();
-      return () => undefined;
-    }
-    // Only where results go: a member's arguments (its context) are not kept by the group.
-    const record: GroupMember = { idJson: member.idJson, send: member.send };
-    joined.members.set(record, endMember);
-    return () => leave(joined, record);
-  };
 
-  const leave = (group: Group, member: GroupMember) => {
-    group.members.delete(member);
-    if (group.members.size > 0) return;
-    forget(group);
-    group.stopListening();
+    add(member: MemberStream): void {
+      member.group = this;
+      member.before = this.last;
+      if (this.last) this.last.after = member;
+      else this.first = member;
+      this.last = member;
+      this.size++;
+      memberCount++;
+      // Counted like a subscriber with a bus stream of its own, through the group's listener.
+      this.listening?.addSubscribers(1);
+    }
+
+    leave(member: MemberStream): void {
+      if (member.group !== this) return;
+      member.group = undefined;
+      if (member.before) member.before.after = member.after;
+      else this.first = member.after;
+      if (member.after) member.after.before = member.before;
+      else this.last = member.before;
+      this.size--;
+      memberCount--;
+      this.listening?.addSubscribers(-1);
+      if (this.size === 0 && !this.ended) this.stop();
+    }
+
+    /** Stops a group for good; its members' operations complete (clients may subscribe again). */
+    end(): void {
+      if (this.ended) return;
+      this.stop();
+      const members: MemberStream[] = [];
+      for (let member = this.first; member; member = member.after) members.push(member);
+      for (const member of members) member.finish();
+    }
+
+    private stop(): void {
+      this.ended = true;
+      if (byKey.get(this.key) === this) byKey.delete(this.key);
+      groupCount--;
+      this.listening?.stop();
+      this.backlog = undefined;
+    }
+
+    private fail(error: unknown): void {
+      deps.logger.error({ err: error, topic: this.topic }, 'shared delivery failed');
+      this.end();
+    }
+
+    private write(result: ExecutionResult): void {
+      const payload = frameOf(result);
+      // A send never ends a member synchronously, but take the link first anyway.
+      for (let member = this.first, after; member; member = after) {
+        after = member.after;
+        member.sink.send(`{"id":${member.idJson},"type":"next","payload":${payload}}`);
+      }
+      deps.metrics.eventsDelivered.labels(this.field).inc(this.size);
+      if (result.errors?.some(isWithheldField)) deps.metrics.eventsDropped.inc({ reason: 'unauthorized_field', source: this.field }, this.size);
+    }
+
+    private deliver(event: TidingsEvent): void {
+      if (this.size === 0) return;
+      try {
+        const result = execute({ ...this.args, rootValue: event });
+        if (!isPromise(result)) {
+          this.write(result);
+          return;
+        }
+        // An asynchronous resolver: later events wait, so every member still sees them in order.
+        this.executing = true;
+        result.then(
+          (settled) => {
+            this.executing = false;
+            try {
+              this.write(settled);
+            } catch (error) {
+              // Thrown here it would be an unhandled rejection.
+              this.fail(error);
+              return;
+            }
+            const backlog = this.backlog;
+            while (!this.executing && backlog && backlog.length > 0) this.deliver(backlog.shift()!);
+          },
+          (error: unknown) => this.fail(error),
+        );
+      } catch (error) {
+        this.fail(error);
+      }
+    }
+  }
+
+  /** The running group for this member's key and topic, or a new one (ended at once if the bus is shutting down). */
+  const groupFor = (topic: string, member: SharedMember): Group => {
+    const running = byKey.get(member.key);
+    if (running && running.topic === topic) return running;
+    const group = new Group(member.key, topic, member.field, member.args);
+    groupCount++;
+    // A key names one topic (its variables determine it); should a resolver name another, that
+    // group runs beside the first without being found by key.
+    if (!running) byKey.set(member.key, group);
+    // Not counted itself: its members are the topic's subscribers (see `add`).
+    group.listening = deps.bus.listen(topic as Topic<EventType>, group);
+    return group;
   };
 
   return {
@@ -237,25 +263,20 @@ export function createSharedDeliveries(deps: {
      * Adds an admitted subscriber (rate limit, quota: see SubscriptionAdmission) to the group of
      * `topic` and its key, starting the group with its `args` if none runs. Returns the member's
      * stream for graphql-ws: it yields nothing (the group writes the member's results) and
-     * completes when the member ends, by the client, its socket, the group or shutdown; `onEnd`
-     * then gives back what admission took.
+     * completes when the member ends, by the client, its socket, the group or shutdown; what
+     * admission took (`releases`) is then given back.
      */
-    joinAdmitted(topic: string, member: SharedMember, onEnd: () => void): AsyncIterableIterator<never> {
-      return new MemberStream((endMember) => {
-        // Counted and keeping the topic subscribed like a member with its own bus stream.
-        const release = deps.bus.hold(topic as Topic<EventType>, endMember);
-        const leaveGroup = join(topic, member, endMember);
-        memberCount++;
-        return () => {
-          memberCount--;
-          leaveGroup();
-          release();
-          onEnd();
-        };
-      });
+    joinAdmitted(topic: string, member: SharedMember, releases: readonly Releasable[]): AsyncIterableIterator<never> {
+      // Only where results go: a member's arguments (its context) are not kept by the stream.
+      const stream = new MemberStream(member.idJson, member.sink, releases);
+      const group = groupFor(topic, member);
+      // The bus refused the listener (it is shutting down) and ended the group at once.
+      if (group.ended) stream.finish();
+      else group.add(stream);
+      return stream;
     },
     /** Groups currently delivering (for tests and stats). */
-    groupCount: () => groups.size,
+    groupCount: () => groupCount,
     /** Members open (each admitted without a subscribe pipeline of its own). */
     joinedCount: () => memberCount,
   };
@@ -275,22 +296,24 @@ export type SharedDeliveries = ReturnType<typeof createSharedDeliveries>;
 const DONE: IteratorReturnResult<undefined> = { done: true, value: undefined };
 
 /**
- * A member's stream for graphql-ws: it yields nothing and completes when the member ends, from
- * inside (the group or shutdown call the `end` passed to `begin`) or by its consumer (`return`:
- * the client completed, or the socket closed). `begin` runs at once and returns what undoes it.
+ * A member of a group, and its stream for graphql-ws: it yields nothing and completes when the
+ * member ends, from inside (the group ends, or shutdown) or by its consumer (`return`: the client
+ * completed, or the socket closed). One object per subscriber, with its links in the group's list.
  */
 class MemberStream implements AsyncIterableIterator<never> {
+  /** Links in the group's list (`next` is the iterator's). */
+  before: MemberStream | undefined = undefined;
+  after: MemberStream | undefined = undefined;
+  group: { leave(member: MemberStream): void } | undefined = undefined;
   private ended = false;
-  private completion: Promise<IteratorResult<never>> | undefined;
-  private complete: ((result: IteratorResult<never>) => void) | undefined;
-  private leave: (() => void) | undefined;
+  private completion: Promise<IteratorResult<never>> | undefined = undefined;
+  private complete: ((result: IteratorResult<never>) => void) | undefined = undefined;
 
-  constructor(begin: (end: () => void) => () => void) {
-    const leave = begin(() => this.finish());
-    // Ended while beginning (the instance is shutting down): undo it at once.
-    if (this.ended) leave();
-    else this.leave = leave;
-  }
+  constructor(
+    readonly idJson: string,
+    readonly sink: FrameSink,
+    private readonly releases: readonly Releasable[],
+  ) {}
 
   next(): Promise<IteratorResult<never>> {
     if (this.ended) return Promise.resolve(DONE);
@@ -311,12 +334,11 @@ class MemberStream implements AsyncIterableIterator<never> {
     return this;
   }
 
-  private finish(): void {
+  finish(): void {
     if (this.ended) return;
     this.ended = true;
-    const leave = this.leave;
-    this.leave = undefined;
-    leave?.();
+    this.group?.leave(this);
+    for (const held of this.releases) held.release();
     this.complete?.(DONE);
   }
 }

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { getOperationAST, GraphQLError, type ExecutionResult } from 'graphql';
+import { getOperationAST, GraphQLError, type DocumentNode, type ExecutionResult } from 'graphql';
 import { CloseCode, handleProtocols, makeServer, type SubscribePayload } from 'graphql-ws';
 import type { YogaServerInstance } from 'graphql-yoga';
 import type { Logger } from 'pino';
@@ -117,6 +117,19 @@ export function attachWebSocketTransport(deps: {
   const { yoga, authenticator, logger, metrics, options } = deps;
   const wss = new WebSocketServer({ noServer: true, maxPayload: options.maxPayloadBytes, handleProtocols });
 
+  /**
+   * A short name for each parsed document, for shared-delivery keys: Yoga's parse cache hands out
+   * one document per query text, so the key need not hold the text (a group per hotel would
+   * otherwise keep its own copy of it).
+   */
+  const documentIds = new WeakMap<DocumentNode, string>();
+  let documentCount = 0;
+  const documentIdOf = (document: DocumentNode): string => {
+    let id = documentIds.get(document);
+    if (id === undefined) documentIds.set(document, (id = (++documentCount).toString(36)));
+    return id;
+  };
+
   const protocolServer = makeServer<Record<string, unknown> | undefined, ConnectionState>({
     // Off in graphql-ws, which would keep its (cleared) timer for the connection's life; each
     // connection's own is dropped once connection_init arrives (see ConnectionState).
@@ -205,7 +218,7 @@ export function attachWebSocketTransport(deps: {
             const roles = principal?.kind === 'user' ? [...principal.roles].sort().join(',') : 'anonymous';
             const context = prepared.args.contextValue as GraphQLContext;
             const member: SharedMember = {
-              key: `${roles}\u0000${payload.operationName ?? ''}\u0000${variables}\u0000${payload.query}`,
+              key: `${roles}\u0000${payload.operationName ?? ''}\u0000${variables}\u0000${documentIdOf(prepared.args.document)}`,
               idJson: JSON.stringify(id),
               // What the root field's resolver and, if this member starts its group, every event
               // execute with: only what a shareable field's resolvers and authorization read, so
@@ -215,7 +228,7 @@ export function attachWebSocketTransport(deps: {
                 contextValue: { principal: context.principal, services: context.services, transport: 'websocket', log: context.services.logger } satisfies GraphQLContext,
               },
               field,
-              send: (frame) => extra.outgoing.send(frame),
+              sink: extra.outgoing,
             };
             // Shareable: no pipeline of its own. Validation and the context are done (above); its
             // rate limit and quota are checked in `subscribe` below; the topic is the running
@@ -271,14 +284,11 @@ export function attachWebSocketTransport(deps: {
       topic = { errors: [new GraphQLError('Unexpected error.', { extensions: { code: 'INTERNAL_SERVER_ERROR' } })] };
     }
     if (!('topic' in topic)) {
-      admission.release();
+      admission.lease?.release();
       return { errors: topic.errors };
     }
     const presence = deps.presence.subscriptionStarted(member.field);
-    return deps.sharedDeliveries.joinAdmitted(topic.topic, member, () => {
-      presence.release();
-      admission.release();
-    });
+    return deps.sharedDeliveries.joinAdmitted(topic.topic, member, admission.lease ? [presence, admission.lease] : [presence]);
   };
 
   /** Only runs while a client is behind: which operation a message is for, and what it replaces. */
