@@ -154,6 +154,17 @@ async function snapshotOf(pid: number): Promise<string> {
   return file;
 }
 
+/** Memory figures from the gateway's /metrics: resident set, V8 heap (per space), external. */
+async function memoryOf(gateway: { metrics?(): Promise<string> }): Promise<Map<string, number>> {
+  const text = (await gateway.metrics?.()) ?? '';
+  const figures = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    const match = /^(process_resident_memory_bytes|nodejs_heap_size_(?:total|used)_bytes|nodejs_external_memory_bytes|nodejs_heap_space_size_(?:total|used)_bytes\{space="[a-z_]+"\}) ([0-9.e+]+)/.exec(line);
+    if (match) figures.set(match[1]!, Number(match[2]));
+  }
+  return figures;
+}
+
 async function open(url: string, index: number): Promise<WebSocket> {
   const token = await new SignJWT({ roles: ['user'] })
     .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
@@ -183,6 +194,7 @@ async function main() {
   await sleep(1_000);
   warm.forEach((socket) => socket.close());
   await waitFor('warm-up connections gone', 10_000, async () => ((await gateway.stats()).connections === 0 ? true : undefined));
+  const memoryBefore = await memoryOf(gateway);
   const before = await snapshotOf(gateway.pid);
   const sockets: WebSocket[] = [];
   for (let i = 0; i < connections; i += 100) sockets.push(...(await Promise.all(Array.from({ length: Math.min(100, connections - i) }, (_v, j) => open(gateway.wsUrl, i + j)))));
@@ -190,7 +202,9 @@ async function main() {
     const stats = await gateway.stats();
     return stats.connections === connections && stats.subscriptions === (subscribe ? connections : 0) ? true : undefined;
   });
-  await sleep(2_000);
+  // PROBE_SETTLE=s: wait longer before reading memory (V8 and malloc give pages back over time).
+  await sleep(Number(process.env['PROBE_SETTLE'] ?? 2) * 1000);
+  const memoryAfter = await memoryOf(gateway);
   const after = await snapshotOf(gateway.pid);
   const before_ = readHeap(before);
   const after_ = readHeap(after);
@@ -212,6 +226,12 @@ async function main() {
       process.stdout.write(`${(bytes / connections).toFixed(0).padStart(10)}  ${(count / connections).toFixed(2).padStart(12)}  ${key}\n`);
     }
   };
+  // Where the process' memory grew, as the gateway reports it (prom-client's process and V8 figures).
+  process.stdout.write('\nprocess memory growth per connection (KB), before the snapshots\n');
+  for (const [name, value] of memoryAfter) {
+    const growth = (value - (memoryBefore.get(name) ?? 0)) / 1024 / connections;
+    if (Math.abs(growth) >= 0.05) process.stdout.write(`${growth.toFixed(2).padStart(10)}  ${name}\n`);
+  }
   table('by kind', (row) => row.kind);
   table('by kind and first retainer', (row) => `${row.kind}  <-  ${row.owner}`);
   if (process.env['PROBE_ANCHORS'] === '1') {

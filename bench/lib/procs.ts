@@ -114,6 +114,8 @@ export interface Target {
   /** http://…/graphql */
   readonly httpUrl: string;
   stats(): Promise<{ connections: number; subscriptions: number }>;
+  /** The gateway's Prometheus text (process and V8 heap figures included); the floor has none. */
+  metrics?(): Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -201,6 +203,7 @@ export async function startGateway(options: TargetOptions): Promise<Target> {
       const stats = (await (await fetch(`${ops}/stats`)).json()) as { connections: { websocket: number }; subscriptions: { priceUpdated?: number } };
       return { connections: stats.connections.websocket, subscriptions: stats.subscriptions.priceUpdated ?? 0 };
     },
+    metrics: async () => (await fetch(`${ops}/metrics`)).text(),
     stop: () => stopChild(child, 8_000),
   };
 }

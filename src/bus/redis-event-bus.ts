@@ -57,6 +57,12 @@ export async function publishToRedis(redis: Pick<Redis, 'publish'>, prefix: stri
  * then handed to the local subscribers. Publishing (mutations, the built-in chat responder)
  * goes out through Redis too, so every event takes the same path and the same validation.
  */
+/**
+ * RedisPubSub's handler for every channel: messages are read from the connection directly. One
+ * function for all topics (a closure per topic would keep its activation's scope alive).
+ */
+const ignoreMessage = (): void => undefined;
+
 export function createRedisEventBus(options: RedisEventBusOptions): EventBus {
   const { connections, prefix, logger, metrics } = options;
   const pubsub = new RedisPubSub({
@@ -118,7 +124,7 @@ export function createRedisEventBus(options: RedisEventBusOptions): EventBus {
           // Messages are taken from the connection directly (onChannelMessage), not from this
           // callback: RedisPubSub only routes a channel once its SUBSCRIBE callback has run, and
           // a message read in the same chunk as the SUBSCRIBE reply arrives before that.
-          return await pubsub.subscribe<string>(channelOf(topic), () => undefined);
+          return await pubsub.subscribe<string>(channelOf(topic), ignoreMessage);
         } catch (error) {
           logger.error({ err: error, channel: channelOf(topic), attempt }, 'redis SUBSCRIBE failed; retrying');
           await new Promise((resolve) => setTimeout(resolve, Math.min(100 * 2 ** attempt, 2_000)));

@@ -20,25 +20,23 @@ export interface UserQuotas {
   close(): Promise<void>;
 }
 
-/** Counts held on this instance, by `kind:userId`. The Redis variant mirrors them into Redis. */
+/** Counts held on this instance, by kind and user. The Redis variant mirrors them into Redis. */
 class LocalCounts {
-  private readonly counts = new Map<string, number>();
+  // A map per kind keyed by the user id itself: no key string built (and kept) per user.
+  private readonly counts: Record<QuotaKind, Map<string, number>> = { connections: new Map(), subscriptions: new Map() };
   static key = (kind: QuotaKind, userId: string) => `${kind}\u0000${userId}`;
 
   get(kind: QuotaKind, userId: string): number {
-    return this.counts.get(LocalCounts.key(kind, userId)) ?? 0;
+    return this.counts[kind].get(userId) ?? 0;
   }
   add(kind: QuotaKind, userId: string, delta: number): void {
-    const key = LocalCounts.key(kind, userId);
-    const next = (this.counts.get(key) ?? 0) + delta;
-    if (next <= 0) this.counts.delete(key);
-    else this.counts.set(key, next);
+    const counts = this.counts[kind];
+    const next = (counts.get(userId) ?? 0) + delta;
+    if (next <= 0) counts.delete(userId);
+    else counts.set(userId, next);
   }
   entries(): Array<{ kind: QuotaKind; userId: string; count: number }> {
-    return [...this.counts].map(([key, count]) => {
-      const [kind, userId] = key.split('\u0000') as [QuotaKind, string];
-      return { kind, userId, count };
-    });
+    return (Object.keys(this.counts) as QuotaKind[]).flatMap((kind) => [...this.counts[kind]].map(([userId, count]) => ({ kind, userId, count })));
   }
 }
 

@@ -2,8 +2,8 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { getOperationAST, GraphQLError, type DocumentNode, type ExecutionResult } from 'graphql';
-import { CloseCode, handleProtocols, makeServer, type SubscribePayload } from 'graphql-ws';
-import type { YogaServerInstance } from 'graphql-yoga';
+import { CloseCode, handleProtocols, makeServer, MessageType, parseMessage, stringifyMessage, type Context, type SubscribeMessage, type SubscribePayload, type WebSocket as GraphQLWsSocket } from 'graphql-ws';
+import { isAsyncIterable, type YogaServerInstance } from 'graphql-yoga';
 import type { Logger } from 'pino';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import type { Authenticator } from '../auth/authenticator.js';
@@ -18,7 +18,7 @@ import type { QuotaLease, UserQuotas } from '../protection/user-quotas.js';
 import type { RevocationListener, SessionRevocations, SessionWatch } from '../sessions/session-revocations.js';
 import { OutgoingQueue, type OutgoingQueueOptions } from './outgoing-queue.js';
 import { KeepAliveSweep } from './keep-alive.js';
-import { SHAREABLE_FIELDS, type SharedDeliveries, type SharedMember } from './shared-delivery.js';
+import { SHAREABLE_FIELDS, type Releasable, type SharedDeliveries, type SharedMember } from './shared-delivery.js';
 import type { Admission, SubscriptionAdmission } from '../server/subscription-admission.js';
 import type { GraphQLContext } from '../schema/context.js';
 import type { ClientAddressOf } from './client-address.js';
@@ -48,8 +48,24 @@ const CONFLATION_KEYS: Readonly<Record<string, (value: Record<string, unknown>) 
 interface ConflatableOperation {
   readonly id: string;
   readonly field: string;
-  readonly payload: SubscribePayload;
+  /** Tells the operation from a newer one with the same id: its subscribe payload, or its SharedOperation. */
+  readonly owner: unknown;
 }
+
+type ProtocolContext = Context<Record<string, unknown> | undefined, ConnectionState>;
+
+/** What a subscribe message asks for (see `decide`). */
+type Decision =
+  | { readonly kind: 'errors'; readonly errors: readonly GraphQLError[] }
+  | { readonly kind: 'operation'; readonly prepared: PreparedOperation & { ok: true }; readonly field: string | undefined }
+  | {
+      readonly kind: 'shared';
+      readonly prepared: PreparedOperation & { ok: true };
+      readonly field: string;
+      readonly member: SharedMember;
+      /** The operation's own context, for its admission (rate-limit key, strikes, quota). */
+      readonly context: GraphQLContext;
+    };
 
 export interface WebSocketTransportOptions {
   readonly path: string;
@@ -139,6 +155,7 @@ export function attachWebSocketTransport(deps: {
       const { extra } = ctx;
       const { socket, connectionId } = extra;
       extra.initReceived();
+      extra.protocolContext = ctx;
       const credentials = bearerFromConnectionParams(ctx.connectionParams);
       // graphql-ws keeps the init payload for the connection's life; its token is read once, here.
       (ctx as { connectionParams?: unknown }).connectionParams = undefined;
@@ -185,89 +202,175 @@ export function attachWebSocketTransport(deps: {
     },
 
     onSubscribe: async (ctx, id, payload: SubscribePayload) => {
-      // graphql-ws has already registered this operation in ctx.subscriptions by now.
-      if (Object.keys(ctx.subscriptions).length > options.maxSubscriptionsPerConnection) {
-        ctx.extra.log.info({ operationId: id }, 'subscription limit per connection reached');
-        metrics.limitTrips.inc({ limit: 'subscriptions_per_connection' });
-        return [limitExceeded(`At most ${options.maxSubscriptionsPerConnection} operations may be open on one connection`, 'subscriptions_per_connection')];
-      }
-      try {
-        const prepared = await prepareOperation(
-          yoga,
-          {
-            request: undefined,
-            socket: ctx.extra.socket,
-            principal: ctx.extra.principal,
-            connectionId: ctx.extra.connectionId,
-            operationId: id,
-            clientAddress: ctx.extra.clientAddress,
-            onRateLimited: () => strike(ctx.extra),
-          },
-          payload,
-        );
-        if (!prepared.ok) return prepared.errors;
-        if (prepared.kind === 'subscription') {
-          const operation = getOperationAST(prepared.args.document, payload.operationName);
-          const rootField = operation?.selectionSet.selections[0];
-          const field = rootField?.kind === 'Field' ? rootField.name.value : undefined;
-          if (field && field in CONFLATION_KEYS) ctx.extra.addConflatable({ id, field, payload });
-          const variables = field && SHAREABLE_FIELDS.has(field) ? variablesKey(payload.variables) : undefined;
-          if (field && variables !== undefined) {
-            const extra = ctx.extra;
-            const principal = extra.principal;
-            const roles = principal?.kind === 'user' ? [...principal.roles].sort().join(',') : 'anonymous';
-            const context = prepared.args.contextValue as GraphQLContext;
-            const member: SharedMember = {
-              key: `${roles}\u0000${payload.operationName ?? ''}\u0000${variables}\u0000${documentIdOf(prepared.args.document)}`,
-              idJson: JSON.stringify(id),
-              // What the root field's resolver and, if this member starts its group, every event
-              // execute with: only what a shareable field's resolvers and authorization read, so
-              // an open group keeps no operation's context (nor its connection) alive.
-              args: {
-                ...prepared.args,
-                contextValue: { principal: context.principal, services: context.services, transport: 'websocket', log: context.services.logger } satisfies GraphQLContext,
-              },
-              field,
-              sink: extra.outgoing,
-            };
-            // Shareable: no pipeline of its own. Validation and the context are done (above); its
-            // rate limit and quota are checked in `subscribe` below; the topic is the running
-            // group's for this document, these variables and these roles (same outcome), or else
-            // named by the root field's own subscribe resolver, with its checks.
-            const { schema, document, operationName } = prepared.args;
-            return { schema, document, operationName, rootValue: new GroupJoin(member, deps.sharedDeliveries.runningTopic(member.key), context) };
-          }
-        }
-        // graphql-ws picks execute or subscribe by operation type; both go through Yoga's envelop
-        // (shareable subscriptions returned above instead).
-        return { ...prepared.args, rootValue: prepared };
-      } catch (error) {
-        ctx.extra.log.error({ err: error, operationId: id }, 'subscribe failed');
-        return [new GraphQLError('Unexpected error.', { extensions: { code: 'INTERNAL_SERVER_ERROR' } })];
-      }
+      // Decided when the message arrived (acceptSubscribe), which hands graphql-ws only what is
+      // not shared; deciding here is for a message that did not pass through there.
+      const decision = ctx.extra.takeDecision(id) ?? (await decide(ctx.extra, Object.keys(ctx.subscriptions).length, id, payload));
+      if (decision.kind === 'errors') return decision.errors;
+      if (decision.field && decision.field in CONFLATION_KEYS) ctx.extra.addConflatable({ id, field: decision.field, owner: payload });
+      // graphql-ws picks execute or subscribe by operation type; both go through Yoga's envelop.
+      return { ...decision.prepared.args, rootValue: decision.prepared };
     },
     // Yoga's `http` extension is for HTTP responses; it means nothing over a socket.
     onNext: (_ctx, _id, _payload, _args, result) => (result.errors ? { ...result, errors: result.errors.map(forSocket) } : undefined),
     execute: (args) => (args.rootValue as PreparedOperation & { ok: true }).run() as never,
-    subscribe: (args) => (args.rootValue instanceof GroupJoin ? joinGroup(args.rootValue) : ((args.rootValue as PreparedOperation & { ok: true }).run() as never)),
-    onComplete: (ctx, id, payload) => {
-      const entry = ctx.extra.conflatableOf(id);
-      // The id may already serve a newer operation: leave that one's state alone.
-      if (entry && entry.payload !== payload) return;
-      if (entry) ctx.extra.removeConflatable(entry);
-      // Completed by the client: results still waiting for it must not be sent any more (a reused
-      // id would receive them). A server-side complete is sent after them instead.
-      if (!(id in ctx.subscriptions)) ctx.extra.outgoing.dropOperation(id);
-    },
+    subscribe: (args) => (args.rootValue as PreparedOperation & { ok: true }).run() as never,
+    onComplete: (ctx, id, payload) => operationEnded(ctx.extra, id, payload, !(id in ctx.subscriptions)),
   });
+
+  /**
+   * What a subscribe message asks for: errors, an operation for graphql-ws to run through Yoga's
+   * envelop, or a shareable subscription for a shared delivery. `openOperations` counts this one.
+   */
+  const decide = async (state: ConnectionState, openOperations: number, id: string, payload: SubscribePayload): Promise<Decision> => {
+    if (openOperations > options.maxSubscriptionsPerConnection) {
+      state.log.info({ operationId: id }, 'subscription limit per connection reached');
+      metrics.limitTrips.inc({ limit: 'subscriptions_per_connection' });
+      return { kind: 'errors', errors: [limitExceeded(`At most ${options.maxSubscriptionsPerConnection} operations may be open on one connection`, 'subscriptions_per_connection')] };
+    }
+    try {
+      const prepared = await prepareOperation(
+        yoga,
+        {
+          request: undefined,
+          socket: state.socket,
+          principal: state.principal,
+          connectionId: state.connectionId,
+          operationId: id,
+          clientAddress: state.clientAddress,
+          onRateLimited: () => strike(state),
+        },
+        payload,
+      );
+      if (!prepared.ok) return { kind: 'errors', errors: prepared.errors };
+      let field: string | undefined;
+      if (prepared.kind === 'subscription') {
+        const rootField = getOperationAST(prepared.args.document, payload.operationName)?.selectionSet.selections[0];
+        field = rootField?.kind === 'Field' ? rootField.name.value : undefined;
+      }
+      const variables = field && SHAREABLE_FIELDS.has(field) ? variablesKey(payload.variables) : undefined;
+      if (!field || variables === undefined) return { kind: 'operation', prepared, field };
+      const principal = state.principal;
+      const roles = principal?.kind === 'user' ? [...principal.roles].sort().join(',') : 'anonymous';
+      const context = prepared.args.contextValue as GraphQLContext;
+      // Shareable: no pipeline of its own. Validation and the context are done (above); its rate
+      // limit and quota are checked by `joinGroup`; the topic is the running group's for this
+      // document, these variables and these roles (same outcome), or else named by the root
+      // field's own subscribe resolver, with its checks.
+      const member: SharedMember = {
+        key: `${roles}\u0000${payload.operationName ?? ''}\u0000${variables}\u0000${documentIdOf(prepared.args.document)}`,
+        idJson: JSON.stringify(id),
+        // What the root field's resolver and, if this member starts its group, every event
+        // execute with: only what a shareable field's resolvers and authorization read, so an
+        // open group keeps no operation's context (nor its connection) alive.
+        args: {
+          ...prepared.args,
+          contextValue: { principal: context.principal, services: context.services, transport: 'websocket', log: context.services.logger } satisfies GraphQLContext,
+        },
+        field,
+        sink: state.outgoing,
+      };
+      return { kind: 'shared', prepared, field, member, context };
+    } catch (error) {
+      state.log.error({ err: error, operationId: id }, 'subscribe failed');
+      return { kind: 'errors', errors: [new GraphQLError('Unexpected error.', { extensions: { code: 'INTERNAL_SERVER_ERROR' } })] };
+    }
+  };
+
+  /**
+   * A subscribe message on an acknowledged connection, decided before graphql-ws sees it. A
+   * shareable subscription joins its shared delivery here, without graphql-ws' loop over its
+   * stream (a suspended frame, an emitter with three closures and a pending promise for as long as
+   * it is open: about 1.3 KB each); everything else, errors included, is handed to graphql-ws with
+   * its decision, so graphql-ws answers and runs it as it would have.
+   */
+  const acceptSubscribe = async (state: ConnectionState, protocol: ProtocolContext, message: SubscribeMessage, text: string): Promise<void> => {
+    const { id, payload } = message;
+    // A duplicate id: graphql-ws' own answer (4409).
+    if (id in protocol.subscriptions) return state.handle!(text);
+    // Registered as graphql-ws does while deciding: a complete meanwhile removes it, and the
+    // operation is then not started (`subscriptions` is replaced when the socket closes: read it anew).
+    protocol.subscriptions[id] = null;
+    let decision: Decision;
+    try {
+      decision = await decide(state, Object.keys(protocol.subscriptions).length, id, payload);
+    } catch (error) {
+      if (protocol.subscriptions[id] === null) delete protocol.subscriptions[id];
+      throw error;
+    }
+    // Completed while being decided (or the socket closed): graphql-ws would neither answer nor run it.
+    if (protocol.subscriptions[id] !== null) return;
+    if (decision.kind !== 'shared') {
+      delete protocol.subscriptions[id];
+      // graphql-ws registers it again and calls onSubscribe synchronously, which takes the decision.
+      state.handDecision(id, decision);
+      try {
+        return state.handle!(text);
+      } finally {
+        state.handDecision(undefined, undefined);
+      }
+    }
+    try {
+      await joinShared(state, protocol, id, decision);
+    } finally {
+      if (protocol.subscriptions[id] === null) delete protocol.subscriptions[id];
+    }
+  };
+
+  /** The rest of a shareable subscribe: admission and the group, then its place in the protocol. */
+  const joinShared = async (state: ConnectionState, protocol: ProtocolContext, id: string, decision: Decision & { kind: 'shared' }): Promise<void> => {
+    const operation = new SharedOperation(state, id, sharedOperationEnded);
+    const result = await joinGroup(decision.member, decision.context, operation);
+    if (!isAsyncIterable(result)) {
+      // Refused: as graphql-ws answers a result that is not a stream, a next and a complete.
+      if (protocol.subscriptions[id] === null) {
+        state.outgoing.send(stringifyMessage<MessageType.Next>({ id, type: MessageType.Next, payload: result.errors ? { ...result, errors: result.errors.map(forSocket) } : result }));
+        state.outgoing.send(stringifyMessage<MessageType.Complete>({ id, type: MessageType.Complete }));
+      }
+      return;
+    }
+    if (protocol.subscriptions[id] !== null) {
+      // Completed by the client (or its socket closed) while being admitted.
+      void result.return?.();
+      return;
+    }
+    if (operation.endedEarly) {
+      // The group ended it at once (shutting down): completed by the server.
+      state.outgoing.send(stringifyMessage<MessageType.Complete>({ id, type: MessageType.Complete }));
+      return;
+    }
+    // graphql-ws' bookkeeping: a client complete or the socket's close returns the stream.
+    protocol.subscriptions[id] = result as AsyncGenerator<never>;
+    operation.stream = result;
+    if (decision.field in CONFLATION_KEYS) state.addConflatable({ id, field: decision.field, owner: operation });
+  };
+
+  /** A shared operation's stream ended: by the client, the socket, or the server (then a complete). */
+  const sharedOperationEnded = (operation: SharedOperation) => {
+    const { state, id } = operation;
+    const protocol = state.protocolContext!;
+    const byServer = protocol.subscriptions[id] === operation.stream;
+    if (byServer) delete protocol.subscriptions[id];
+    operationEnded(state, id, operation, !byServer);
+    if (byServer) state.outgoing.send(stringifyMessage<MessageType.Complete>({ id, type: MessageType.Complete }));
+  };
+
+  /** An operation ended; `owner` tells it from a newer one reusing its id. */
+  const operationEnded = (state: ConnectionState, id: string, owner: unknown, byClient: boolean) => {
+    const entry = state.conflatableOf(id);
+    // The id may already serve a newer operation: leave that one's state alone.
+    if (entry && entry.owner !== owner) return;
+    if (entry) state.removeConflatable(entry);
+    // Completed by the client: results still waiting for it must not be sent any more (a reused
+    // id would receive them). A server-side complete is sent after them instead.
+    if (byClient) state.outgoing.dropOperation(id);
+  };
 
   /**
    * Admits a shareable subscription to its shared delivery: its rate limit and quota as the
    * plugins apply them, the topic (the running group's, or named by the field's resolver), then
    * presence and the group. Its stream yields nothing: the group writes its results.
    */
-  const joinGroup = async (join: GroupJoin): Promise<ExecutionResult | AsyncIterableIterator<never>> => {
-    const { member, topic: runningTopic, context } = join.take();
+  const joinGroup = async (member: SharedMember, context: GraphQLContext, operation: SharedOperation): Promise<ExecutionResult | AsyncIterableIterator<never>> => {
     let admission: Admission;
     try {
       admission = await deps.admission.admit(context);
@@ -276,6 +379,7 @@ export function attachWebSocketTransport(deps: {
       return { errors: [new GraphQLError('Unexpected error.', { extensions: { code: 'INTERNAL_SERVER_ERROR' } })] };
     }
     if (!admission.ok) return { errors: [admission.error] };
+    const runningTopic = deps.sharedDeliveries.runningTopic(member.key);
     let topic: Awaited<ReturnType<SharedDeliveries['topicOf']>>;
     try {
       topic = runningTopic === undefined ? await deps.sharedDeliveries.topicOf(member.args) : { topic: runningTopic };
@@ -288,7 +392,7 @@ export function attachWebSocketTransport(deps: {
       return { errors: topic.errors };
     }
     const presence = deps.presence.subscriptionStarted(member.field);
-    return deps.sharedDeliveries.joinAdmitted(topic.topic, member, admission.lease ? [presence, admission.lease] : [presence]);
+    return deps.sharedDeliveries.joinAdmitted(topic.topic, member, admission.lease ? [presence, admission.lease, operation] : [presence, operation]);
   };
 
   /** Only runs while a client is behind: which operation a message is for, and what it replaces. */
@@ -396,9 +500,12 @@ export function attachWebSocketTransport(deps: {
       closeSocket(state, CloseCode.BadRequest, 'Binary frames are not supported');
       return;
     }
+    const text = data.toString();
+    const protocol = state.protocolContext;
+    const subscribe = protocol?.acknowledged ? subscribeMessageOf(text) : undefined;
     // Not awaited here: a subscription's handler runs until the operation ends, and an async
     // listener would keep a suspended frame per operation for that long.
-    state.handle?.(data.toString()).catch((error: unknown) => {
+    (subscribe ? acceptSubscribe(state, protocol!, subscribe, text) : state.handle?.(text))?.catch((error: unknown) => {
       state.log.error({ err: error }, 'websocket message handling failed');
       closeSocket(state, CloseCode.InternalServerError, 'Internal server error');
     });
@@ -436,20 +543,10 @@ export function attachWebSocketTransport(deps: {
       state.initTimer.unref();
     }
 
-    state.closed = protocolServer.opened(
-      {
-        protocol: socket.protocol,
-        // Never waits for the peer: backpressure is the outgoing queue's job, so one slow client
-        // cannot stall delivery (graphql-ws awaits each send before taking the next event).
-        send: (data) => state.outgoing.send(data),
-        close: (code, reason) => (code === undefined ? socket.close() : closeSocket(state, code, reason ?? '')),
-        onMessage: (handle) => {
-          state.handle = handle;
-          socket.on('message', onSocketMessage);
-        },
-      },
-      state,
-    );
+    // The state is also graphql-ws' socket (protocol, send, close, onMessage): no adapter object
+    // with closures per connection.
+    state.closed = protocolServer.opened(state, state);
+    socket.on('message', onSocketMessage);
 
     socket.on('close', onSocketClose);
   });
@@ -543,24 +640,35 @@ function userIdForLog(principal: Principal | undefined): string | undefined {
   return principal?.kind === 'user' ? principal.userId : undefined;
 }
 
-/**
- * A subscribe that joins a shared delivery (the root value graphql-ws hands back to `subscribe`).
- * graphql-ws keeps an operation's arguments for as long as it is open, so what this holds is
- * taken once: the member's context is not kept by an open subscription.
- */
-class GroupJoin {
-  private parts: { member: SharedMember; topic: string | undefined; context: GraphQLContext } | undefined;
-
-  /** `context` is the operation's own, for its admission (rate-limit key, strikes, quota). */
-  constructor(member: SharedMember, topic: string | undefined, context: GraphQLContext) {
-    this.parts = { member, topic, context };
+/** A subscribe message, or undefined for any other message (and for one graphql-ws would refuse: it answers those). */
+function subscribeMessageOf(text: string): SubscribeMessage | undefined {
+  try {
+    const message = parseMessage(text);
+    return message.type === MessageType.Subscribe ? message : undefined;
+  } catch {
+    return undefined;
   }
+}
 
-  take(): { member: SharedMember; topic: string | undefined; context: GraphQLContext } {
-    const parts = this.parts;
-    if (!parts) throw new Error('GroupJoin taken twice');
-    this.parts = undefined;
-    return parts;
+/**
+ * A shared-delivery subscription's place in the protocol: when its stream ends, the transport
+ * completes it (see sharedOperationEnded). One of the things its member gives back on ending.
+ */
+class SharedOperation implements Releasable {
+  /** Set once it is registered with graphql-ws. */
+  stream: AsyncIterableIterator<never> | undefined = undefined;
+  /** Ended before it was registered (the group was shutting down). */
+  endedEarly = false;
+
+  constructor(
+    readonly state: ConnectionState,
+    readonly id: string,
+    private readonly onEnded: (operation: SharedOperation) => void,
+  ) {}
+
+  release(): void {
+    if (this.stream) this.onEnded(this);
+    else this.endedEarly = true;
   }
 }
 
@@ -578,7 +686,7 @@ function stateOf(socket: WebSocket): ConnectionState {
  * compact shape for all connections. What connecting sets up is held in fields rather than as a
  * list of cleanup closures; `release` undoes it. Also the connection's revocation listener.
  */
-class ConnectionState implements RevocationListener {
+class ConnectionState implements RevocationListener, GraphQLWsSocket {
   /** Times (ms) of this connection's recent rate-limited operations; made on the first. */
   rateLimitStrikes: number[] | undefined = undefined;
   /** This connection's conflatable subscriptions: a short list, replaced on change. */
@@ -590,8 +698,11 @@ class ConnectionState implements RevocationListener {
   /** Answered the last keep-alive ping (see KeepAliveSweep). */
   alive = true;
   keepAliveBucket = 0;
-  /** graphql-ws' message handler and close, for this connection. */
+  /** graphql-ws' message handler and close, and its state, for this connection. */
   handle: ((message: string) => Promise<void>) | undefined = undefined;
+  protocolContext: ProtocolContext | undefined = undefined;
+  /** A subscribe decided by acceptSubscribe, on its way to graphql-ws' onSubscribe. */
+  private handed: { readonly id: string; readonly decision: Decision } | undefined = undefined;
   closed: ((code?: number, reason?: string) => Promise<void>) | undefined = undefined;
   initTimer: NodeJS.Timeout | undefined = undefined;
   initWasReceived = false;
@@ -618,6 +729,35 @@ class ConnectionState implements RevocationListener {
   /** Made when first used: a quiet connection never needs one (connect and close lines name the connection on the parent logger). */
   get log(): Logger {
     return (this.logger ??= this.parentLogger.child({ connectionId: this.connectionId }));
+  }
+
+  handDecision(id: string | undefined, decision: Decision | undefined): void {
+    this.handed = id === undefined || decision === undefined ? undefined : { id, decision };
+  }
+
+  takeDecision(id: string): Decision | undefined {
+    const handed = this.handed;
+    this.handed = undefined;
+    return handed?.id === id ? handed.decision : undefined;
+  }
+
+  // graphql-ws' view of the socket.
+  get protocol(): string {
+    return this.socket.protocol;
+  }
+
+  /** Never waits for the peer: backpressure is the outgoing queue's job, so one slow client cannot stall delivery (graphql-ws awaits each send before taking the next event). */
+  send(data: string): void {
+    this.outgoing.send(data);
+  }
+
+  close(code?: number, reason?: string): void {
+    if (code === undefined) this.socket.close();
+    else closeSocket(this, code, reason ?? '');
+  }
+
+  onMessage(handle: (message: string) => Promise<void>): void {
+    this.handle = handle;
   }
 
   initReceived(): void {
