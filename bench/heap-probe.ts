@@ -9,6 +9,7 @@
  *   PROBE_HOTELS=1 node --import tsx bench/heap-probe.ts      # every subscription on one hotel
  *   PROBE_SITES=1 node --import tsx bench/heap-probe.ts       # closures and contexts by source line
  *   PROBE_ANCHORS=1 node --import tsx bench/heap-probe.ts     # new objects by their nearest named holder
+ *   PROBE_ALLOC=1 node --import tsx bench/heap-probe.ts       # everything allocated while connecting, by function
  */
 import { readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -16,7 +17,7 @@ import { randomUUID } from 'node:crypto';
 import { SignJWT } from 'jose';
 import WebSocket from 'ws';
 import { BASIC } from './lib/common.js';
-import { killAll, ROOT, sleep, startGateway, startRedis, waitFor } from './lib/procs.js';
+import { freePort, killAll, ROOT, sleep, startGateway, startRedis, waitFor } from './lib/procs.js';
 
 const connections = Number(process.argv[2] ?? 1000);
 const top = Number(process.argv[3] ?? 40);
@@ -154,6 +155,15 @@ async function snapshotOf(pid: number): Promise<string> {
   return file;
 }
 
+/** Where the process' memory grew, as the gateway reports it (prom-client's process and V8 figures). */
+function printMemory(before: Map<string, number>, after: Map<string, number>, connections: number): void {
+  process.stdout.write('\nprocess memory growth per connection (KB; with snapshots, the first one is included)\n');
+  for (const [name, value] of after) {
+    const growth = (value - (before.get(name) ?? 0)) / 1024 / connections;
+    if (Math.abs(growth) >= 0.05) process.stdout.write(`${growth.toFixed(2).padStart(10)}  ${name}\n`);
+  }
+}
+
 /** Memory figures from the gateway's /metrics: resident set, V8 heap (per space), external. */
 async function memoryOf(gateway: { metrics?(): Promise<string> }): Promise<Map<string, number>> {
   const text = (await gateway.metrics?.()) ?? '';
@@ -187,15 +197,93 @@ async function open(url: string, index: number): Promise<WebSocket> {
   return socket;
 }
 
+/** A Chrome DevTools Protocol session with the gateway's inspector. */
+async function inspectorSession(port: number): Promise<(method: string, params?: Record<string, unknown>) => Promise<Record<string, unknown>>> {
+  const [target] = (await (await fetch(`http://127.0.0.1:${port}/json/list`)).json()) as Array<{ webSocketDebuggerUrl: string }>;
+  const socket = new WebSocket(target!.webSocketDebuggerUrl);
+  await new Promise((resolve, reject) => socket.once('open', resolve).once('error', reject));
+  let nextId = 1;
+  const waiting = new Map<number, (result: Record<string, unknown>) => void>();
+  socket.on('message', (data) => {
+    const message = JSON.parse(data.toString()) as { id?: number; result?: Record<string, unknown> };
+    if (message.id !== undefined) waiting.get(message.id)?.(message.result ?? {});
+  });
+  return (method, params = {}) =>
+    new Promise((resolve) => {
+      const id = nextId++;
+      waiting.set(id, resolve);
+      socket.send(JSON.stringify({ id, method, params }));
+    });
+}
+
+interface SamplingNode {
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  selfSize: number;
+  children: SamplingNode[];
+}
+
+/** Bytes allocated per connection by function (self) and by the first frame of the gateway's own code (total). */
+function printAllocations(root: SamplingNode, connections: number, top: number): void {
+  const self = new Map<string, number>();
+  const own = new Map<string, number>();
+  const name = (frame: SamplingNode['callFrame']) =>
+    `${frame.functionName || '(anonymous)'} ${frame.url.replace(/^.*node_modules\//, '~/').replace(/^.*\/main\//, '')}:${frame.lineNumber + 1}`;
+  let total = 0;
+  const walk = (node: SamplingNode, ownFrame: string | undefined) => {
+    const frame = name(node.callFrame);
+    const mine = node.callFrame.url.includes('/dist/') && !node.callFrame.url.includes('node_modules') ? frame : ownFrame;
+    if (node.selfSize > 0) {
+      total += node.selfSize;
+      self.set(frame, (self.get(frame) ?? 0) + node.selfSize);
+      own.set(mine ?? '(not under the gateway\'s own code)', (own.get(mine ?? "(not under the gateway's own code)") ?? 0) + node.selfSize);
+    }
+    for (const child of node.children) walk(child, mine);
+  };
+  walk(root, undefined);
+  // PROBE_ALLOC_UNDER='prepareOperation': what is allocated beneath the gateway functions named so.
+  const under = process.env['PROBE_ALLOC_UNDER'];
+  if (under) {
+    const beneath = new Map<string, number>();
+    const collect = (node: SamplingNode, inside: boolean, path: string[]) => {
+      const frame = name(node.callFrame);
+      const now = inside || frame.startsWith(`${under} `);
+      const trail = now ? [...path, node.callFrame.functionName || '(anonymous)'].slice(-4) : path;
+      if (now && node.selfSize > 0) beneath.set(`${frame}  [${trail.join(' < ')}]`, (beneath.get(`${frame}  [${trail.join(' < ')}]`) ?? 0) + node.selfSize);
+      for (const child of node.children) collect(child, now, trail);
+    };
+    collect(root, false, []);
+    process.stdout.write(`\nallocated beneath ${under}, by function [last frames]\nbytes/conn\n`);
+    for (const [key, bytes] of [...beneath].sort((x, y) => y[1] - x[1]).slice(0, top)) process.stdout.write(`${(bytes / connections).toFixed(0).padStart(10)}  ${key}\n`);
+  }
+  process.stdout.write(`\nallocated while connecting: ${(total / connections / 1024).toFixed(1)} KB per connection (sampled)\n`);
+  for (const [title, map] of [['by function (self)', self], ['by the innermost gateway function on the stack', own]] as const) {
+    process.stdout.write(`\n${title}\nbytes/conn\n`);
+    for (const [key, bytes] of [...map].sort((x, y) => y[1] - x[1]).slice(0, top)) process.stdout.write(`${(bytes / connections).toFixed(0).padStart(10)}  ${key}\n`);
+  }
+}
+
 async function main() {
   const redis = await startRedis();
-  const gateway = await startGateway({ redisUrl: redis.url, prefix: `probe:${randomUUID()}:`, secret, name: 'heap-probe', nodeFlags: ['--heapsnapshot-signal=SIGUSR2'] });
+  const allocations = process.env['PROBE_ALLOC'] === '1';
+  const inspectPort = allocations ? await freePort() : 0;
+  const gateway = await startGateway({
+    redisUrl: redis.url,
+    prefix: `probe:${randomUUID()}:`,
+    secret,
+    name: 'heap-probe',
+    nodeFlags: ['--heapsnapshot-signal=SIGUSR2', ...(allocations ? [`--inspect=127.0.0.1:${inspectPort}`] : []), ...(process.env['PROBE_NODE_FLAGS'] ?? '').split(' ').filter(Boolean)],
+  });
   const warm = await Promise.all(Array.from({ length: 50 }, (_v, i) => open(gateway.wsUrl, 1_000_000 + i)));
   await sleep(1_000);
   warm.forEach((socket) => socket.close());
   await waitFor('warm-up connections gone', 10_000, async () => ((await gateway.stats()).connections === 0 ? true : undefined));
+  const inspector = allocations ? await inspectorSession(inspectPort) : undefined;
+  // Every allocation, sampled every 512 bytes, including what the garbage collector took back.
+  await inspector?.('HeapProfiler.startSampling', { samplingInterval: 512, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
   const memoryBefore = await memoryOf(gateway);
-  const before = await snapshotOf(gateway.pid);
+  // PROBE_MEMORY_ONLY=1: no snapshots (writing one grows the process by its own buffers).
+  const memoryOnly = process.env['PROBE_MEMORY_ONLY'] === '1';
+  const before = memoryOnly ? '' : await snapshotOf(gateway.pid);
   const sockets: WebSocket[] = [];
   for (let i = 0; i < connections; i += 100) sockets.push(...(await Promise.all(Array.from({ length: Math.min(100, connections - i) }, (_v, j) => open(gateway.wsUrl, i + j)))));
   await waitFor('every connection registered', 30_000, async () => {
@@ -205,6 +293,18 @@ async function main() {
   // PROBE_SETTLE=s: wait longer before reading memory (V8 and malloc give pages back over time).
   await sleep(Number(process.env['PROBE_SETTLE'] ?? 2) * 1000);
   const memoryAfter = await memoryOf(gateway);
+  if (inspector) {
+    const { profile } = (await inspector('HeapProfiler.stopSampling')) as { profile: { head: SamplingNode } };
+    printAllocations(profile.head, connections, top);
+  }
+  if (memoryOnly) {
+    printMemory(memoryBefore, memoryAfter, connections);
+    sockets.forEach((socket) => socket.terminate());
+    await gateway.stop();
+    await redis.client.quit();
+    killAll();
+    return;
+  }
   const after = await snapshotOf(gateway.pid);
   const before_ = readHeap(before);
   const after_ = readHeap(after);
@@ -226,12 +326,7 @@ async function main() {
       process.stdout.write(`${(bytes / connections).toFixed(0).padStart(10)}  ${(count / connections).toFixed(2).padStart(12)}  ${key}\n`);
     }
   };
-  // Where the process' memory grew, as the gateway reports it (prom-client's process and V8 figures).
-  process.stdout.write('\nprocess memory growth per connection (KB), before the snapshots\n');
-  for (const [name, value] of memoryAfter) {
-    const growth = (value - (memoryBefore.get(name) ?? 0)) / 1024 / connections;
-    if (Math.abs(growth) >= 0.05) process.stdout.write(`${growth.toFixed(2).padStart(10)}  ${name}\n`);
-  }
+  printMemory(memoryBefore, memoryAfter, connections);
   table('by kind', (row) => row.kind);
   table('by kind and first retainer', (row) => `${row.kind}  <-  ${row.owner}`);
   if (process.env['PROBE_ANCHORS'] === '1') {

@@ -1,4 +1,4 @@
-import { pino, type Logger } from 'pino';
+import { pino, type Bindings, type LogFn, type Logger } from 'pino';
 import type { YogaLogger } from 'graphql-yoga';
 
 /** Structured JSON logs on stdout. Tokens never reach a log line: we log rejection reasons only. */
@@ -21,4 +21,48 @@ export function yogaLoggerFrom(logger: Logger): YogaLogger {
       else logger[level]({ details: rest.length ? rest : undefined }, String(first));
     };
   return { debug: forward('debug'), info: forward('info'), warn: forward('warn'), error: forward('error') };
+}
+
+/** What an operation logs through: pino's level methods (a Logger is one). */
+export interface OperationLog {
+  readonly debug: LogFn;
+  readonly info: LogFn;
+  readonly warn: LogFn;
+  readonly error: LogFn;
+}
+
+type AnyLogFn = (...args: unknown[]) => void;
+
+/**
+ * A child logger made when first written to: most operations never log, and pino's child() is a
+ * few kilobytes of allocation (bindings, redaction, serializers) per operation even when nothing
+ * is written. A plain property, not a getter: Yoga copies the context, which would call it.
+ */
+export class LazyChildLogger implements OperationLog {
+  private child: Logger | undefined = undefined;
+
+  constructor(
+    private readonly parent: Logger,
+    private readonly bindings: Bindings,
+  ) {}
+
+  private get logger(): Logger {
+    return (this.child ??= this.parent.child(this.bindings));
+  }
+
+  debug(...args: unknown[]): void {
+    (this.logger.debug as AnyLogFn).apply(this.logger, args);
+  }
+
+  info(...args: unknown[]): void {
+    (this.logger.info as AnyLogFn).apply(this.logger, args);
+  }
+
+  warn(...args: unknown[]): void {
+    (this.logger.warn as AnyLogFn).apply(this.logger, args);
+  }
+
+  error(...args: unknown[]): void {
+    (this.logger.error as AnyLogFn).apply(this.logger, args);
+  }
 }

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { Principal } from '../auth/principal.js';
+import type { OperationLog } from '../logging/logger.js';
 import type { EventBus } from '../bus/event-bus.js';
 import type { ChatBackend } from '../chat/chat-backend.js';
 import type { AccessDirectory } from '../directory/directory.js';
@@ -25,7 +26,7 @@ export interface GraphQLContext {
   readonly services: GatewayServices;
   readonly transport: 'websocket' | 'sse' | 'http';
   /** Logs about this operation: carries its connectionId and operationId (WebSocket) or requestId. */
-  readonly log: Logger;
+  readonly log: OperationLog;
   /** The peer's IP address: the rate-limit key of anonymous callers. */
   readonly clientAddress?: string;
   /** Set for mutations: charges an expensive field's own rate budget (RATE_LIMITED when spent). */

@@ -12,7 +12,7 @@ import { bearerFromHeader } from '../auth/credentials.js';
 import type { Principal } from '../auth/principal.js';
 import { TokenRejectedError } from '../auth/token-verifier.js';
 import { unauthenticated } from '../errors.js';
-import { yogaLoggerFrom } from '../logging/logger.js';
+import { LazyChildLogger, yogaLoggerFrom, type OperationLog } from '../logging/logger.js';
 import type { GatewayServices, GraphQLContext } from '../schema/context.js';
 import { graphiqlOptionsFor } from './graphiql.js';
 import { useStreamGuards } from './use-stream-guards.js';
@@ -69,7 +69,7 @@ export function createGatewayYoga(deps: {
 }) {
   const { services, authenticator, logger } = deps;
 
-  async function principalFromRequest(request: Request, transport: 'http' | 'sse', log: Logger): Promise<Principal> {
+  async function principalFromRequest(request: Request, transport: 'http' | 'sse', log: OperationLog): Promise<Principal> {
     try {
       return await authenticator.authenticate(bearerFromHeader(request.headers.get('authorization')));
     } catch (error) {
@@ -96,23 +96,19 @@ export function createGatewayYoga(deps: {
       if (initial.connectionId !== undefined && initial.principal) {
         // WebSocket: authenticated once, in connection_init.
         const { connectionId, operationId } = initial;
-        let log: Logger | undefined;
         return {
           principal: initial.principal,
           services,
           transport: 'websocket',
-          // Made when first used: most operations never log, and a pino child per subscription
-          // costs memory for as long as it lives.
-          get log() {
-            return (log ??= logger.child({ connectionId, operationId }));
-          },
+          // Made when first written to: most operations never log.
+          log: new LazyChildLogger(logger, { connectionId, operationId }),
           clientAddress: initial.clientAddress,
           onRateLimited: initial.onRateLimited,
         };
       }
       // HTTP and SSE: authenticated per request.
       const transport = initial.request.headers.get('accept')?.includes('text/event-stream') ? 'sse' : 'http';
-      const log = logger.child({ requestId: requestIdOf(initial.request) });
+      const log = new LazyChildLogger(logger, { requestId: requestIdOf(initial.request) });
       return {
         principal: await principalFromRequest(initial.request, transport, log),
         services,
