@@ -17,7 +17,7 @@ import { randomUUID } from 'node:crypto';
 import { SignJWT } from 'jose';
 import WebSocket from 'ws';
 import { BASIC } from './lib/common.js';
-import { freePort, killAll, ROOT, sleep, startGateway, startRedis, waitFor } from './lib/procs.js';
+import { freePort, killAll, memoryFiguresOf, ROOT, sleep, startGateway, startRedis, waitFor } from './lib/procs.js';
 
 const connections = Number(process.argv[2] ?? 1000);
 const top = Number(process.argv[3] ?? 40);
@@ -164,17 +164,6 @@ function printMemory(before: Map<string, number>, after: Map<string, number>, co
   }
 }
 
-/** Memory figures from the gateway's /metrics: resident set, V8 heap (per space), external. */
-async function memoryOf(gateway: { metrics?(): Promise<string> }): Promise<Map<string, number>> {
-  const text = (await gateway.metrics?.()) ?? '';
-  const figures = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    const match = /^(process_resident_memory_bytes|nodejs_heap_size_(?:total|used)_bytes|nodejs_external_memory_bytes|nodejs_heap_space_size_(?:total|used)_bytes\{space="[a-z_]+"\}) ([0-9.e+]+)/.exec(line);
-    if (match) figures.set(match[1]!, Number(match[2]));
-  }
-  return figures;
-}
-
 async function open(url: string, index: number): Promise<WebSocket> {
   const token = await new SignJWT({ roles: ['user'] })
     .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
@@ -280,7 +269,7 @@ async function main() {
   const inspector = allocations ? await inspectorSession(inspectPort) : undefined;
   // Every allocation, sampled every 512 bytes, including what the garbage collector took back.
   await inspector?.('HeapProfiler.startSampling', { samplingInterval: 512, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
-  const memoryBefore = await memoryOf(gateway);
+  const memoryBefore = await memoryFiguresOf(gateway);
   // PROBE_MEMORY_ONLY=1: no snapshots (writing one grows the process by its own buffers).
   const memoryOnly = process.env['PROBE_MEMORY_ONLY'] === '1';
   const before = memoryOnly ? '' : await snapshotOf(gateway.pid);
@@ -292,7 +281,7 @@ async function main() {
   });
   // PROBE_SETTLE=s: wait longer before reading memory (V8 and malloc give pages back over time).
   await sleep(Number(process.env['PROBE_SETTLE'] ?? 2) * 1000);
-  const memoryAfter = await memoryOf(gateway);
+  const memoryAfter = await memoryFiguresOf(gateway);
   if (inspector) {
     const { profile } = (await inspector('HeapProfiler.stopSampling')) as { profile: { head: SamplingNode } };
     printAllocations(profile.head, connections, top);

@@ -17,7 +17,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, freemem, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { envelopeNow, Histogram, nowMs, priceData, occurredAtOf, VARIANTS, BASIC } from './lib/common.js';
-import { cpuMs, killAll, Loader, openFilesLimit, ROOT, rssBytes, sleep, startFloor, startGateway, startRedis, waitFor, type LoaderReport, type RedisServer, type Target, type TargetKind } from './lib/procs.js';
+import { cpuMs, killAll, Loader, memoryFiguresOf, openFilesLimit, ROOT, rssBytes, sleep, startFloor, startGateway, startRedis, waitFor, type LoaderReport, type RedisServer, type Target, type TargetKind } from './lib/procs.js';
 import type { OpenPlan } from './load.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -533,7 +533,12 @@ async function idleScenario(kind: TargetKind) {
     await sleep(options.idleSeconds * 1000);
     const idleCpu = cpuMs(target!.pid) - cpuIdle0;
     const rss1 = rssBytes(target!.pid);
+    // The gateway's own view (the floor reports none), read only now: a /metrics scrape before
+    // the connections changed how much the process grew (by ~3 KB per connection, in three runs
+    // each way), so none is made then.
+    const memory1 = await memoryFiguresOf(target!);
     const stats = await target!.stats();
+    const heapMB = (name: string) => (memory1.has(name) ? (memory1.get(name) ?? 0) / 1024 / 1024 : undefined);
     const result = {
       connections: conn.ok,
       connectFailures: conn.failed,
@@ -548,7 +553,13 @@ async function idleScenario(kind: TargetKind) {
       connectCpuMicrosPerConnection: (conn.cpuMs * 1000) / conn.ok,
       idleCpuPercent: (idleCpu / (options.idleSeconds * 1000)) * 100,
       fdLimit: openFilesLimit(target!.pid),
+      heapUsedMB: heapMB('nodejs_heap_size_used_bytes'),
+      heapReservedMB: heapMB('nodejs_heap_size_total_bytes'),
     };
+    if (result.heapUsedMB !== undefined) {
+      // Used includes garbage not yet collected: a high figure means no full GC ran since the burst.
+      log(`  V8 heap at the end: ${result.heapUsedMB.toFixed(0)} MB used (garbage included until the next full GC), ${result.heapReservedMB!.toFixed(0)} MB reserved`);
+    }
     log(`  ${conn.ok} idle: RSS ${mb(rss0).toFixed(0)} → ${mb(rss1).toFixed(0)} MB (${result.rssPerConnectionKB.toFixed(1)} KB/conn), connect ${result.connectCpuMicrosPerConnection.toFixed(0)} µs CPU/conn, idle CPU ${result.idleCpuPercent.toFixed(2)} %`);
     return result;
   });

@@ -314,3 +314,14 @@ export interface LoaderReport {
   errors: Record<string, number>;
   memory: number;
 }
+
+/** Memory figures from a gateway's /metrics (prom-client): resident set, V8 heap and its spaces, external. */
+export async function memoryFiguresOf(target: { metrics?(): Promise<string> }): Promise<Map<string, number>> {
+  const text = (await target.metrics?.()) ?? '';
+  const figures = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    const match = /^(process_resident_memory_bytes|nodejs_heap_size_(?:total|used)_bytes|nodejs_external_memory_bytes|nodejs_heap_space_size_(?:total|used)_bytes\{space="[a-z_]+"\}) ([0-9.e+]+)/.exec(line);
+    if (match) figures.set(match[1]!, Number(match[2]));
+  }
+  return figures;
+}
