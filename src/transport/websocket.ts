@@ -297,7 +297,9 @@ export function attachWebSocketTransport(deps: {
       if (protocol.subscriptions[id] === null) delete protocol.subscriptions[id];
       throw error;
     }
-    // Completed while being decided (or the socket closed): graphql-ws would neither answer nor run it.
+    // Completed while being decided (or the socket closed): not answered, as graphql-ws does, and
+    // not started either (graphql-ws would still execute it and drop the result; a client that
+    // completes an operation before it started does not want it).
     if (protocol.subscriptions[id] !== null) return;
     if (decision.kind !== 'shared') {
       delete protocol.subscriptions[id];
