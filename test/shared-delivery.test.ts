@@ -11,6 +11,7 @@ import { backendEnv, BACKENDS } from './support/backends.js';
 import { startGateway, tokenFor } from './support/gateway.js';
 import { counterValue } from './support/metrics.js';
 import { PRICE_UPDATED, PRICE_UPDATED_ADMIN_FIELDS, priceInput, PUBLISH_PRICE } from './support/operations.js';
+import { openRawSocket } from './support/raw-socket.js';
 import { waitUntil } from './support/wait.js';
 import { connectWs, record, type Recording } from './support/ws-client.js';
 
@@ -210,6 +211,45 @@ describe.each(BACKENDS)('shared-delivery subscribers admitted without a pipeline
     // Shutdown completes them like every other subscription.
     await gateway.app.stop();
     expect((await joiner.connection.waitForClose()).code).toBe(1001);
+  });
+
+  // They join without graphql-ws' own subscribe handling, so its protocol rules are kept here.
+  it('follow the protocol: a complete before they start leaves nothing, ids are reused after a complete, a duplicate id closes with 4409', async () => {
+    const gateway = await startGateway(await backendEnv(backend));
+    const hotelId = 'protocol-hotel';
+    const topic = topics.hotelPrices(hotelId);
+    const raw = await openRawSocket(gateway.wsUrl);
+    await raw.init(await tokenFor('protocol', ['user']));
+    const subscribe = (id: string) => raw.send({ id, type: 'subscribe', payload: { query: PRICE_UPDATED, variables: { hotelId } } });
+    const about = (id: string, type?: string) => raw.messages.filter((message) => message['id'] === id && (type === undefined || message['type'] === type));
+    const subscribedStats = async () => ((await (await fetch(`${gateway.opsUrl}/stats`)).json()) as { subscriptions: Record<string, number> }).subscriptions['priceUpdated'] ?? 0;
+
+    // Completed in the same breath as its subscribe: never started, never answered.
+    subscribe('a');
+    raw.send({ id: 'a', type: 'complete' });
+    subscribe('b');
+    await gateway.waitForSubscribers(topic, 1);
+    await gateway.publish(PUBLISH_PRICE, priceInput(hotelId, 100));
+    await raw.waitForMessage((message) => message['id'] === 'b' && message['type'] === 'next');
+    expect(about('a')).toEqual([]);
+    expect(gateway.app.webSockets.sharedJoinedCount()).toBe(1);
+    expect(await subscribedStats()).toBe(1);
+
+    // Completed by the client: no complete back, its unit and presence given back; the id can be used again.
+    raw.send({ id: 'b', type: 'complete' });
+    await waitUntil(() => gateway.app.webSockets.sharedJoinedCount() === 0, 'the member to leave');
+    expect(await subscribedStats()).toBe(0);
+    subscribe('b');
+    await waitUntil(() => gateway.app.webSockets.sharedJoinedCount() === 1, 'the id to serve again');
+    await gateway.publish(PUBLISH_PRICE, priceInput(hotelId, 200));
+    await waitUntil(() => about('b', 'next').length === 2, 'the second event on the reused id');
+    expect(about('b', 'complete')).toEqual([]);
+    expect(about('b', 'error')).toEqual([]);
+
+    subscribe('b');
+    expect((await raw.waitForClose()).code).toBe(4409);
+    await waitUntil(() => gateway.app.webSockets.sharedJoinedCount() === 0, 'the closed socket to leave its group');
+    expect(gateway.app.webSockets.sharedGroupCount()).toBe(0);
   });
 
   it('are rate-limited like any subscriber', async () => {
