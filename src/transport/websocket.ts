@@ -13,11 +13,11 @@ import { TokenRejectedError } from '../auth/token-verifier.js';
 import { forSocket, limitExceeded } from '../errors.js';
 import type { GatewayMetrics } from '../metrics/metrics.js';
 import { prepareOperation, type PreparedOperation } from '../server/prepare-operation.js';
-import { MAX_TIMER_MS } from '../auth/expiry.js';
 import type { QuotaLease, UserQuotas } from '../protection/user-quotas.js';
 import type { RevocationListener, SessionRevocations, SessionWatch } from '../sessions/session-revocations.js';
 import { OutgoingQueue, type OutgoingQueueOptions } from './outgoing-queue.js';
 import { KeepAliveSweep } from './keep-alive.js';
+import { DeadlineQueue, type DeadlineSlot } from './deadlines.js';
 import { SHAREABLE_FIELDS, type Releasable, type SharedDeliveries, type SharedMember } from './shared-delivery.js';
 import type { Admission, SubscriptionAdmission } from '../server/subscription-admission.js';
 import type { GraphQLContext } from '../schema/context.js';
@@ -425,23 +425,14 @@ export function attachWebSocketTransport(deps: {
     }
   };
 
-  /** The token's expiry: a warning `ping` first (if due), then the close. One timer at a time. */
-  const armExpiry = (state: ConnectionState): void => {
-    const expiresAt = (state.principal as { expiresAt: number }).expiresAt;
-    const remaining = (state.expiryWarningDue ? expiresAt - options.tokenExpiryWarningMs : expiresAt + options.clockToleranceMs) - Date.now();
-    // The warning always goes out from a timer (after connection_ack); an overdue close is now.
-    if (remaining <= 0 && !state.expiryWarningDue) return expiryDue(state);
-    // Arguments rather than a closure: nothing per connection beyond the timer itself.
-    state.expiryTimer = setTimeout(expiryDue, Math.max(1, Math.min(remaining, MAX_TIMER_MS)), state, true);
-    state.expiryTimer.unref();
-  };
-  const expiryDue = (state: ConnectionState, fromTimer = false): void => {
-    if (fromTimer) state.expiryTimer = undefined;
+  /**
+   * The token's expiry: a warning `ping` first (if due), then the close. One queue of deadlines
+   * for every connection; a deadline is handled from its timer, so the warning never goes out
+   * before connection_ack.
+   */
+  const expiryDue = (state: ConnectionState): void => {
     if (state.released) return;
     const expiresAt = (state.principal as { expiresAt: number }).expiresAt;
-    // A wait longer than setTimeout's range is a chain of timers: not due yet.
-    const target = state.expiryWarningDue ? expiresAt - options.tokenExpiryWarningMs : expiresAt + options.clockToleranceMs;
-    if (target > Date.now()) return armExpiry(state);
     if (state.expiryWarningDue) {
       state.expiryWarningDue = false;
       state.log.debug('warning the client that its token expires soon');
@@ -450,6 +441,11 @@ export function attachWebSocketTransport(deps: {
     }
     state.log.info('websocket token expired; closing');
     closeSocket(state, CloseCode.Forbidden, 'Unauthenticated: Token has expired');
+  };
+  const expiries = new DeadlineQueue<ConnectionState>(expiryDue);
+  const armExpiry = (state: ConnectionState): void => {
+    const expiresAt = (state.principal as { expiresAt: number }).expiresAt;
+    expiries.schedule(state, state.expiryWarningDue ? expiresAt - options.tokenExpiryWarningMs : expiresAt + options.clockToleranceMs);
   };
 
   /** Every queue's options: one object for the transport, not one per connection. */
@@ -515,6 +511,7 @@ export function attachWebSocketTransport(deps: {
   function onSocketClose(this: WebSocket, code: number, reason: Buffer): void {
     const state = stateOf(this);
     keepAlive.remove(state, state.keepAliveBucket);
+    expiries.cancel(state);
     extras.delete(state);
     state.outgoing.dispose();
     state.release();
@@ -579,6 +576,7 @@ export function attachWebSocketTransport(deps: {
     async close(graceMs) {
       deps.httpServer.off('upgrade', onUpgrade);
       keepAlive.stop();
+      expiries.stop();
       for (const extra of extras) closeSocket(extra, 1001, 'Server shutting down; reconnect');
       const closed = new Promise<void>((resolve) => wss.close(() => resolve()));
       const graceOver = new Promise<void>((resolve) => setTimeout(resolve, graceMs).unref());
@@ -688,7 +686,7 @@ function stateOf(socket: WebSocket): ConnectionState {
  * compact shape for all connections. What connecting sets up is held in fields rather than as a
  * list of cleanup closures; `release` undoes it. Also the connection's revocation listener.
  */
-class ConnectionState implements RevocationListener, GraphQLWsSocket {
+class ConnectionState implements RevocationListener, GraphQLWsSocket, DeadlineSlot {
   /** Times (ms) of this connection's recent rate-limited operations; made on the first. */
   rateLimitStrikes: number[] | undefined = undefined;
   /** This connection's conflatable subscriptions: a short list, replaced on change. */
@@ -711,7 +709,9 @@ class ConnectionState implements RevocationListener, GraphQLWsSocket {
   connectionLease: QuotaLease | undefined = undefined;
   presence: PresenceEntry | undefined = undefined;
   revocationWatch: SessionWatch | undefined = undefined;
-  expiryTimer: NodeJS.Timeout | undefined = undefined;
+  /** This connection's place in the expiry queue (see DeadlineQueue). */
+  deadlineIndex = -1;
+  deadline = 0;
   /** The token-expiry warning has yet to be sent (the close comes after it). */
   expiryWarningDue = false;
   released = false;
@@ -786,12 +786,11 @@ class ConnectionState implements RevocationListener, GraphQLWsSocket {
     closeSocket(this, CloseCode.Forbidden, `Unauthenticated: Session was revoked (${reason})`);
   }
 
-  /** Undoes what connecting set up: timers, the revocation watch, presence, the quota unit. Idempotent. */
+  /** Undoes what connecting set up: the init timer, the revocation watch, presence, the quota unit (the expiry queue is the transport's). Idempotent. */
   release(): void {
     this.released = true;
     clearTimeout(this.initTimer);
-    clearTimeout(this.expiryTimer);
-    this.initTimer = this.expiryTimer = undefined;
+    this.initTimer = undefined;
     this.revocationWatch?.cancel();
     this.presence?.release();
     this.connectionLease?.release();
