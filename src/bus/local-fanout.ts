@@ -124,10 +124,6 @@ export class LocalFanout {
     return this.topics.has(topic);
   }
 
-  activeTopics(): IterableIterator<string> {
-    return this.topics.keys();
-  }
-
   /** Topics are typed, and every bus only delivers events whose topicsOf() include the topic. */
   subscribe<T extends EventType>(topic: Topic<T>): AsyncIterableIterator<EventEnvelope<T>> {
     if (this.closed) return new Repeater<EventEnvelope<T>>((_push, stop) => stop());

@@ -500,7 +500,8 @@ export function attachWebSocketTransport(deps: {
     }
     const text = data.toString();
     const protocol = state.protocolContext;
-    const subscribe = protocol?.acknowledged ? subscribeMessageOf(text) : undefined;
+    // Only a message that can be a subscribe is parsed here; graphql-ws parses every message itself.
+    const subscribe = protocol?.acknowledged && text.includes('subscribe') ? subscribeMessageOf(text) : undefined;
     // Not awaited here: a subscription's handler runs until the operation ends, and an async
     // listener would keep a suspended frame per operation for that long.
     (subscribe ? acceptSubscribe(state, protocol!, subscribe, text) : state.handle?.(text))?.catch((error: unknown) => {
