@@ -52,6 +52,22 @@ export interface App {
   readonly webSockets: WebSocketTransport;
 }
 
+const FEATURE_NAMES: Readonly<Record<keyof Config['developmentFeatures'], string>> = {
+  devTokens: 'GET /dev/token',
+  graphiql: 'GraphiQL',
+  introspection: 'introspection',
+  errorDetails: 'error details',
+};
+
+/** One line: which development features are on, and what turned each on or left it off. */
+function logDevelopmentFeatures(logger: Logger, features: Config['developmentFeatures']): void {
+  const entries = Object.entries(features) as Array<[keyof Config['developmentFeatures'], Config['developmentFeatures'][keyof Config['developmentFeatures']]]>;
+  const on = entries.filter(([, decision]) => decision.enabled).map(([name]) => FEATURE_NAMES[name]);
+  const detail = Object.fromEntries(entries.map(([name, decision]) => [name, `${decision.enabled ? 'on' : 'off'} (${decision.because})`]));
+  if (on.length === 0) logger.info({ developmentFeatures: detail }, 'development features: none on');
+  else logger.warn({ developmentFeatures: detail }, `development features on: ${on.join(', ')}`);
+}
+
 /**
  * The composition root: builds every part from the configuration and wires them together.
  * Nothing else in src/ creates long-lived parts. Tests build apps with their own config.
@@ -107,6 +123,7 @@ export function buildApp(config: Config, overrides: { logger?: Logger; bus?: Eve
     authenticator,
     logger,
     graphiql: config.graphiql.enabled,
+    errorDetails: config.errorDetails.enabled,
     devTokenSecret: config.devTokens.enabled && config.auth.kind === 'secret' ? config.auth.secret : undefined,
     clockToleranceMs: config.auth.clockToleranceSeconds * 1000,
     inFlight,
@@ -137,7 +154,7 @@ export function buildApp(config: Config, overrides: { logger?: Logger; bus?: Eve
     revocations,
     clientAddressOf,
     presence,
-    sharedDeliveries: createSharedDeliveries({ bus, metrics, logger, maskError: createErrorMasker(logger) }),
+    sharedDeliveries: createSharedDeliveries({ bus, metrics, logger, maskError: createErrorMasker(logger, config.errorDetails.enabled) }),
     admission: createSubscriptionAdmission({ limiter: rateLimiter, budgets: rateBudgets, quotas, maxPerUser: config.limits.maxSubscriptionsPerUser, metrics }),
     logger,
     metrics,
@@ -186,6 +203,7 @@ export function buildApp(config: Config, overrides: { logger?: Logger; bus?: Eve
       const host = config.http.host === '0.0.0.0' || config.http.host === '::' ? 'localhost' : config.http.host;
       const url = `http://${host}:${port}${GRAPHQL_PATH}`;
       logger.info({ url, metrics: `${opsUrl}/metrics`, stats: `${opsUrl}/stats`, pubsub: config.redis.url ? 'redis' : 'memory', environment: config.environment, version: VERSION }, 'Tidings is listening');
+      logDevelopmentFeatures(logger, config.developmentFeatures);
       if (config.auth.kind === 'secret' && config.auth.isDevelopmentSecret) {
         logger.warn('JWT_SECRET is not set: using the public development secret. Never do this in production.');
         if (config.graphiql.enabled) {

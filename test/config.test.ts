@@ -92,6 +92,32 @@ describe('loadConfig defaults', () => {
     expect(loadConfig({ NODE_ENV: 'development', GRAPHIQL: 'false' }).graphiql.enabled).toBe(false);
   });
 
+  it('turns no development feature on for a real secret or a JWKS, whatever NODE_ENV says', () => {
+    for (const env of [{ JWT_SECRET: SECRET_32 }, { JWT_SECRET: SECRET_32, NODE_ENV: 'development' }, { JWT_JWKS_URL: JWKS_URL }]) {
+      const config = loadConfig(env);
+      expect(config.devTokens.enabled).toBe(false);
+      expect(config.graphiql.enabled).toBe(false);
+      expect(config.limits.introspection).toBe(false);
+      expect(config.errorDetails.enabled).toBe(false);
+      expect(Object.values(config.developmentFeatures).every((feature) => !feature.enabled)).toBe(true);
+    }
+  });
+
+  it('turns development features on with the public development secret, and says why', () => {
+    const config = loadConfig({});
+    expect(config.devTokens.enabled && config.graphiql.enabled && config.limits.introspection && config.errorDetails.enabled).toBe(true);
+    expect(config.developmentFeatures.devTokens).toEqual({ enabled: true, because: 'JWT_SECRET unset: the public development secret' });
+    const chosen = loadConfig({ JWT_SECRET: SECRET_32, DEV_TOKENS: 'true', GRAPHIQL: 'true' });
+    expect(chosen.developmentFeatures.devTokens).toEqual({ enabled: true, because: 'DEV_TOKENS=true' });
+    expect(chosen.developmentFeatures.introspection).toEqual({ enabled: false, because: 'INTROSPECTION unset' });
+    expect(loadConfig({ ERROR_DETAILS: 'false' }).errorDetails.enabled).toBe(false);
+  });
+
+  it('refuses DEV_TOKENS=true and ERROR_DETAILS=true with NODE_ENV=production', () => {
+    const problems = problemsOf({ NODE_ENV: 'production', JWT_SECRET: SECRET_32, DEV_TOKENS: 'true', ERROR_DETAILS: '1' });
+    expect(problems).toEqual([expect.stringMatching(/^DEV_TOKENS: /), expect.stringMatching(/^ERROR_DETAILS: /)]);
+  });
+
   it('reads explicit values', () => {
     const config = loadConfig({
       NODE_ENV: 'test',

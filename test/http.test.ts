@@ -1,6 +1,7 @@
 import { createClient as createSseClient } from 'graphql-sse';
 import { describe, expect, it } from 'vitest';
 import { buildApp } from '../src/app.js';
+import { loadConfig } from '../src/config/config.js';
 import { createMemoryDirectory } from '../src/directory/memory-directory.js';
 import { topics } from '../src/events/topics.js';
 import { testConfig, tokenFor } from './support/gateway.js';
@@ -132,11 +133,24 @@ describe('HTTP (GraphQL over HTTP)', () => {
         },
       },
     };
-    const { json } = inProcessGateway({}, { directory: failingDirectory });
-    const { body } = await json('mutation { startChatSession { id } }', {}, await tokenFor('alice'));
-    expect(body.errors?.[0]?.message).toBe('Unexpected error.');
-    expect(body.errors?.[0]?.extensions?.['code']).toBe('INTERNAL_SERVER_ERROR');
-    expect(JSON.stringify(body)).not.toContain('hunter2');
+    // Yoga's own default shows details when the process' NODE_ENV is development: ours never
+    // follows it, nor an unset NODE_ENV; only ERROR_DETAILS=true does.
+    const processEnvironment = process.env['NODE_ENV'];
+    process.env['NODE_ENV'] = 'development';
+    try {
+      for (const env of [{}, { NODE_ENV: '' }, { NODE_ENV: 'development' }]) {
+        const { json } = inProcessGateway(env, { directory: failingDirectory });
+        const { body } = await json('mutation { startChatSession { id } }', {}, await tokenFor('alice'));
+        expect(body.errors?.[0]?.message).toBe('Unexpected error.');
+        expect(body.errors?.[0]?.extensions?.['code']).toBe('INTERNAL_SERVER_ERROR');
+        expect(JSON.stringify(body)).not.toContain('hunter2');
+      }
+      const { json } = inProcessGateway({ ERROR_DETAILS: 'true' }, { directory: failingDirectory });
+      const { body } = await json('mutation { startChatSession { id } }', {}, await tokenFor('alice'));
+      expect(body.errors?.[0]?.extensions?.['originalError']).toMatchObject({ message: 'database password is hunter2' });
+    } finally {
+      process.env['NODE_ENV'] = processEnvironment;
+    }
   });
 });
 
@@ -220,7 +234,7 @@ describe('SSE', () => {
 
 describe('GraphiQL and probes', () => {
   it('serves GraphiQL to a browser at /graphql, wired for WebSocket subscriptions and a ?token', async () => {
-    const { app } = inProcessGateway();
+    const { app } = inProcessGateway({ GRAPHIQL: 'true' });
     const response = await app.yoga.fetch('http://gateway.test/graphql?token=abc.def.ghi', { headers: { accept: 'text/html' } });
     expect(response.status).toBe(200);
     expect(response.headers.get('content-type')).toContain('text/html');
@@ -232,7 +246,7 @@ describe('GraphiQL and probes', () => {
   });
 
   it('never echoes a ?token that is not shaped like a JWT into the page', async () => {
-    const { app } = inProcessGateway();
+    const { app } = inProcessGateway({ GRAPHIQL: 'true' });
     const attack = encodeURIComponent('</script><script>alert(document.domain)</script>');
     const response = await app.yoga.fetch(`http://gateway.test/graphql?token=${attack}`, { headers: { accept: 'text/html' } });
     const html = await response.text();
@@ -240,10 +254,12 @@ describe('GraphiQL and probes', () => {
     expect(html.includes('"connectionParams":{')).toBe(false);
   });
 
-  it('does not serve GraphiQL when disabled', async () => {
-    const { app } = inProcessGateway({ GRAPHIQL: 'false' });
-    const response = await app.yoga.fetch('http://gateway.test/graphql', { headers: { accept: 'text/html' } });
-    expect(await response.text()).not.toContain('GraphiQL');
+  it('does not serve GraphiQL when disabled, nor with a real secret and GRAPHIQL unset', async () => {
+    for (const env of [{ GRAPHIQL: 'false' }, {}, { NODE_ENV: 'development' }]) {
+      const { app } = inProcessGateway(env);
+      const response = await app.yoga.fetch('http://gateway.test/graphql', { headers: { accept: 'text/html' } });
+      expect(await response.text()).not.toContain('GraphiQL');
+    }
   });
 
   it('answers /health and /ready', async () => {
@@ -275,5 +291,20 @@ describe('development token endpoint', () => {
     const response = await app.yoga.fetch('http://gateway.test/dev/token?sub=alice');
     expect(response.status).toBe(404);
     expect(() => testConfig({ NODE_ENV: 'production', DEV_TOKENS: 'true' })).toThrow(/DEV_TOKENS/);
+  });
+
+  it('is off with a real secret whatever NODE_ENV says, unless DEV_TOKENS=true', async () => {
+    // The review's attack: a real JWT_SECRET, NODE_ENV unset (or development), minting admin tokens.
+    for (const env of [{ NODE_ENV: '' }, { NODE_ENV: 'development' }]) {
+      const { app } = inProcessGateway(env);
+      const response = await app.yoga.fetch('http://gateway.test/dev/token?sub=mallory&roles=admin,service,user');
+      expect(response.status).toBe(404);
+    }
+  });
+
+  it('is on with the public development secret, which can mint nothing the public could not', async () => {
+    const app = buildApp(loadConfig({ NODE_ENV: '', HOST: '127.0.0.1', PORT: '0', METRICS_PORT: '0', LOG_LEVEL: 'silent' }));
+    const response = await app.yoga.fetch('http://gateway.test/dev/token?sub=hank');
+    expect(response.status).toBe(200);
   });
 });

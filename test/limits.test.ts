@@ -52,10 +52,12 @@ describe('size and shape limits', () => {
     expect(viewer.body.data?.['viewer']).toMatchObject({ id: 'alice' });
   });
 
-  it('allows introspection by default outside production', async () => {
-    const gateway = await startGateway();
-    const http = await gateway.http(INTROSPECTION, {}, await tokenFor('alice'));
-    expect(http.body.errors).toBeUndefined();
+  it('allows introspection only when chosen (INTROSPECTION=true), never because NODE_ENV is unset', async () => {
+    const token = await tokenFor('alice');
+    const chosen = await startGateway({ INTROSPECTION: 'true' });
+    expect((await chosen.http(INTROSPECTION, {}, token)).body.errors).toBeUndefined();
+    const unset = await startGateway({ NODE_ENV: '' });
+    expect(JSON.stringify((await unset.http(INTROSPECTION, {}, token)).body.errors)).toContain('introspection has been disabled');
   });
 });
 

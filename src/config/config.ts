@@ -73,6 +73,7 @@ const envSchema = z.object({
 
   GRAPHIQL: booleanFromEnv.optional(),
   DEV_TOKENS: booleanFromEnv.optional(),
+  ERROR_DETAILS: booleanFromEnv.optional(),
   WEB_APP: booleanFromEnv.default(true),
   WEB_APP_DIR: z.string().min(1).optional(),
   CHAT_RESPONDER: z.enum(['builtin', 'external']).default('builtin'),
@@ -109,6 +110,13 @@ const envSchema = z.object({
 export const ENVIRONMENT_VARIABLES: readonly string[] = Object.keys(envSchema.shape);
 
 export type Role = (typeof ROLE_VALUES)[number];
+
+export type DevelopmentFeature = 'devTokens' | 'graphiql' | 'introspection' | 'errorDetails';
+export interface FeatureDecision {
+  readonly enabled: boolean;
+  /** What decided it: the variable that was set, or the public development secret. */
+  readonly because: string;
+}
 export const ROLES: readonly Role[] = ROLE_VALUES;
 
 export type AuthConfig =
@@ -147,6 +155,14 @@ export interface Config {
   readonly graphiql: { readonly enabled: boolean };
   /** GET /dev/token mints tokens for demo users: development only, never in production. */
   readonly devTokens: { readonly enabled: boolean };
+  /** Unexpected errors carry their original message and stack to clients (`originalError`): development only. */
+  readonly errorDetails: { readonly enabled: boolean };
+  /**
+   * Each development convenience, whether it is on and why: logged in one line at start-up.
+   * None is ever on because a variable is absent, except with the public development secret
+   * (then anyone can mint any token anyway, and production refuses to start).
+   */
+  readonly developmentFeatures: Readonly<Record<DevelopmentFeature, FeatureDecision>>;
   /** The demo web app (client/app), served at /app/ when it has been built. */
   readonly webApp: { readonly enabled: boolean; readonly directory: string };
   readonly chat: { readonly responder: 'builtin' | 'external'; readonly chunkDelayMs: number };
@@ -216,10 +232,13 @@ function crossFieldProblems(raw: Record<string, string>): string[] {
   if (isProduction && secret === DEVELOPMENT_JWT_SECRET) {
     problems.push('JWT_SECRET: the development secret may not be used when NODE_ENV=production');
   }
-  if (isProduction && ['true', '1'].includes((raw['DEV_TOKENS'] ?? '').trim().toLowerCase())) {
+  if (isProduction && isTrue(raw['DEV_TOKENS'])) {
     problems.push('DEV_TOKENS: minting tokens over HTTP is for development only, never when NODE_ENV=production');
   }
-  if (raw['DEV_TOKENS'] && jwksUrl && ['true', '1'].includes(raw['DEV_TOKENS'].trim().toLowerCase())) {
+  if (isProduction && isTrue(raw['ERROR_DETAILS'])) {
+    problems.push('ERROR_DETAILS: showing clients the details of unexpected errors is for development only, never when NODE_ENV=production');
+  }
+  if (jwksUrl && isTrue(raw['DEV_TOKENS'])) {
     problems.push('DEV_TOKENS: needs JWT_SECRET (tokens cannot be minted for a JWKS issuer)');
   }
   if (isProduction && jwksUrl && !raw['JWT_AUDIENCE']) {
@@ -247,6 +266,22 @@ function crossFieldProblems(raw: Record<string, string>): string[] {
   return problems;
 }
 
+function isTrue(value: string | undefined): boolean {
+  return ['true', '1'].includes((value ?? '').trim().toLowerCase());
+}
+
+/**
+ * A development feature is on when its variable says so, or, with the variable unset, only while
+ * the gateway runs on the public development secret (which production refuses). A real secret or
+ * a JWKS with nothing else set gets none of them: forgetting NODE_ENV must never open anything.
+ */
+function decideFeature(variable: string, value: boolean | undefined, onDevelopmentSecret: boolean): FeatureDecision {
+  if (value !== undefined) return { enabled: value, because: `${variable}=${value}` };
+  return onDevelopmentSecret
+    ? { enabled: true, because: 'JWT_SECRET unset: the public development secret' }
+    : { enabled: false, because: `${variable} unset` };
+}
+
 function algorithmsFrom(list: string | undefined, usesJwks: boolean): string[] {
   if (list === undefined) return usesJwks ? ['RS256', 'ES256'] : ['HS256'];
   return list
@@ -271,7 +306,6 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
   ];
   if (!parsed.success || problems.length > 0) throw new ConfigError(problems);
   const vars = parsed.data;
-  const isProduction = vars.NODE_ENV === 'production';
   const usesJwks = vars.JWT_JWKS_URL !== undefined && vars.JWT_SECRET === undefined;
   const algorithms = algorithmsFrom(cleaned['JWT_ALGORITHMS'], usesJwks);
 
@@ -291,6 +325,14 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
         ...common,
       };
 
+  const onDevelopmentSecret = auth.kind === 'secret' && auth.isDevelopmentSecret;
+  const developmentFeatures: Record<DevelopmentFeature, FeatureDecision> = {
+    devTokens: decideFeature('DEV_TOKENS', vars.DEV_TOKENS, onDevelopmentSecret),
+    graphiql: decideFeature('GRAPHIQL', vars.GRAPHIQL, onDevelopmentSecret),
+    introspection: decideFeature('INTROSPECTION', vars.INTROSPECTION, onDevelopmentSecret),
+    errorDetails: decideFeature('ERROR_DETAILS', vars.ERROR_DETAILS, onDevelopmentSecret),
+  };
+
   return {
     environment: vars.NODE_ENV,
     instanceId: vars.INSTANCE_ID ?? randomUUID().slice(0, 8),
@@ -300,8 +342,10 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     redis: { url: vars.REDIS_URL, prefix: vars.REDIS_PREFIX },
     events: { maxBytes: vars.EVENT_MAX_BYTES },
     directory: { membershipCacheMs: vars.MEMBERSHIP_CACHE_MS, chatSessionTtlSeconds: vars.CHAT_SESSION_TTL_SECONDS },
-    graphiql: { enabled: vars.GRAPHIQL ?? !isProduction },
-    devTokens: { enabled: vars.DEV_TOKENS ?? (vars.NODE_ENV === 'development' && auth.kind === 'secret') },
+    graphiql: { enabled: developmentFeatures.graphiql.enabled },
+    devTokens: { enabled: developmentFeatures.devTokens.enabled },
+    errorDetails: { enabled: developmentFeatures.errorDetails.enabled },
+    developmentFeatures,
     webApp: {
       enabled: vars.WEB_APP,
       directory: vars.WEB_APP_DIR ?? fileURLToPath(new URL('../../client/app/dist', import.meta.url)),
@@ -320,7 +364,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     },
     limits: {
       httpMaxBodyBytes: vars.HTTP_MAX_BODY_BYTES,
-      introspection: vars.INTROSPECTION ?? !isProduction,
+      introspection: developmentFeatures.introspection.enabled,
       maxSubscriptionsPerUser: vars.MAX_SUBSCRIPTIONS_PER_USER,
       rate: {
         windowMs: vars.RATE_LIMIT_WINDOW_MS,

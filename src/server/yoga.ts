@@ -50,6 +50,8 @@ export function createGatewayYoga(deps: {
   authenticator: Authenticator;
   logger: Logger;
   graphiql: boolean;
+  /** Unexpected errors show clients their original message and stack (ERROR_DETAILS, development only). */
+  errorDetails: boolean;
   /** The HS256 secret, when GET /dev/token may mint development tokens. */
   devTokenSecret: Uint8Array | undefined;
   /** Tokens are accepted this long past `exp`, so connections end this long after it too. */
@@ -117,7 +119,7 @@ export function createGatewayYoga(deps: {
         clientAddress: initial.req ? deps.clientAddressOf(initial.req) : 'unknown',
       };
     },
-    maskedErrors: { maskError: createErrorMasker(logger) },
+    maskedErrors: { maskError: createErrorMasker(logger, deps.errorDetails) },
     plugins: [
       // GraphQL-level metrics (parse/validate/execute durations, errors, HTTP durations) into the
       // gateway's registry; served by the operator listener, not on /graphql's port.
@@ -153,12 +155,14 @@ function requestIdOf(request: Request): string {
 /**
  * Yoga's error masking plus ours: input errors get their code, anything unexpected becomes
  * INTERNAL_SERVER_ERROR for the client and is logged in full for operators. Also used for
- * results the WebSocket transport executes itself (shared deliveries).
+ * results the WebSocket transport executes itself (shared deliveries). Whether clients see the
+ * details is the configuration's explicit choice: Yoga's own default reads NODE_ENV, and its
+ * `isDev` argument is ignored here so an unset variable can never expose them.
  */
-export function createErrorMasker(logger: Logger) {
-  return (error: unknown, message = 'Unexpected error.', isDev = false): Error => {
+export function createErrorMasker(logger: Logger, exposeDetails: boolean) {
+  return (error: unknown, message = 'Unexpected error.'): Error => {
     const coded = error instanceof GraphQLError ? withInputCode(error) : error;
-    const masked = maskError(coded, message, isDev);
+    const masked = maskError(coded, message, exposeDetails);
     if (masked !== coded) logger.error({ err: coded }, 'unexpected error masked for the client');
     return masked;
   };

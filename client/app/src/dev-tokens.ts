@@ -1,5 +1,5 @@
 /**
- * Development tokens from the gateway's GET /dev/token (on in development, or with DEV_TOKENS=true).
+ * Development tokens from the gateway's GET /dev/token (on with the gateway's development secret, or with DEV_TOKENS=true).
  * A real app would get its tokens from its identity provider instead.
  */
 
@@ -26,7 +26,7 @@ async function fetchDevToken(sub: string, roles: readonly string[]): Promise<Dev
     throw new DevTokenError('The gateway is not reachable.');
   }
   if (response.status === 404) {
-    throw new DevTokenError('Development tokens are off: start the gateway with NODE_ENV=development or DEV_TOKENS=true.');
+    throw new DevTokenError('Development tokens are off: start the gateway without JWT_SECRET (the development secret) or with DEV_TOKENS=true.');
   }
   if (!response.ok) throw new DevTokenError(`GET /dev/token failed with HTTP ${response.status}.`);
   return (await response.json()) as DevTokenResponse;
