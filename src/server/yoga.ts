@@ -129,6 +129,11 @@ export function createGatewayYoga(deps: {
         skipIntrospection: true,
         // The schema deprecates nothing, and counting deprecated fields walks every document.
         metrics: { graphql_envelop_deprecated_field: false },
+        // No label may carry a value the client chose: each new value is a new series, kept until
+        // the process ends, and parse runs before authentication. The operation's name, the URL
+        // (with its query string: GET variables) and an error's path (response keys, aliases
+        // included) all would; the operation type, HTTP method, status code and phase are bounded.
+        labels: { operationName: false, url: false, path: false },
       }),
       ...(deps.devTokenSecret ? [useDevTokens(deps.devTokenSecret)] : []),
       useInputErrors(),
