@@ -155,7 +155,7 @@ export function buildApp(config: Config, overrides: { logger?: Logger; bus?: Eve
     clientAddressOf,
     presence,
     sharedDeliveries: createSharedDeliveries({ bus, metrics, logger, maskError: createErrorMasker(logger, config.errorDetails.enabled) }),
-    admission: createSubscriptionAdmission({ limiter: rateLimiter, budgets: rateBudgets, quotas, maxPerUser: config.limits.maxSubscriptionsPerUser, metrics }),
+    admission: createSubscriptionAdmission({ limiter: rateLimiter, budgets: rateBudgets, quotas, maxPerUser: config.limits.maxSubscriptionsPerUser, maxPerAddress: config.limits.maxSubscriptionsPerAddress, metrics }),
     logger,
     metrics,
     options: {

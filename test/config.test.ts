@@ -44,6 +44,8 @@ describe('loadConfig defaults', () => {
       maxPayloadBytes: 256 * 1024,
       maxSubscriptionsPerConnection: 100,
       maxConnectionsPerUser: 20,
+      maxAnonymousConnectionsPerAddress: 50,
+      maxAnonymousConnections: 10_000,
       maxBufferedBytes: 1024 * 1024,
       slowConsumerGraceMs: 5_000,
       tokenExpiryWarningMs: 60_000,
@@ -52,6 +54,7 @@ describe('loadConfig defaults', () => {
       httpMaxBodyBytes: 256 * 1024,
       introspection: true,
       maxSubscriptionsPerUser: 500,
+      maxSubscriptionsPerAddress: 250,
       rate: { windowMs: 60_000, operations: 300, chatMessages: 20, disconnectAfter: 100 },
       query: { maxDepth: 10, maxAliases: 15, maxCost: 5_000 },
     });

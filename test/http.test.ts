@@ -138,7 +138,7 @@ describe('HTTP (GraphQL over HTTP)', () => {
     const processEnvironment = process.env['NODE_ENV'];
     process.env['NODE_ENV'] = 'development';
     try {
-      for (const env of [{}, { NODE_ENV: '' }, { NODE_ENV: 'development' }]) {
+      for (const env of [{}, { NODE_ENV: '' }, { NODE_ENV: 'development' }] as Array<Record<string, string>>) {
         const { json } = inProcessGateway(env, { directory: failingDirectory });
         const { body } = await json('mutation { startChatSession { id } }', {}, await tokenFor('alice'));
         expect(body.errors?.[0]?.message).toBe('Unexpected error.');
@@ -255,7 +255,7 @@ describe('GraphiQL and probes', () => {
   });
 
   it('does not serve GraphiQL when disabled, nor with a real secret and GRAPHIQL unset', async () => {
-    for (const env of [{ GRAPHIQL: 'false' }, {}, { NODE_ENV: 'development' }]) {
+    for (const env of [{ GRAPHIQL: 'false' }, {}, { NODE_ENV: 'development' }] as Array<Record<string, string>>) {
       const { app } = inProcessGateway(env);
       const response = await app.yoga.fetch('http://gateway.test/graphql', { headers: { accept: 'text/html' } });
       expect(await response.text()).not.toContain('GraphiQL');

@@ -25,7 +25,7 @@ function yogaWithFailingStream() {
       },
     }),
     context: () => ({ principal: alice }),
-    plugins: [useSubscriptionQuota({ quotas, maxPerUser: 1, metrics: createMetrics() })],
+    plugins: [useSubscriptionQuota({ quotas, maxPerUser: 1, maxPerAddress: 1, metrics: createMetrics() })],
     logging: false,
   });
   /** As the WebSocket transport runs an operation: Yoga's envelop, iterated like graphql-ws does. */

@@ -87,6 +87,9 @@ const envSchema = z.object({
   WS_MAX_BUFFERED_BYTES: positiveInt.max(256 * 1024 * 1024).default(1024 * 1024),
   WS_SLOW_CONSUMER_GRACE_MS: positiveInt.max(600_000).default(5_000),
   MAX_SUBSCRIPTIONS_PER_USER: positiveInt.max(10_000_000).default(500),
+  ANONYMOUS_MAX_CONNECTIONS_PER_ADDRESS: positiveInt.max(1_000_000).default(50),
+  ANONYMOUS_MAX_SUBSCRIPTIONS_PER_ADDRESS: positiveInt.max(10_000_000).default(250),
+  ANONYMOUS_MAX_CONNECTIONS: positiveInt.max(10_000_000).default(10_000),
   TOKEN_EXPIRY_WARNING_SECONDS: nonNegativeInt.max(3_600).default(60),
   SESSION_REVOCATION_TTL_SECONDS: positiveInt.max(365 * 24 * 3600).default(24 * 3600),
   HTTP_MAX_BODY_BYTES: positiveInt.max(16 * 1024 * 1024).default(256 * 1024),
@@ -174,6 +177,10 @@ export interface Config {
     readonly maxSubscriptionsPerConnection: number;
     /** WebSocket connections one user may hold across every instance. */
     readonly maxConnectionsPerUser: number;
+    /** Anonymous WebSocket connections from one address (an IPv6 /64) across every instance. */
+    readonly maxAnonymousConnectionsPerAddress: number;
+    /** Anonymous WebSocket connections this instance holds at once, whoever opened them. */
+    readonly maxAnonymousConnections: number;
     /** Bytes a socket may have waiting to be sent before it counts as a slow consumer. */
     readonly maxBufferedBytes: number;
     /** How long a socket may stay over maxBufferedBytes before it is closed (4508). */
@@ -186,6 +193,8 @@ export interface Config {
     readonly introspection: boolean;
     /** Subscriptions one user may have open across every transport and instance. */
     readonly maxSubscriptionsPerUser: number;
+    /** Subscriptions anonymous callers from one address (an IPv6 /64) may have open, likewise. */
+    readonly maxSubscriptionsPerAddress: number;
     /** Sliding-window budgets per user (per IP when anonymous), across instances with Redis. */
     readonly rate: {
       readonly windowMs: number;
@@ -358,6 +367,8 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
       maxPayloadBytes: vars.WS_MAX_PAYLOAD_BYTES,
       maxSubscriptionsPerConnection: vars.WS_MAX_SUBSCRIPTIONS_PER_CONNECTION,
       maxConnectionsPerUser: vars.WS_MAX_CONNECTIONS_PER_USER,
+      maxAnonymousConnectionsPerAddress: vars.ANONYMOUS_MAX_CONNECTIONS_PER_ADDRESS,
+      maxAnonymousConnections: vars.ANONYMOUS_MAX_CONNECTIONS,
       maxBufferedBytes: vars.WS_MAX_BUFFERED_BYTES,
       slowConsumerGraceMs: vars.WS_SLOW_CONSUMER_GRACE_MS,
       tokenExpiryWarningMs: vars.TOKEN_EXPIRY_WARNING_SECONDS * 1000,
@@ -366,6 +377,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
       httpMaxBodyBytes: vars.HTTP_MAX_BODY_BYTES,
       introspection: developmentFeatures.introspection.enabled,
       maxSubscriptionsPerUser: vars.MAX_SUBSCRIPTIONS_PER_USER,
+      maxSubscriptionsPerAddress: vars.ANONYMOUS_MAX_SUBSCRIPTIONS_PER_ADDRESS,
       rate: {
         windowMs: vars.RATE_LIMIT_WINDOW_MS,
         operations: vars.RATE_LIMIT_OPERATIONS,

@@ -4,8 +4,13 @@ import type { RedisConnections } from '../redis/connections.js';
 import { redisKeys } from '../redis/keys.js';
 import { defineScript } from '../redis/scripts.js';
 
-/** What a user holds a bounded number of: WebSocket connections, open subscriptions. */
-export type QuotaKind = 'connections' | 'subscriptions';
+/**
+ * What a holder may have a bounded number of: a user's WebSocket connections and open
+ * subscriptions (keyed by user id), and an anonymous caller's (keyed by addressQuotaKey). Users and
+ * addresses are different kinds, so a user id can never be taken for an address.
+ */
+export type QuotaKind = 'connections' | 'subscriptions' | 'address-connections' | 'address-subscriptions';
+const QUOTA_KINDS: readonly QuotaKind[] = ['connections', 'subscriptions', 'address-connections', 'address-subscriptions'];
 
 /** One unit of a quota; `release` is idempotent. */
 export interface QuotaLease {
@@ -13,8 +18,8 @@ export interface QuotaLease {
 }
 
 export interface UserQuotas {
-  /** A lease when the user holds fewer than `limit` of `kind` across every instance; otherwise undefined. */
-  acquire(kind: QuotaKind, userId: string, limit: number): Promise<QuotaLease | undefined>;
+  /** A lease when the holder (a user id, or an address key) has fewer than `limit` of `kind` across every instance; otherwise undefined. */
+  acquire(kind: QuotaKind, holder: string, limit: number): Promise<QuotaLease | undefined>;
   /** Units held on this instance (for tests and stats). */
   heldLocally(kind: QuotaKind, userId: string): number;
   close(): Promise<void>;
@@ -23,7 +28,7 @@ export interface UserQuotas {
 /** Counts held on this instance, by kind and user. The Redis variant mirrors them into Redis. */
 class LocalCounts {
   // A map per kind keyed by the user id itself: no key string built (and kept) per user.
-  private readonly counts: Record<QuotaKind, Map<string, number>> = { connections: new Map(), subscriptions: new Map() };
+  private readonly counts = Object.fromEntries(QUOTA_KINDS.map((kind) => [kind, new Map<string, number>()])) as Record<QuotaKind, Map<string, number>>;
   static key = (kind: QuotaKind, userId: string) => `${kind}\u0000${userId}`;
 
   get(kind: QuotaKind, userId: string): number {
@@ -36,7 +41,7 @@ class LocalCounts {
     else counts.set(userId, next);
   }
   entries(): Array<{ kind: QuotaKind; userId: string; count: number }> {
-    return (Object.keys(this.counts) as QuotaKind[]).flatMap((kind) => [...this.counts[kind]].map(([userId, count]) => ({ kind, userId, count })));
+    return QUOTA_KINDS.flatMap((kind) => [...this.counts[kind]].map(([userId, count]) => ({ kind, userId, count })));
   }
 }
 

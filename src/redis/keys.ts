@@ -8,7 +8,8 @@
  * Kept by the gateway itself:
  *   {prefix}sessions-revoked:{userId}   epoch ms of the user's latest session revocation (expires)
  *   {prefix}sessions:revoked            channel: JSON {userId, revokedAt, reason?} on revocation
- *   {prefix}quota:{kind}:{userId}       HASH holder → count (connections, subscriptions per user)
+ *   {prefix}quota:{kind}:{holder}       HASH instance → count: connections, subscriptions per user id;
+ *                                       address-connections, address-subscriptions per anonymous address
  *   {prefix}instance:{holder}           set while the instance holding quota counts is alive
  *   {prefix}ratelimit:{budget}:{key}    ZSET sliding-window log of one rate-limit budget
  */
@@ -19,7 +20,7 @@ export const redisKeys = (prefix: string) => ({
   chatSession: (sessionId: string) => `${prefix}chat-session:${sessionId}`,
   sessionsRevoked: (userId: string) => `${prefix}sessions-revoked:${userId}`,
   sessionRevocationChannel: () => `${prefix}sessions:revoked`,
-  quota: (kind: string, userId: string) => `${prefix}quota:${kind}:${userId}`,
+  quota: (kind: string, holder: string) => `${prefix}quota:${kind}:${holder}`,
   instanceAlive: (holder: string) => `${prefix}instance:${holder}`,
   rateLimit: (budget: string, key: string) => `${prefix}ratelimit:${budget}:${key}`,
 });

@@ -11,7 +11,7 @@ export type Admission = { readonly ok: true; readonly lease: QuotaLease | undefi
 
 /**
  * The per-subscriber checks of a subscribe, in the order the envelop plugins apply them (the rate
- * limit, then the user's subscription quota), for subscribers the WebSocket transport adds to a
+ * limit, then the caller's subscription quota), for subscribers the WebSocket transport adds to a
  * running shared delivery without a pipeline of their own. The checks are the plugins' own
  * (createOperationCharge, createSubscriptionUnits), so both paths limit alike.
  */
@@ -20,6 +20,7 @@ export function createSubscriptionAdmission(deps: {
   budgets: RateBudgets;
   quotas: UserQuotas;
   maxPerUser: number;
+  maxPerAddress: number;
   metrics: GatewayMetrics;
 }) {
   const charge = createOperationCharge(deps);

@@ -2,31 +2,37 @@ import type { ExecutionResult, GraphQLError } from 'graphql';
 import { isAsyncIterable, type Plugin } from 'graphql-yoga';
 import { limitExceeded } from '../errors.js';
 import type { GatewayMetrics } from '../metrics/metrics.js';
+import { addressQuotaKey } from '../protection/address-key.js';
 import type { QuotaLease, UserQuotas } from '../protection/user-quotas.js';
 import type { GraphQLContext } from '../schema/context.js';
 
 /**
- * Takes one unit of the caller's subscription quota (users only: anonymous callers and their
- * quota-free subscriptions get no lease); resolves to the LIMIT_EXCEEDED error when none is left.
- * Shared by the plugin below and the WebSocket transport's admission of shared-delivery members.
+ * Takes one unit of the caller's subscription quota: a user's, or an anonymous caller's address'
+ * (addressQuotaKey); resolves to the LIMIT_EXCEEDED error when none is left. Shared by the plugin
+ * below and the WebSocket transport's admission of shared-delivery members.
  */
-export function createSubscriptionUnits(deps: { quotas: UserQuotas; maxPerUser: number; metrics: GatewayMetrics }) {
+export function createSubscriptionUnits(deps: { quotas: UserQuotas; maxPerUser: number; maxPerAddress: number; metrics: GatewayMetrics }) {
   return async (context: GraphQLContext): Promise<{ readonly lease: QuotaLease | undefined } | { readonly refusal: GraphQLError }> => {
     const principal = context.principal;
-    if (principal.kind !== 'user') return { lease: undefined };
-    const lease = await deps.quotas.acquire('subscriptions', principal.userId, deps.maxPerUser);
+    if (principal.kind === 'user') {
+      const lease = await deps.quotas.acquire('subscriptions', principal.userId, deps.maxPerUser);
+      if (lease) return { lease };
+      deps.metrics.limitTrips.inc({ limit: 'subscriptions_per_user' });
+      return { refusal: limitExceeded(`At most ${deps.maxPerUser} subscriptions may be open per user`, 'subscriptions_per_user') };
+    }
+    const lease = await deps.quotas.acquire('address-subscriptions', addressQuotaKey(context.clientAddress), deps.maxPerAddress);
     if (lease) return { lease };
-    deps.metrics.limitTrips.inc({ limit: 'subscriptions_per_user' });
-    return { refusal: limitExceeded(`At most ${deps.maxPerUser} subscriptions may be open per user`, 'subscriptions_per_user') };
+    deps.metrics.limitTrips.inc({ limit: 'subscriptions_per_address' });
+    return { refusal: limitExceeded(`At most ${deps.maxPerAddress} anonymous subscriptions may be open per address`, 'subscriptions_per_address') };
   };
 }
 
 /**
- * At most `maxPerUser` open subscriptions per user, over every transport and (with Redis) every
- * instance. A unit is taken when the subscription starts and given back when it ends for any
+ * At most `maxPerUser` open subscriptions per user (`maxPerAddress` per anonymous address), over
+ * every transport and (with Redis) every instance. A unit is taken when the subscription starts and given back when it ends for any
  * reason: completed by the client, refused, errored, or its connection closed.
  */
-export function useSubscriptionQuota(deps: { quotas: UserQuotas; maxPerUser: number; metrics: GatewayMetrics }): Plugin<GraphQLContext> {
+export function useSubscriptionQuota(deps: { quotas: UserQuotas; maxPerUser: number; maxPerAddress: number; metrics: GatewayMetrics }): Plugin<GraphQLContext> {
   const take = createSubscriptionUnits(deps);
   return {
     async onSubscribe({ args, setResultAndStopExecution }) {

@@ -142,7 +142,7 @@ export function createGatewayYoga(deps: {
       useQueryLimits(deps.limits, deps.metrics),
       // Order matters: a refused operation must not hold a quota unit (envelop skips later hooks).
       useRateLimits({ limiter: deps.protection.rateLimiter, budgets: deps.protection.rateBudgets, metrics: deps.metrics }),
-      useSubscriptionQuota({ quotas: deps.protection.quotas, maxPerUser: deps.limits.maxSubscriptionsPerUser, metrics: deps.metrics }),
+      useSubscriptionQuota({ quotas: deps.protection.quotas, maxPerUser: deps.limits.maxSubscriptionsPerUser, maxPerAddress: deps.limits.maxSubscriptionsPerAddress, metrics: deps.metrics }),
       useStreamGuards({ clockToleranceMs: deps.clockToleranceMs, revocations: deps.protection.revocations, metrics: deps.metrics, presence: deps.presence }),
       useReadinessCheck({ endpoint: '/ready', check: () => deps.isReady() }),
     ],

@@ -13,6 +13,7 @@ import { TokenRejectedError } from '../auth/token-verifier.js';
 import { forSocket, limitExceeded } from '../errors.js';
 import type { GatewayMetrics } from '../metrics/metrics.js';
 import { prepareOperation, type PreparedOperation } from '../server/prepare-operation.js';
+import { addressQuotaKey } from '../protection/address-key.js';
 import type { QuotaLease, UserQuotas } from '../protection/user-quotas.js';
 import type { RevocationListener, SessionRevocations, SessionWatch } from '../sessions/session-revocations.js';
 import { OutgoingQueue, type OutgoingQueueOptions } from './outgoing-queue.js';
@@ -80,6 +81,10 @@ export interface WebSocketTransportOptions {
   readonly rateLimitStrikes: { readonly windowMs: number; readonly disconnectAfter: number };
   /** WebSocket connections one user may hold across every instance (4291 above). */
   readonly maxConnectionsPerUser: number;
+  /** Anonymous connections from one address (addressQuotaKey) across every instance (4291 above). */
+  readonly maxAnonymousConnectionsPerAddress: number;
+  /** Anonymous connections on this instance, from anywhere (4291 above). */
+  readonly maxAnonymousConnections: number;
   /** Unsent bytes a socket may hold before it counts as behind; see OutgoingQueue. */
   readonly maxBufferedBytes: number;
   /** A socket behind for this long is closed (4292). */
@@ -176,6 +181,26 @@ export function attachWebSocketTransport(deps: {
           extra.log.info({ userId: principal.userId }, 'connection limit per user reached');
           metrics.limitTrips.inc({ limit: 'connections_per_user' });
           closeSocket(extra, CloseCodes.TooManyConnections, `Too many connections: at most ${options.maxConnectionsPerUser} per user`);
+          return false;
+        }
+        extra.connectionLease = lease;
+      } else {
+        // Anonymous: no user to count by, so by address across instances, and by instance in all
+        // (one address, or many, must not open sockets until file descriptors run out).
+        const slot = anonymousSlots.take();
+        if (!slot) {
+          extra.log.info('anonymous connection limit of this instance reached');
+          metrics.limitTrips.inc({ limit: 'anonymous_connections' });
+          closeSocket(extra, CloseCodes.TooManyConnections, `Too many connections: at most ${options.maxAnonymousConnections} anonymous ones on this instance`);
+          return false;
+        }
+        extra.instanceSlot = slot;
+        const lease = await deps.quotas.acquire('address-connections', addressQuotaKey(extra.clientAddress), options.maxAnonymousConnectionsPerAddress);
+        if (!lease) {
+          extra.release();
+          extra.log.info({ clientAddress: extra.clientAddress }, 'anonymous connection limit per address reached');
+          metrics.limitTrips.inc({ limit: 'connections_per_address' });
+          closeSocket(extra, CloseCodes.TooManyConnections, `Too many connections: at most ${options.maxAnonymousConnectionsPerAddress} anonymous ones per address`);
           return false;
         }
         extra.connectionLease = lease;
@@ -479,6 +504,7 @@ export function attachWebSocketTransport(deps: {
   });
 
   const extras = new Set<ConnectionState>();
+  const anonymousSlots = new InstanceSlots(options.maxAnonymousConnections);
 
   // The socket listeners are the same functions for every socket (`this` is the socket): a
   // closure per listener per connection would be kept for the connection's life.
@@ -673,6 +699,30 @@ class SharedOperation implements Releasable {
   }
 }
 
+/** A count with a cap on this instance alone: anonymous connections. */
+class InstanceSlots {
+  taken = 0;
+  constructor(private readonly capacity: number) {}
+
+  take(): QuotaLease | undefined {
+    if (this.taken >= this.capacity) return undefined;
+    this.taken++;
+    return new InstanceSlot(this);
+  }
+}
+
+/** One place under an InstanceSlots cap; `release` is idempotent. */
+class InstanceSlot implements QuotaLease {
+  private released = false;
+  constructor(private readonly slots: InstanceSlots) {}
+
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.slots.taken--;
+  }
+}
+
 /** Where each socket's connection state is kept, for the listeners every socket shares. */
 const STATE = Symbol('tidings.connection');
 type StatefulSocket = WebSocket & { [STATE]?: ConnectionState };
@@ -708,6 +758,8 @@ class ConnectionState implements RevocationListener, GraphQLWsSocket, DeadlineSl
   initTimer: NodeJS.Timeout | undefined = undefined;
   initWasReceived = false;
   connectionLease: QuotaLease | undefined = undefined;
+  /** An anonymous connection's place under this instance's cap. */
+  instanceSlot: QuotaLease | undefined = undefined;
   presence: PresenceEntry | undefined = undefined;
   revocationWatch: SessionWatch | undefined = undefined;
   /** This connection's place in the expiry queue (see DeadlineQueue). */
@@ -795,6 +847,7 @@ class ConnectionState implements RevocationListener, GraphQLWsSocket, DeadlineSl
     this.revocationWatch?.cancel();
     this.presence?.release();
     this.connectionLease?.release();
-    this.revocationWatch = this.presence = this.connectionLease = undefined;
+    this.instanceSlot?.release();
+    this.revocationWatch = this.presence = this.connectionLease = this.instanceSlot = undefined;
   }
 }
