@@ -42,6 +42,8 @@ describe('loadConfig defaults', () => {
       keepAliveMs: 12_000,
       connectionInitTimeoutMs: 3_000,
       maxPayloadBytes: 256 * 1024,
+      maxMessagesPerSecond: 50,
+      messageBurst: 200,
       maxSubscriptionsPerConnection: 100,
       maxConnectionsPerUser: 20,
       maxAnonymousConnectionsPerAddress: 50,

@@ -82,6 +82,8 @@ const envSchema = z.object({
   WS_KEEP_ALIVE_MS: positiveInt.max(600_000).default(12_000),
   WS_CONNECTION_INIT_TIMEOUT_MS: positiveInt.max(60_000).default(3_000),
   WS_MAX_PAYLOAD_BYTES: positiveInt.max(16 * 1024 * 1024).default(256 * 1024),
+  WS_MAX_MESSAGES_PER_SECOND: positiveInt.max(1_000_000).default(50),
+  WS_MESSAGE_BURST: positiveInt.max(1_000_000).default(200),
   WS_MAX_SUBSCRIPTIONS_PER_CONNECTION: positiveInt.max(10_000).default(100),
   WS_MAX_CONNECTIONS_PER_USER: positiveInt.max(1_000_000).default(20),
   WS_MAX_BUFFERED_BYTES: positiveInt.max(256 * 1024 * 1024).default(1024 * 1024),
@@ -174,6 +176,12 @@ export interface Config {
     readonly keepAliveMs: number;
     readonly connectionInitTimeoutMs: number;
     readonly maxPayloadBytes: number;
+    /**
+     * Messages of any kind (subscribe, complete, ping, pong, …) a client may send: a bucket of
+     * `messageBurst` refilled at `maxMessagesPerSecond`; a client that empties it is closed (4290).
+     */
+    readonly maxMessagesPerSecond: number;
+    readonly messageBurst: number;
     readonly maxSubscriptionsPerConnection: number;
     /** WebSocket connections one user may hold across every instance. */
     readonly maxConnectionsPerUser: number;
@@ -365,6 +373,8 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
       keepAliveMs: vars.WS_KEEP_ALIVE_MS,
       connectionInitTimeoutMs: vars.WS_CONNECTION_INIT_TIMEOUT_MS,
       maxPayloadBytes: vars.WS_MAX_PAYLOAD_BYTES,
+      maxMessagesPerSecond: vars.WS_MAX_MESSAGES_PER_SECOND,
+      messageBurst: vars.WS_MESSAGE_BURST,
       maxSubscriptionsPerConnection: vars.WS_MAX_SUBSCRIPTIONS_PER_CONNECTION,
       maxConnectionsPerUser: vars.WS_MAX_CONNECTIONS_PER_USER,
       maxAnonymousConnectionsPerAddress: vars.ANONYMOUS_MAX_CONNECTIONS_PER_ADDRESS,

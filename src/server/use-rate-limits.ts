@@ -7,7 +7,7 @@ import type { RateBudget, RateLimiter } from '../protection/rate-limiter.js';
 import type { GraphQLContext } from '../schema/context.js';
 
 export interface RateBudgets {
-  /** Every subscribe and every mutation. */
+  /** Every operation: query, mutation and subscribe, on every transport. */
   readonly operations: RateBudget;
   /** Each sendChatMessage call, which starts work in the chat backend, on top of `operations`. */
   readonly chat: RateBudget;
@@ -21,7 +21,7 @@ function clientKey(context: GraphQLContext): string {
 }
 
 /**
- * Charges one unit of the `operations` budget to the caller of a subscribe or a mutation; resolves
+ * Charges one unit of the `operations` budget to the caller of an operation; resolves
  * to the RATE_LIMITED error it gets when the budget is spent. Services are exempt. Shared by the
  * plugin below and the WebSocket transport's admission of shared-delivery members.
  */
@@ -49,9 +49,10 @@ export function createOperationCharge(deps: { limiter: RateLimiter; budgets: Rat
 }
 
 /**
- * A sliding-window budget per user (per IP when anonymous) on subscribe operations and mutations,
- * on every transport, across instances when the limiter is Redis-backed. A refused operation gets
- * RATE_LIMITED with retryAfterMs; queries are not limited here. Expensive fields charge their own
+ * A sliding-window budget per user (per IP when anonymous) on every operation (queries, mutations,
+ * subscribes), on every transport, across instances when the limiter is Redis-backed: a query is
+ * cheap, but ten thousand a second are not. A refused operation gets RATE_LIMITED with
+ * retryAfterMs, and over WebSocket counts as a strike (4290 after too many). Expensive fields charge their own
  * budget each time they run (`context.chargeRateBudget`), so aliases and fragments cannot
  * multiply them for free. Backend services (role `service`) are not limited: they are trusted
  * publishers whose rate is the product's, not an abuser's.
@@ -64,9 +65,10 @@ export function useRateLimits(deps: { limiter: RateLimiter; budgets: RateBudgets
       if (refusal) setResultAndStopExecution({ errors: [refusal] } as ExecutionResult);
     },
     async onExecute({ args, setResultAndStopExecution, extendContext }) {
-      if (getOperationAST(args.document, args.operationName)?.operation !== 'mutation') return;
       const context = args.contextValue as GraphQLContext;
-      extendContext({ chargeRateBudget: charge.chargeFor(context) } as Partial<GraphQLContext>);
+      if (getOperationAST(args.document, args.operationName)?.operation === 'mutation') {
+        extendContext({ chargeRateBudget: charge.chargeFor(context) } as Partial<GraphQLContext>);
+      }
       const refusal = await charge.operation(context);
       if (refusal) setResultAndStopExecution({ errors: [refusal] } as ExecutionResult);
     },

@@ -27,7 +27,7 @@ import type { Presence, PresenceEntry } from '../observability/presence.js';
 
 /** Close codes of Tidings' own limits (documented in docs/ERRORS.md). */
 export const CloseCodes = {
-  /** The client kept sending operations after RATE_LIMITED errors. */
+  /** The client kept sending operations after RATE_LIMITED errors, or sent messages faster than WS_MAX_MESSAGES_PER_SECOND. */
   RateLimited: 4290,
   /** The user already holds WS_MAX_CONNECTIONS_PER_USER connections (on any instance). */
   TooManyConnections: 4291,
@@ -73,6 +73,9 @@ export interface WebSocketTransportOptions {
   readonly keepAliveMs: number;
   readonly connectionInitTimeoutMs: number;
   readonly maxPayloadBytes: number;
+  /** Messages a client may send: a bucket of `messageBurst` refilled at this rate (4290 when empty). */
+  readonly maxMessagesPerSecond: number;
+  readonly messageBurst: number;
   /** Tokens are accepted this long past `exp`; connections are closed this long after it. */
   readonly clockToleranceMs: number;
   /** Operations one connection may have open at once. */
@@ -446,7 +449,7 @@ export function attachWebSocketTransport(deps: {
     if (strikes.length >= options.rateLimitStrikes.disconnectAfter && state.socket.readyState === state.socket.OPEN) {
       state.log.info('closing a connection that kept exceeding its rate limit');
       metrics.limitTrips.inc({ limit: 'rate_disconnect' });
-      closeSocket(state, CloseCodes.RateLimited, 'Too many requests');
+      closeFlooder(state, 'Too many requests');
     }
   };
 
@@ -520,6 +523,15 @@ export function attachWebSocketTransport(deps: {
   }
   function onSocketMessage(this: WebSocket, data: RawData, isBinary: boolean): void {
     const state = stateOf(this);
+    // Decided to close: whatever else arrives meanwhile is not worth handling.
+    if (state.closedWith !== undefined) return;
+    // Before anything is parsed: a flood of any message (pings and completes too) costs this alone.
+    if (!state.takeMessage(Date.now(), options.maxMessagesPerSecond, options.messageBurst)) {
+      state.log.info('closing a connection that sent messages too fast');
+      metrics.limitTrips.inc({ limit: 'ws_messages' });
+      closeFlooder(state, `Too many messages: at most ${options.maxMessagesPerSecond} per second`);
+      return;
+    }
     if (isBinary) {
       closeSocket(state, CloseCode.BadRequest, 'Binary frames are not supported');
       return;
@@ -556,7 +568,7 @@ export function attachWebSocketTransport(deps: {
     // Node builds a UUID by concatenation: a tree of a dozen string pieces (~400 bytes) held for
     // the connection's life. Copied through a Buffer it is one flat 36-character string.
     const connectionId = Buffer.from(randomUUID(), 'latin1').toString('latin1');
-    const state = new ConnectionState(socket, connectionId, deps.clientAddressOf(request), logger, outgoingOptions);
+    const state = new ConnectionState(socket, connectionId, deps.clientAddressOf(request), logger, outgoingOptions, options.messageBurst);
     (socket as StatefulSocket)[STATE] = state;
     extras.add(state);
     if (logger.isLevelEnabled('debug')) state.log.debug('websocket opened');
@@ -625,6 +637,17 @@ function closeSocket(extra: ConnectionState, code: number, reason: string): void
     extra.log.error({ err: error, code }, 'close failed; terminating');
     extra.socket.terminate();
   }
+}
+
+/**
+ * Closes a flooding client with 4290 and stops reading from it: a flooder keeps writing until it
+ * sees the close frame, and every frame it sent meanwhile would still be read and parsed (a
+ * megabyte of small frames each time). Its answer to the close is not awaited either.
+ */
+function closeFlooder(state: ConnectionState, reason: string): void {
+  closeSocket(state, CloseCodes.RateLimited, reason);
+  state.socket.pause();
+  setTimeout(() => state.socket.terminate(), 1_000).unref();
 }
 
 /** A close reason may hold 123 bytes of UTF-8 (RFC 6455); cut on a character boundary. */
@@ -740,6 +763,9 @@ function stateOf(socket: WebSocket): ConnectionState {
 class ConnectionState implements RevocationListener, GraphQLWsSocket, DeadlineSlot {
   /** Times (ms) of this connection's recent rate-limited operations; made on the first. */
   rateLimitStrikes: number[] | undefined = undefined;
+  /** The message bucket (see takeMessage): what is left, and when it was last refilled. */
+  private messageTokens: number;
+  private messagesCountedAt = Date.now();
   /** This connection's conflatable subscriptions: a short list, replaced on change. */
   private conflatable: readonly ConflatableOperation[] | undefined = undefined;
   readonly outgoing: OutgoingQueue<ConnectionState>;
@@ -777,8 +803,22 @@ class ConnectionState implements RevocationListener, GraphQLWsSocket, DeadlineSl
     readonly clientAddress: string,
     private readonly parentLogger: Logger,
     outgoingOptions: OutgoingQueueOptions<ConnectionState>,
+    messageBurst: number,
   ) {
     this.outgoing = new OutgoingQueue(socket, outgoingOptions, this);
+    this.messageTokens = messageBurst;
+  }
+
+  /** Takes one message from a token bucket of `burst` refilled at `perSecond`: false when it is empty. */
+  takeMessage(now: number, perSecond: number, burst: number): boolean {
+    const elapsed = now - this.messagesCountedAt;
+    if (elapsed > 0) {
+      this.messageTokens = Math.min(burst, this.messageTokens + (elapsed * perSecond) / 1000);
+      this.messagesCountedAt = now;
+    }
+    if (this.messageTokens < 1) return false;
+    this.messageTokens -= 1;
+    return true;
   }
 
   /** Made when first used: a quiet connection never needs one (connect and close lines name the connection on the parent logger). */
