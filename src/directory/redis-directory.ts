@@ -20,6 +20,9 @@ export interface RedisDirectoryOptions {
   readonly now?: () => Date;
 }
 
+/** SISMEMBER attempts per isMember call while changes to that member keep overtaking the reply. */
+const MAX_MEMBERSHIP_READS = 3;
+
 function createRedisMembership(options: RedisDirectoryOptions): ConversationMembership & { start(): void; stop(): void; isSubscribed(): boolean } {
   const { connections, logger, metrics } = options;
   const keys = redisKeys(options.prefix);
@@ -27,6 +30,17 @@ function createRedisMembership(options: RedisDirectoryOptions): ConversationMemb
   const cache = new LRUCache<string, boolean>({ max: 50_000, ttl: options.membershipCacheMs });
   const watchers = new RemovalWatchers();
   const keyOf = (conversationId: string, userId: string) => `${conversationId}\u0000${userId}`;
+  /**
+   * A version per member with a SISMEMBER in flight, bumped by every change to that member: a
+   * reply may have been computed before a change that was handled while it was in flight, and
+   * must not overwrite the change's cache entry. Only keys being read have an entry (removed when
+   * the last read ends), so this stays as small as the number of concurrent reads.
+   */
+  const inFlight = new Map<string, { readers: number; version: number }>();
+  const changed = (key: string) => {
+    const entry = inFlight.get(key);
+    if (entry) entry.version++;
+  };
 
   const applyChange = (raw: string) => {
     const change = parseChannelMessage(raw, membershipChangeSchema);
@@ -36,8 +50,12 @@ function createRedisMembership(options: RedisDirectoryOptions): ConversationMemb
       return;
     }
     const { conversationId, added, removed } = change.data;
-    for (const userId of added) cache.delete(keyOf(conversationId, userId));
+    for (const userId of added) {
+      changed(keyOf(conversationId, userId));
+      cache.delete(keyOf(conversationId, userId));
+    }
     for (const userId of removed) {
+      changed(keyOf(conversationId, userId));
       cache.set(keyOf(conversationId, userId), false);
       watchers.notifyRemoved(conversationId, userId);
     }
@@ -64,6 +82,8 @@ function createRedisMembership(options: RedisDirectoryOptions): ConversationMemb
    * forget cached answers and re-check every member who has a live subscription.
    */
   const revalidateAfterReconnect = async () => {
+    // Replies still in flight may predate a change that was missed, like the cached answers.
+    for (const entry of inFlight.values()) entry.version++;
     cache.clear();
     for (const { conversationId, userId } of watchers.watchedMembers()) {
       try {
@@ -131,11 +151,30 @@ function createRedisMembership(options: RedisDirectoryOptions): ConversationMemb
     },
     async isMember(conversationId, userId) {
       const key = keyOf(conversationId, userId);
-      const cached = cache.get(key);
-      if (cached !== undefined) return cached;
-      const isMember = (await connections.commands.sismember(keys.conversationMembers(conversationId), userId)) === 1;
-      cache.set(key, isMember);
-      return isMember;
+      for (let attempt = 1; ; attempt++) {
+        const cached = cache.get(key);
+        if (cached !== undefined) return cached;
+        // Registered before SISMEMBER is sent: a change handled earlier is already in Redis when
+        // it runs; one handled later bumps the version.
+        let entry = inFlight.get(key);
+        if (!entry) inFlight.set(key, (entry = { readers: 0, version: 0 }));
+        entry.readers++;
+        const version = entry.version;
+        let isMember: boolean;
+        try {
+          isMember = (await connections.commands.sismember(keys.conversationMembers(conversationId), userId)) === 1;
+        } finally {
+          if (--entry.readers === 0) inFlight.delete(key);
+        }
+        if (entry.version === version) {
+          cache.set(key, isMember);
+          return isMember;
+        }
+        // The reply may predate the change: a removal left `false` in the cache (the next turn
+        // returns it), an addition left nothing, so ask again, from after the change. Endless
+        // churn on this one member fails closed rather than trusting a possibly stale `true`.
+        if (attempt === MAX_MEMBERSHIP_READS) return cache.get(key) ?? false;
+      }
     },
     addMembers: (conversationId, userIds) => changeMembers(conversationId, 'add', userIds),
     // Every instance (this one included, through its subscription) ends the removed members' streams.
