@@ -1,7 +1,7 @@
 import { RedisPubSub } from 'graphql-redis-subscriptions';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { parseEvent, type TidingsEvent } from '../events/contracts.js';
+import { decodeUtf8, parseEvent, type TidingsEvent } from '../events/contracts.js';
 import { topicsOf } from '../events/topics.js';
 import { recordArrival, type DropReason, type GatewayMetrics } from '../metrics/metrics.js';
 import type { RedisConnections } from '../redis/connections.js';
@@ -69,8 +69,10 @@ export function createRedisEventBus(options: RedisEventBusOptions): EventBus {
     publisher: connections.commands,
     subscriber: withQuietUnsubscribe(connections.subscriber),
     // Messages are read from the connection by onChannelMessage; RedisPubSub's own routing only
-    // keeps SUBSCRIBE/UNSUBSCRIBE bookkeeping, so its per-message deserialization does nothing.
-    deserializer: () => undefined,
+    // keeps SUBSCRIBE/UNSUBSCRIBE bookkeeping. On the Buffer events and without a deserializer or
+    // reviver, it hands each message to ignoreMessage as it came: no decoding, parsing or copy.
+    messageEventName: 'messageBuffer',
+    pmessageEventName: 'pmessageBuffer',
   });
   const channelOf = (topic: string) => `${prefix}${topic}`;
   /** The pending or settled Redis subscription id of each active topic. */
@@ -83,12 +85,16 @@ export function createRedisEventBus(options: RedisEventBusOptions): EventBus {
     logger.warn({ channel, reason, ...details }, 'dropped an invalid event');
   };
 
-  const ingest = (topic: string, raw: string) => {
+  const ingest = (topic: string, raw: Buffer) => {
     const channel = channelOf(topic);
-    if (Buffer.byteLength(raw) > options.maxEventBytes) return drop('too_large', channel, { bytes: Buffer.byteLength(raw) });
+    if (raw.byteLength > options.maxEventBytes) return drop('too_large', channel, { bytes: raw.byteLength });
+    // Checked on the bytes: a lenient decoding would turn invalid ones into U+FFFD, which JSON
+    // and the schemas accept.
+    const text = decodeUtf8(raw);
+    if (text === undefined) return drop('invalid_json', channel, { issues: ['not UTF-8'] });
     let document: unknown;
     try {
-      document = JSON.parse(raw);
+      document = JSON.parse(text);
     } catch {
       return drop('invalid_json', channel);
     }
@@ -102,13 +108,17 @@ export function createRedisEventBus(options: RedisEventBusOptions): EventBus {
     fanout.deliver(topic, result.event);
   };
 
-  /** Every message on this connection; the ones for a locally active topic are ingested. */
-  const onChannelMessage = (channel: string, raw: string) => {
+  /**
+   * Every message on this connection, as bytes (ioredis' `messageBuffer` event); the ones for a
+   * locally active topic are ingested. Channel names are ours (prefix and ids), so UTF-8.
+   */
+  const onChannelMessage = (channelBytes: Buffer, raw: Buffer | undefined) => {
+    const channel = channelBytes.toString('utf8');
     if (!channel.startsWith(prefix)) return;
     const topic = channel.slice(prefix.length);
-    if (fanout.isActive(topic)) ingest(topic, raw);
+    if (fanout.isActive(topic)) ingest(topic, raw ?? Buffer.alloc(0));
   };
-  connections.subscriber.on('message', onChannelMessage);
+  connections.subscriber.on('messageBuffer', onChannelMessage);
 
   let closing = false;
   /** Which activation of a topic is current, so a retry of an older one stops. */
@@ -124,7 +134,7 @@ export function createRedisEventBus(options: RedisEventBusOptions): EventBus {
           // Messages are taken from the connection directly (onChannelMessage), not from this
           // callback: RedisPubSub only routes a channel once its SUBSCRIBE callback has run, and
           // a message read in the same chunk as the SUBSCRIBE reply arrives before that.
-          return await pubsub.subscribe<string>(channelOf(topic), ignoreMessage);
+          return await pubsub.subscribe<Buffer>(channelOf(topic), ignoreMessage);
         } catch (error) {
           logger.error({ err: error, channel: channelOf(topic), attempt }, 'redis SUBSCRIBE failed; retrying');
           await new Promise((resolve) => setTimeout(resolve, Math.min(100 * 2 ** attempt, 2_000)));
@@ -158,7 +168,7 @@ export function createRedisEventBus(options: RedisEventBusOptions): EventBus {
     isReady: () => connections.isReady(),
     async close() {
       closing = true;
-      connections.subscriber.off('message', onChannelMessage);
+      connections.subscriber.off('messageBuffer', onChannelMessage);
       fanout.endAll();
       // Idle topics UNSUBSCRIBE as their subscribers end; wait for those still settling.
       // The connections are closed by their owner (the composition root).

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
-import { membershipChangeSchema, parseChannelMessage, type MembershipChange } from '../events/contracts.js';
+import { membershipChangeSchema, parseChannelMessage, parseChannelMessageBytes, type MembershipChange } from '../events/contracts.js';
 import type { GatewayMetrics } from '../metrics/metrics.js';
 import { serviceUnavailable } from '../errors.js';
 import type { RedisConnections } from '../redis/connections.js';
@@ -42,8 +42,8 @@ function createRedisMembership(options: RedisDirectoryOptions): ConversationMemb
     if (entry) entry.version++;
   };
 
-  const applyChange = (raw: string) => {
-    const change = parseChannelMessage(raw, membershipChangeSchema);
+  const applyChange = (raw: string | Buffer) => {
+    const change = typeof raw === 'string' ? parseChannelMessage(raw, membershipChangeSchema) : parseChannelMessageBytes(raw, membershipChangeSchema);
     if (!change.ok) {
       metrics.eventsDropped.inc({ reason: change.reason, source: 'membership' });
       logger.warn({ channel, issues: change.issues }, 'dropped an invalid membership change');
@@ -61,8 +61,9 @@ function createRedisMembership(options: RedisDirectoryOptions): ConversationMemb
     }
   };
 
-  const onMessage = (messageChannel: string, message: string) => {
-    if (messageChannel === channel) applyChange(message);
+  // As bytes (`messageBuffer`): invalid UTF-8 is refused, not decoded into U+FFFD.
+  const onMessage = (messageChannel: Buffer, message: Buffer) => {
+    if (messageChannel.toString('utf8') === channel) applyChange(message);
   };
 
   /** Changes the members set and announces it atomically: both happen, or neither. */
@@ -133,7 +134,7 @@ function createRedisMembership(options: RedisDirectoryOptions): ConversationMemb
 
   return {
     start() {
-      connections.subscriber.on('message', onMessage);
+      connections.subscriber.on('messageBuffer', onMessage);
       connections.subscriber.on('ready', onSubscriberReady);
       connections.subscriber.on('close', onSubscriberClose);
       connections.commands.on('ready', onCommandsReady);
@@ -144,7 +145,7 @@ function createRedisMembership(options: RedisDirectoryOptions): ConversationMemb
     },
     isSubscribed: () => subscribed,
     stop() {
-      connections.subscriber.off('message', onMessage);
+      connections.subscriber.off('messageBuffer', onMessage);
       connections.subscriber.off('ready', onSubscriberReady);
       connections.subscriber.off('close', onSubscriberClose);
       connections.commands.off('ready', onCommandsReady);

@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 
@@ -182,6 +183,26 @@ export function parseChannelMessage<T>(
   const parsed = schema.safeParse(document);
   if (parsed.success) return { ok: true, data: parsed.data };
   return { ok: false, reason: 'shape', issues: parsed.error.issues.slice(0, 5).map((issue) => issue.message) };
+}
+
+/**
+ * The text of a channel message received as bytes, or undefined when the bytes are not valid
+ * UTF-8. JSON is UTF-8 text: decoding invalid bytes leniently (as ioredis' string events do) turns
+ * them into U+FFFD, and the result could then pass validation as if the publisher had sent it.
+ */
+export function decodeUtf8(bytes: Uint8Array): string | undefined {
+  if (!isUtf8(bytes)) return undefined;
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
+}
+
+/**
+ * `parseChannelMessage` for a message received as bytes (ioredis' `messageBuffer` event):
+ * non-UTF-8 bytes are `invalid_json`, as the channel contract says.
+ */
+export function parseChannelMessageBytes<T>(raw: Uint8Array, schema: z.ZodType<T>): ReturnType<typeof parseChannelMessage<T>> {
+  const text = decodeUtf8(raw);
+  if (text === undefined) return { ok: false, reason: 'invalid_json', issues: ['not UTF-8'] };
+  return parseChannelMessage(text, schema);
 }
 
 export type EventParseResult =

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { guardStream, REVOKED } from '../bus/guarded-stream.js';
 import { CHAT_RESPONSE_STATUSES } from '../events/contracts.js';
 import { topics } from '../events/topics.js';
 import { badUserInput, forbidden, notFound } from '../errors.js';
@@ -51,8 +52,27 @@ builder.subscriptionField('chatResponse', (t) =>
     description: "The assistant's replies in one of the viewer's chat sessions.",
     args: { sessionId: t.arg.id({ required: true }) },
     authScopes: (_root, args) => ({ chatSessionOwner: args.sessionId }),
-    subscribe: (_root, args, { services }) => services.bus.subscribe(topics.chatSession(requireId(args.sessionId, 'sessionId'))),
-    resolve: (event) => event,
+    subscribe: (_root, args, { principal, services, log }) => {
+      if (principal.kind !== 'user') throw forbidden();
+      const sessionId = requireId(args.sessionId, 'sessionId');
+      const viewerId = principal.userId;
+      // Ownership is checked at subscribe time (chatSessionOwner); each event is also checked
+      // against the user it is addressed to, so a reply a service published for another user on
+      // this session's channel never reaches the viewer. One string comparison per event, and
+      // chatResponse is not a shared delivery (SHAREABLE_FIELDS), so every subscriber filters.
+      return guardStream(services.bus.subscribe(topics.chatSession(sessionId)), {
+        accept: (event) => {
+          if (event.data.userId === viewerId) return true;
+          log.warn({ sessionId, eventId: event.id, reason: 'not_session_owner' }, 'dropped a chatResponse addressed to another user');
+          return false;
+        },
+      });
+    },
+    resolve: (event) => {
+      // guardStream yields REVOKED only with a revocation watch, which this stream has none of.
+      if (event === REVOKED) throw forbidden();
+      return event;
+    },
   }),
 );
 

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { Principal } from '../auth/principal.js';
 import { TokenRejectedError } from '../auth/token-verifier.js';
-import { parseChannelMessage, sessionRevocationSchema, type SessionRevocation } from '../events/contracts.js';
+import { parseChannelMessageBytes, sessionRevocationSchema, type SessionRevocation } from '../events/contracts.js';
 import type { GatewayMetrics } from '../metrics/metrics.js';
 import type { RedisConnections } from '../redis/connections.js';
 import { redisKeys } from '../redis/keys.js';
@@ -203,9 +203,10 @@ export function createRedisSessionRevocations(options: {
     if (ended > 0) logger.info({ userId: revocation.userId, ended }, 'ended revoked sessions');
   };
 
-  const onMessage = (messageChannel: string, message: string) => {
-    if (messageChannel !== channel) return;
-    const parsed = parseChannelMessage(message, sessionRevocationSchema);
+  // As bytes (`messageBuffer`): invalid UTF-8 is refused, not decoded into U+FFFD.
+  const onMessage = (messageChannel: Buffer, message: Buffer) => {
+    if (messageChannel.toString('utf8') !== channel) return;
+    const parsed = parseChannelMessageBytes(message, sessionRevocationSchema);
     if (!parsed.ok) {
       metrics.eventsDropped.inc({ reason: parsed.reason, source: 'sessions' });
       logger.warn({ channel, issues: parsed.issues }, 'dropped an invalid session revocation');
@@ -214,7 +215,7 @@ export function createRedisSessionRevocations(options: {
     try {
       apply(parsed.data);
     } catch (error) {
-      // A listener of ioredis' 'message' event must never throw: it would take the process down.
+      // A listener of ioredis' message events must never throw: it would take the process down.
       logger.error({ err: error }, 'applying a session revocation failed');
     }
   };
@@ -254,7 +255,7 @@ export function createRedisSessionRevocations(options: {
     recheckPending = false;
     void recheckLiveUsers();
   };
-  connections.subscriber.on('message', onMessage);
+  connections.subscriber.on('messageBuffer', onMessage);
   connections.subscriber.on('ready', onSubscriberReady);
   connections.commands.on('ready', onCommandsReady);
   connections.subscriber.subscribe(channel).catch((error: unknown) => logger.error({ err: error, channel }, 'redis SUBSCRIBE to the session revocation channel failed'));
@@ -288,7 +289,7 @@ export function createRedisSessionRevocations(options: {
     watch: (principal, listener) => live.watch(principal, listener),
     watchedCount: () => live.size(),
     close() {
-      connections.subscriber.off('message', onMessage);
+      connections.subscriber.off('messageBuffer', onMessage);
       connections.subscriber.off('ready', onSubscriberReady);
       connections.commands.off('ready', onCommandsReady);
     },
