@@ -1,4 +1,4 @@
-import { createSourceEventStream, execute, getOperationAST, GraphQLError, type ExecutionArgs, type ExecutionResult } from 'graphql';
+import { createSourceEventStream, execute, GraphQLError, type ExecutionArgs, type ExecutionResult } from 'graphql';
 import type { Logger } from 'pino';
 import type { EventBus } from '../bus/event-bus.js';
 import type { EventType, TidingsEvent } from '../events/contracts.js';
@@ -6,6 +6,7 @@ import { SUBSCRIBER_BUFFER_EVENTS, type Listening, type TopicListener } from '..
 import type { Topic } from '../events/topics.js';
 import { ErrorCode, forSocket, isWithheldField, withExtensions } from '../errors.js';
 import type { GatewayMetrics } from '../metrics/metrics.js';
+import { executingRootField } from '../server/executing-root-field.js';
 
 /**
  * Root fields whose results depend only on the operation, its variables and the subscriber's
@@ -254,8 +255,9 @@ export function createSharedDeliveries(deps: {
       }
       void (source as AsyncIterableIterator<unknown>).return?.();
       if (topic !== undefined) return { topic };
-      deps.logger.error({ field: rootFieldOf(args) }, 'a shareable field did not name its topic');
-      return { errors: [masked(new GraphQLError('A shareable field did not name its topic.'))] };
+      // Only a shareable field reaches here (see executingRootField): this is our bug, not the client's.
+      deps.logger.error({ field: executingRootField(args.schema, args.document, args.operationName, args.variableValues) }, 'a shareable field did not name its topic');
+      return { errors: [new GraphQLError('Unexpected error.', { extensions: { code: 'INTERNAL_SERVER_ERROR' } })] };
     },
     /** The topic of the group running for `key`, if one is: a subscriber with that key may join it directly. */
     runningTopic: (key: string): string | undefined => byKey.get(key)?.topic,
@@ -280,11 +282,6 @@ export function createSharedDeliveries(deps: {
     /** Members open (each admitted without a subscribe pipeline of its own). */
     joinedCount: () => memberCount,
   };
-}
-
-function rootFieldOf(args: ExecutionArgs): string | undefined {
-  const selection = getOperationAST(args.document, args.operationName)?.selectionSet.selections[0];
-  return selection?.kind === 'Field' ? selection.name.value : undefined;
 }
 
 function isPromise<T>(value: T | Promise<T>): value is Promise<T> {

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { getOperationAST, GraphQLError, type DocumentNode, type ExecutionResult } from 'graphql';
+import { GraphQLError, type DocumentNode, type ExecutionResult } from 'graphql';
 import { CloseCode, handleProtocols, makeServer, MessageType, parseMessage, stringifyMessage, type Context, type SubscribeMessage, type SubscribePayload, type WebSocket as GraphQLWsSocket } from 'graphql-ws';
 import { isAsyncIterable, type YogaServerInstance } from 'graphql-yoga';
 import type { Logger } from 'pino';
@@ -12,6 +12,7 @@ import type { Principal } from '../auth/principal.js';
 import { TokenRejectedError } from '../auth/token-verifier.js';
 import { forSocket, limitExceeded } from '../errors.js';
 import type { GatewayMetrics } from '../metrics/metrics.js';
+import { executingRootField } from '../server/executing-root-field.js';
 import { prepareOperation, type PreparedOperation } from '../server/prepare-operation.js';
 import { addressQuotaKey } from '../protection/address-key.js';
 import type { QuotaLease, UserQuotas } from '../protection/user-quotas.js';
@@ -270,11 +271,10 @@ export function attachWebSocketTransport(deps: {
         payload,
       );
       if (!prepared.ok) return { kind: 'errors', errors: prepared.errors };
-      let field: string | undefined;
-      if (prepared.kind === 'subscription') {
-        const rootField = getOperationAST(prepared.args.document, payload.operationName)?.selectionSet.selections[0];
-        field = rootField?.kind === 'Field' ? rootField.name.value : undefined;
-      }
+      // The field that will execute, not the first one written: with @skip, @include and
+      // fragments they differ, and shareability and conflation follow the one that runs.
+      const field =
+        prepared.kind === 'subscription' ? executingRootField(prepared.args.schema, prepared.args.document, payload.operationName, payload.variables) : undefined;
       const variables = field && SHAREABLE_FIELDS.has(field) ? variablesKey(payload.variables) : undefined;
       if (!field || variables === undefined) return { kind: 'operation', prepared, field };
       const principal = state.principal;
