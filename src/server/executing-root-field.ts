@@ -30,6 +30,9 @@ export function executingRootField(
 ): string | undefined {
   const operation = getOperationAST(document, operationName);
   if (!operation) return undefined;
+  // The common case, without coercing anything: a first field with no directives is collected first.
+  const written = operation.selectionSet.selections[0];
+  if (written?.kind === Kind.FIELD && !written.directives?.length) return written.name.value;
   const coerced = getVariableValues(schema, operation.variableDefinitions ?? [], variables ?? {});
   if (coerced.errors) return undefined;
   const values = coerced.coerced;
