@@ -90,7 +90,7 @@ export function buildApp(config: Config, overrides: { logger?: Logger; bus?: Eve
     (redis
       ? createRedisDirectory({ connections: redis, prefix: config.redis.prefix, logger, metrics, ...config.directory })
       : createMemoryDirectory());
-  const publisher = createEventPublisher({ bus, logger, metrics });
+  const publisher = createEventPublisher({ bus, logger, metrics, maxBatch: config.events.maxBatch });
   const chat =
     config.chat.responder === 'builtin'
       ? createBuiltinChatResponder({ publisher, logger, chunkDelayMs: config.chat.chunkDelayMs })

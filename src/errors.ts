@@ -44,6 +44,12 @@ export const badUserInput = (message: string, issues?: readonly string[]) =>
 
 export const notFound = (message: string) => codedError(ErrorCode.NotFound, message);
 
+/** One item of a bulk call that failed validation: its position in the list and what was wrong. */
+export const badItem = (message: string, index: number, issues: readonly string[]) => codedError(ErrorCode.BadUserInput, message, undefined, { index, issues });
+
+/** One item of a bulk publish the bus refused. */
+export const itemPublishFailed = (index: number) => codedError(ErrorCode.PublishFailed, `The event at index ${index} could not be published; try again`, undefined, { index });
+
 export const publishFailed = (message = 'The event could not be published; try again') =>
   codedError(ErrorCode.PublishFailed, message);
 

@@ -66,7 +66,7 @@ describe.each(BACKENDS)('chatResponse on the %s backend', (backend) => {
   it("delivers only the events addressed to the subscriber, dropping others' with a warning", async () => {
     const { bus, directory, metrics, waitForUpstream } = await backendParts(backend);
     const logger = pino({ level: 'silent' });
-    const publisher = createEventPublisher({ bus, logger, metrics });
+    const publisher = createEventPublisher({ bus, logger, metrics, maxBatch: 1_000 });
     const services: GatewayServices = {
       bus,
       publisher,

@@ -51,6 +51,23 @@ describe.each(BACKENDS)('EventBus contract: %s', (backend) => {
     expect(bus.activeTopicCount()).toBe(2);
   });
 
+  it('publishes many events in order, each on all its topics, reporting each as published', async () => {
+    const { bus, waitForUpstream } = await backendParts(backend);
+    const h1 = bus.subscribe(topics.hotelPrices('h1'));
+    const h2 = bus.subscribe(topics.hotelPrices('h2'));
+    const h1Values = take(h1, 3);
+    const h2Values = take(h2, 2);
+    await waitUntil(() => bus.activeTopicCount() === 2, 'subscribers');
+    await waitForUpstream(topics.hotelPrices('h1'));
+    await waitForUpstream(topics.hotelPrices('h2'));
+    const published = await bus.publishMany([price('h1', 1), price('h2', 10), price('h1', 2), price('h2', 20), price('h1', 3)]);
+    expect(published).toEqual([true, true, true, true, true]);
+    const amounts = (events: TidingsEvent[]) => events.map((e) => (e.type === 'priceUpdated' ? e.data.price.amountMinor : -1));
+    expect(amounts(await h1Values)).toEqual([1, 2, 3]);
+    expect(amounts(await h2Values)).toEqual([10, 20]);
+    expect(await bus.publishMany([])).toEqual([]);
+  });
+
   it('publishes a booking update to both parties', async () => {
     const { bus, waitForUpstream } = await backendParts(backend);
     const guest = bus.subscribe(topics.userBookings('guest'));

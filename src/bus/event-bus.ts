@@ -11,6 +11,12 @@ export interface EventBus {
   /** Publishes an already-validated event on every topic it belongs to (see topicsOf). */
   publish(event: TidingsEvent): Promise<void>;
   /**
+   * Publishes many already-validated events in one round trip to the backend, in order. Resolves
+   * with whether each one was published (an event is published on all of its topics or counted
+   * as failed); rejects only when none could be sent at all.
+   */
+  publishMany(events: readonly TidingsEvent[]): Promise<readonly boolean[]>;
+  /**
    * Streams the events of one topic until the consumer calls `return()`. The backend subscribes
    * to the topic when its first local subscriber arrives and unsubscribes when the last leaves.
    */

@@ -51,6 +51,33 @@ export async function publishToRedis(redis: Pick<Redis, 'publish'>, prefix: stri
 }
 
 /**
+ * PUBLISHes many events in one pipeline (one round trip, in order), each serialized once, on the
+ * channel of each of its topics. Resolves with whether each event's PUBLISHes all succeeded;
+ * rejects when the pipeline could not be sent at all (Redis unreachable).
+ */
+export async function publishManyToRedis(
+  redis: Pick<Redis, 'pipeline'>,
+  prefix: string,
+  events: readonly TidingsEvent[],
+  options: { byGateway?: boolean } = {},
+): Promise<boolean[]> {
+  if (events.length === 0) return [];
+  const pipeline = redis.pipeline();
+  const commandsPerEvent = events.map((event) => {
+    const payload = JSON.stringify(options.byGateway ? { ...event, publishedBy: GATEWAY_MARK } : event);
+    const topics = topicsOf(event);
+    for (const topic of topics) pipeline.publish(`${prefix}${topic}`, payload);
+    return topics.length;
+  });
+  const results = (await pipeline.exec()) ?? [];
+  let next = 0;
+  return commandsPerEvent.map((count) => {
+    const own = results.slice(next, (next += count));
+    return own.length === count && own.every(([error]) => !error);
+  });
+}
+
+/**
  * Pub/sub across instances: one Redis channel per topic. An instance SUBSCRIBEs to a topic's
  * channel when its first local subscriber arrives and UNSUBSCRIBEs when the last leaves, so it
  * only receives events somebody on it wants. Each message is parsed and validated once here,
@@ -161,6 +188,7 @@ export function createRedisEventBus(options: RedisEventBusOptions): EventBus {
 
   return {
     publish: (event: TidingsEvent) => publishToRedis(connections.commands, prefix, event, { byGateway: true }),
+    publishMany: (events) => publishManyToRedis(connections.commands, prefix, events, { byGateway: true }),
     subscribe: (topic) => fanout.subscribe(topic),
     listen: (topic, listener, options) => fanout.listen(topic, listener, options),
     activeTopicCount: () => fanout.activeTopicCount(),

@@ -68,6 +68,7 @@ const envSchema = z.object({
     .default('tidings:'),
 
   EVENT_MAX_BYTES: positiveInt.max(16 * 1024 * 1024).default(64 * 1024),
+  PUBLISH_MAX_BATCH: positiveInt.max(100_000).default(1_000),
   MEMBERSHIP_CACHE_MS: nonNegativeInt.max(3_600_000).default(30_000),
   CHAT_SESSION_TTL_SECONDS: positiveInt.max(30 * 24 * 3600).default(24 * 3600),
 
@@ -155,7 +156,8 @@ export interface Config {
   readonly auth: AuthConfig;
   /** `url` undefined means the embedded in-memory pub/sub (one instance only). */
   readonly redis: { readonly url: string | undefined; readonly prefix: string };
-  readonly events: { readonly maxBytes: number };
+  /** `maxBatch`: the most items one bulk publishing mutation (publishPrices, …) takes. */
+  readonly events: { readonly maxBytes: number; readonly maxBatch: number };
   readonly directory: { readonly membershipCacheMs: number; readonly chatSessionTtlSeconds: number };
   readonly graphiql: { readonly enabled: boolean };
   /** GET /dev/token mints tokens for demo users: development only, never in production. */
@@ -357,7 +359,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     log: { level: vars.LOG_LEVEL },
     auth,
     redis: { url: vars.REDIS_URL, prefix: vars.REDIS_PREFIX },
-    events: { maxBytes: vars.EVENT_MAX_BYTES },
+    events: { maxBytes: vars.EVENT_MAX_BYTES, maxBatch: vars.PUBLISH_MAX_BATCH },
     directory: { membershipCacheMs: vars.MEMBERSHIP_CACHE_MS, chatSessionTtlSeconds: vars.CHAT_SESSION_TTL_SECONDS },
     graphiql: { enabled: developmentFeatures.graphiql.enabled },
     devTokens: { enabled: developmentFeatures.devTokens.enabled },

@@ -7,7 +7,8 @@ import {
   type EventType,
   type TidingsEvent,
 } from '../events/contracts.js';
-import { badUserInput, publishFailed } from '../errors.js';
+import type { GraphQLError } from 'graphql';
+import { badItem, badUserInput, itemPublishFailed, publishFailed } from '../errors.js';
 import type { GatewayMetrics } from '../metrics/metrics.js';
 
 export interface EventPublisher {
@@ -22,11 +23,50 @@ export interface EventPublisher {
     /** `source` labels tidings_events_published_total: `mutation` (the default) or `chat_responder`. */
     options?: { occurredAt?: string; source?: 'mutation' | 'chat_responder' },
   ): Promise<EventEnvelope<T>>;
+  /**
+   * Validates each item on its own and publishes the valid ones in one round trip, in order.
+   * Each result is the item's envelope, or its coded error: BAD_USER_INPUT (with `index` and
+   * `issues`) when invalid, PUBLISH_FAILED when the bus refused it. Throws BAD_USER_INPUT when
+   * there are more than `maxBatch` items.
+   */
+  publishMany<T extends EventType>(type: T, items: ReadonlyArray<{ readonly data: EventDataInput<T>; readonly occurredAt?: string }>): Promise<Array<EventEnvelope<T> | GraphQLError>>;
+  /** The most items one publishMany takes (PUBLISH_MAX_BATCH). */
+  readonly maxBatch: number;
 }
 
-export function createEventPublisher(deps: { bus: EventBus; logger: Logger; metrics: GatewayMetrics; now?: () => Date }): EventPublisher {
+export function createEventPublisher(deps: { bus: EventBus; logger: Logger; metrics: GatewayMetrics; maxBatch: number; now?: () => Date }): EventPublisher {
   const now = deps.now ?? (() => new Date());
   return {
+    maxBatch: deps.maxBatch,
+    async publishMany(type, items) {
+      if (items.length > deps.maxBatch) throw badUserInput(`At most ${deps.maxBatch} items may be published at once (got ${items.length})`);
+      const results: Array<EventEnvelope<typeof type> | GraphQLError> = [];
+      const valid: Array<{ readonly index: number; readonly event: EventEnvelope<typeof type> }> = [];
+      items.forEach((item, index) => {
+        const built = buildEvent(type, item.data, { occurredAt: item.occurredAt, now });
+        if (built.ok) {
+          valid.push({ index, event: built.event });
+          results.push(built.event);
+        } else {
+          results.push(badItem(`Invalid ${type} event at index ${index}: ${built.issues.join('; ')}`, index, built.issues));
+        }
+      });
+      let published: readonly boolean[];
+      try {
+        published = await deps.bus.publishMany(valid.map(({ event }) => event as TidingsEvent));
+      } catch (error) {
+        deps.logger.error({ err: error, eventType: type, count: valid.length }, 'bulk publish failed');
+        published = valid.map(() => false);
+      }
+      valid.forEach(({ index, event }, position) => {
+        if (published[position]) return;
+        deps.logger.error({ eventId: event.id, eventType: type, index }, 'publish failed');
+        results[index] = itemPublishFailed(index);
+      });
+      const count = published.filter(Boolean).length;
+      if (count > 0) deps.metrics.eventsPublished.inc({ type, source: 'mutation' }, count);
+      return results;
+    },
     async publish(type, data, options) {
       const built = buildEvent(type, data, { occurredAt: options?.occurredAt, now });
       if (!built.ok) throw badUserInput(`Invalid ${type} event: ${built.issues.join('; ')}`, built.issues);

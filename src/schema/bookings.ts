@@ -4,7 +4,7 @@ import { guardStream } from '../bus/guarded-stream.js';
 import { hasRole } from '../auth/principal.js';
 import { forbidden } from '../errors.js';
 import { builder } from './builder.js';
-import { eventObjectRef, Money, MoneyInput, PublishReceipt, receiptOf, requireId } from './common.js';
+import { eventObjectRef, Money, MoneyInput, PublishReceipt, receiptOf, receiptsOf, requireId } from './common.js';
 
 const BookingStatus = builder.enumType('BookingStatus', { values: BOOKING_STATUSES });
 
@@ -77,6 +77,22 @@ builder.mutationField('publishBookingUpdate', (t) =>
       const event = await services.publisher.publish('bookingUpdated', data, { occurredAt: occurredAt ?? undefined });
       await services.directory.bookings.setParties(event.data.bookingId, event.data);
       return receiptOf(event);
+    },
+  }),
+);
+
+builder.mutationField('publishBookingUpdates', (t) =>
+  t.field({
+    type: [PublishReceipt],
+    nullable: { list: false, items: true },
+    description:
+      "Publishes many booking status changes in one request and one round trip to the bus, in order (at most PUBLISH_MAX_BATCH), and records each published booking's parties; an invalid item is null with a BAD_USER_INPUT error naming its index, the others are published. Role `service`.",
+    args: { inputs: t.arg({ type: [PublishBookingUpdateInput], required: true }) },
+    authScopes: { service: true },
+    resolve: async (_root, { inputs }, { services }) => {
+      const results = await services.publisher.publishMany('bookingUpdated', inputs.map(({ occurredAt, ...data }) => ({ data, occurredAt: occurredAt ?? undefined })));
+      await Promise.all(results.map((result) => (result instanceof Error ? undefined : services.directory.bookings.setParties(result.data.bookingId, result.data))));
+      return receiptsOf(results);
     },
   }),
 );

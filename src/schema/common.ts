@@ -124,3 +124,12 @@ export const PublishReceipt = builder
 export function receiptOf(event: EventEnvelope): { eventId: string; type: EventType; occurredAt: string } {
   return { eventId: event.id, type: event.type, occurredAt: event.occurredAt };
 }
+
+/**
+ * What a bulk publishing mutation returns: a receipt per item, in order, or for an item that
+ * failed a rejected promise, which graphql-js turns into `null` at that position with the item's
+ * coded error (path `[field, index]`, `extensions.index`): the others stand.
+ */
+export function receiptsOf(results: ReadonlyArray<EventEnvelope | GraphQLError>): Array<Promise<ReturnType<typeof receiptOf>>> {
+  return results.map((result) => (result instanceof GraphQLError ? Promise.reject(result) : Promise.resolve(receiptOf(result))));
+}

@@ -6,7 +6,7 @@ import { topics } from '../events/topics.js';
 import { badUserInput, forbidden } from '../errors.js';
 import { builder } from './builder.js';
 import type { GraphQLContext } from './context.js';
-import { eventObjectRef, PublishReceipt, receiptOf, requireId } from './common.js';
+import { eventObjectRef, PublishReceipt, receiptOf, receiptsOf, requireId } from './common.js';
 
 export const Message = eventObjectRef('Message', 'newMessage');
 builder.objectFields(Message, (t) => ({
@@ -99,6 +99,19 @@ builder.mutationField('publishMessage', (t) =>
       const { occurredAt, ...data } = input;
       return receiptOf(await services.publisher.publish('newMessage', data, { occurredAt: occurredAt ?? undefined }));
     },
+  }),
+);
+
+builder.mutationField('publishMessages', (t) =>
+  t.field({
+    type: [PublishReceipt],
+    nullable: { list: false, items: true },
+    description:
+      'Publishes many stored messages in one request and one round trip to the bus, in order (at most PUBLISH_MAX_BATCH); an invalid item is null with a BAD_USER_INPUT error naming its index, the others are published. Role `service`.',
+    args: { inputs: t.arg({ type: [PublishMessageInput], required: true }) },
+    authScopes: { service: true },
+    resolve: async (_root, { inputs }, { services }) =>
+      receiptsOf(await services.publisher.publishMany('newMessage', inputs.map(({ occurredAt, ...data }) => ({ data, occurredAt: occurredAt ?? undefined })))),
   }),
 );
 

@@ -2,7 +2,7 @@ import { NOTIFICATION_KINDS } from '../events/contracts.js';
 import { topics } from '../events/topics.js';
 import { forbidden } from '../errors.js';
 import { builder } from './builder.js';
-import { eventObjectRef, PublishReceipt, receiptOf, requireId } from './common.js';
+import { eventObjectRef, PublishReceipt, receiptOf, receiptsOf, requireId } from './common.js';
 
 const NotificationKind = builder.enumType('NotificationKind', { values: NOTIFICATION_KINDS });
 
@@ -60,5 +60,23 @@ builder.mutationField('publishNotification', (t) =>
         ),
       );
     },
+  }),
+);
+
+builder.mutationField('publishNotifications', (t) =>
+  t.field({
+    type: [PublishReceipt],
+    nullable: { list: false, items: true },
+    description:
+      'Publishes many notifications in one request and one round trip to the bus, in order (at most PUBLISH_MAX_BATCH); an invalid item is null with a BAD_USER_INPUT error naming its index, the others are published. Role `service`.',
+    args: { inputs: t.arg({ type: [PublishNotificationInput], required: true }) },
+    authScopes: { service: true },
+    resolve: async (_root, { inputs }, { services }) =>
+      receiptsOf(
+        await services.publisher.publishMany(
+          'notificationCreated',
+          inputs.map(({ occurredAt, body, ...data }) => ({ data: { ...data, body: body ?? undefined }, occurredAt: occurredAt ?? undefined })),
+        ),
+      ),
   }),
 );

@@ -1,6 +1,6 @@
 import { topics } from '../events/topics.js';
 import { builder } from './builder.js';
-import { eventObjectRef, Money, MoneyInput, PublishReceipt, receiptOf, requireId, type MoneyShape } from './common.js';
+import { eventObjectRef, Money, MoneyInput, PublishReceipt, receiptOf, receiptsOf, requireId, type MoneyShape } from './common.js';
 
 export const PriceUpdate = eventObjectRef('PriceUpdate', 'priceUpdated');
 
@@ -68,5 +68,18 @@ builder.mutationField('publishPrice', (t) =>
       const event = await services.publisher.publish('priceUpdated', data, { occurredAt: occurredAt ?? undefined });
       return receiptOf(event);
     },
+  }),
+);
+
+builder.mutationField('publishPrices', (t) =>
+  t.field({
+    type: [PublishReceipt],
+    nullable: { list: false, items: true },
+    description:
+      'Publishes many price changes in one request and one round trip to the bus, in order (at most PUBLISH_MAX_BATCH). Each item is validated on its own: an invalid one is null in the result with a BAD_USER_INPUT error naming its index, and the others are published. Role `service`.',
+    args: { inputs: t.arg({ type: [PublishPriceInput], required: true }) },
+    authScopes: { service: true },
+    resolve: async (_root, { inputs }, { services }) =>
+      receiptsOf(await services.publisher.publishMany('priceUpdated', inputs.map(({ occurredAt, ...data }) => ({ data, occurredAt: occurredAt ?? undefined })))),
   }),
 );

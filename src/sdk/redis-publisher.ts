@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { publishToRedis } from '../bus/redis-event-bus.js';
+import { publishManyToRedis, publishToRedis } from '../bus/redis-event-bus.js';
 import { redisKeys } from '../redis/keys.js';
 import {
   buildEvent,
@@ -28,6 +28,15 @@ export interface RedisPublisher {
     data: EventDataInput<T>,
     options?: { id?: string; occurredAt?: string },
   ): Promise<EventEnvelope<T>>;
+  /**
+   * Validates each item on its own and publishes the valid ones in one pipeline (one round trip),
+   * in order. Each result is the item's envelope, or the InvalidEventError it failed with; rejects
+   * only when Redis could not take the pipeline (then nothing is known to be published).
+   */
+  publishMany<T extends EventType>(
+    type: T,
+    items: ReadonlyArray<{ readonly data: EventDataInput<T>; readonly id?: string; readonly occurredAt?: string }>,
+  ): Promise<Array<EventEnvelope<T> | InvalidEventError>>;
   /** Announces a change your service already made to `{prefix}conversation:{id}:members`. */
   announceMembershipChange(change: MembershipChange): Promise<void>;
   /**
@@ -44,8 +53,18 @@ export class InvalidEventError extends Error {
   }
 }
 
-export function createRedisPublisher(options: { redis: Pick<Redis, 'publish' | 'multi'>; prefix: string }): RedisPublisher {
+export function createRedisPublisher(options: { redis: Pick<Redis, 'publish' | 'multi' | 'pipeline'>; prefix: string }): RedisPublisher {
   return {
+    async publishMany(type, items) {
+      const results = items.map((item) => {
+        const built = buildEvent(type, item.data, { id: item.id, occurredAt: item.occurredAt });
+        return built.ok ? built.event : new InvalidEventError(built.issues);
+      });
+      const valid = results.filter((result): result is EventEnvelope<typeof type> => !(result instanceof InvalidEventError));
+      const published = await publishManyToRedis(options.redis, options.prefix, valid as TidingsEvent[]);
+      if (published.some((ok) => !ok)) throw new Error(`Redis refused ${published.filter((ok) => !ok).length} of ${valid.length} events`);
+      return results;
+    },
     async publish(type, data, publishOptions) {
       const built = buildEvent(type, data, publishOptions);
       if (!built.ok) throw new InvalidEventError(built.issues);

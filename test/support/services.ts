@@ -61,7 +61,7 @@ export async function backendParts(backend: BackendName): Promise<BackendParts> 
 export async function servicesOn(backend: BackendName): Promise<GatewayServices> {
   const { bus, directory, metrics } = await backendParts(backend);
   const logger = pino({ level: 'silent' });
-  const publisher = createEventPublisher({ bus, logger, metrics });
+  const publisher = createEventPublisher({ bus, logger, metrics, maxBatch: 1_000 });
   return {
     bus,
     publisher,
