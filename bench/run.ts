@@ -46,6 +46,9 @@ const DEFAULTS = {
   /** 6. mixed */
   mixedSubscribers: 2000,
   mixedEvents: 500,
+  /** 7. bulk publishing: events in all, items per publishPrices request (the floor posts one per request) */
+  bulkEvents: 10_000,
+  bulkBatch: 100,
   /** 5. connection scale */
   scaleTarget: 50_000,
   scaleAddresses: 8,
@@ -77,6 +80,7 @@ const QUICK: Partial<typeof DEFAULTS> = {
   crossDuration: 2,
   mixedSubscribers: 300,
   mixedEvents: 50,
+  bulkEvents: 2_000,
   scaleTarget: 3000,
   scaleDeadline: 40,
   scenarioTimeout: 120,
@@ -646,6 +650,78 @@ async function crossScenario(kind: TargetKind) {
   });
 }
 
+/**
+ * 7: a pricing service publishing `bulkEvents` prices over HTTP: the gateway takes them in
+ * `publishPrices` batches of `bulkBatch`, the floor one `POST /publish` per event (it has no
+ * batch). Every event is counted on Redis (PSUBSCRIBE), so both are held to publishing all.
+ */
+async function bulkScenario(kind: TargetKind) {
+  return withScenario(kind, [`${kind}-bulk`], 0, async ([target], _loaders, prefix) => {
+    const { SignJWT } = await import('jose');
+    const serviceToken = await new SignJWT({ roles: ['service'] })
+      .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+      .setSubject('pricing-service')
+      .setIssuedAt()
+      .setExpirationTime(Math.floor(Date.now() / 1000) + 3600)
+      .sign(new TextEncoder().encode(secret));
+    const counter = redis.client.duplicate();
+    let seen = 0;
+    counter.on('pmessage', () => void seen++);
+    await counter.psubscribe(`${prefix}price:*`);
+    const batch = kind === 'gateway' ? options.bulkBatch : 1;
+    const mutation =
+      batch > 1
+        ? 'mutation($inputs: [PublishPriceInput!]!) { publishPrices(inputs: $inputs) { eventId } }'
+        : 'mutation($input: PublishPriceInput!) { publishPrice(input: $input) { eventId } }';
+    let httpErrors = 0;
+    const post = async (seqs: number[]) => {
+      const inputs = seqs.map((seq) => {
+        const micros = Math.round(nowMs() * 1000);
+        return { ...priceData(`hotel-${seq % 100}`, seq, micros), occurredAt: occurredAtOf(micros) };
+      });
+      const response = await fetch(target!.httpUrl, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${serviceToken}` },
+        body: JSON.stringify({ query: mutation, variables: batch > 1 ? { inputs } : { input: inputs[0] } }),
+      });
+      const body = (await response.json()) as { errors?: unknown };
+      if (response.status !== 200 || body.errors) {
+        httpErrors++;
+        if (httpErrors <= 3) log(`  publish failed: ${response.status} ${JSON.stringify(body).slice(0, 300)}`);
+      }
+    };
+    // Warm-up (JIT, the token's verification), not counted.
+    await post([1_000_000]);
+    await waitFor('the warm-up event on Redis', 5_000, async () => seen >= 1, 20);
+    seen = 0;
+    const total = options.bulkEvents;
+    const requests = Array.from({ length: Math.ceil(total / batch) }, (_v, r) => Array.from({ length: Math.min(batch, total - r * batch) }, (_w, i) => r * batch + i));
+    const cpu0 = cpuMs(target!.pid);
+    const t0 = Date.now();
+    // A few requests in flight, as a service with a small connection pool sends them.
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: 8 }, async () => {
+        while (next < requests.length) await post(requests[next++]!);
+      }),
+    );
+    await waitFor(`${total} events on Redis`, 30_000, async () => seen >= total, 20).catch((error: unknown) => log(`  warning: ${(error as Error).message} (${seen} seen)`));
+    const cpu = cpuMs(target!.pid) - cpu0;
+    const wallMs = Date.now() - t0;
+    await counter.quit();
+    const result = {
+      events: total,
+      published: seen,
+      requests: requests.length,
+      httpErrors,
+      cpuMicrosPerEvent: (cpu * 1000) / Math.max(1, seen),
+      eventsPerSecond: (seen * 1000) / Math.max(1, wallMs),
+    };
+    log(`  ${seen}/${total} published in ${requests.length} requests, ${result.cpuMicrosPerEvent.toFixed(1)} µs CPU per event, ${httpErrors} errors`);
+    return result;
+  });
+}
+
 /** 5: as many subscribed connections as one instance takes, from several source addresses. */
 async function scaleScenario(kind: TargetKind) {
   const target0 = options.scaleTarget;
@@ -742,7 +818,7 @@ function machine() {
 async function main(): Promise<void> {
   options = parseArgs(process.argv.slice(2));
   const scenarios = options.scenarios.split(',').map((s) => s.trim()).filter(Boolean);
-  const known = ['broadcast', 'targeted', 'idle', 'cross', 'mixed', 'scale'];
+  const known = ['broadcast', 'targeted', 'idle', 'cross', 'mixed', 'scale', 'bulk'];
   for (const s of scenarios) if (!known.includes(s)) throw new Error(`unknown scenario ${s} (known: ${known.join(', ')})`);
   const startedAt = new Date();
   const info = machine();
@@ -833,6 +909,17 @@ async function main(): Promise<void> {
           ['rssMB', 'RSS', 'MB', 'lower'],
           ['rssPerConnectionKB', 'RSS per connection', 'KB', 'lower'],
           ['connectCpuMicrosPerConnection', 'connection cost', 'µs CPU', 'lower'],
+        ]);
+        break;
+      }
+      case 'bulk': {
+        const both = await bothTargets('bulk', bulkScenario);
+        const s = `7 bulk publish ${options.bulkEvents} (gateway: batches of ${options.bulkBatch}; floor: one per request)`;
+        addRows(s, both, [
+          ['published', 'events published', '', 'info'],
+          ['httpErrors', 'request errors', '', 'lower'],
+          ['cpuMicrosPerEvent', 'server CPU per published event', 'µs', 'lower'],
+          ['eventsPerSecond', 'events/s', '/s', 'higher'],
         ]);
         break;
       }
