@@ -1,6 +1,6 @@
 import { webcrypto } from 'node:crypto';
+import { VerifiedTokens } from './verified-tokens.js';
 import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWSHeaderParameters, type JWTPayload } from 'jose';
-import { LRUCache } from 'lru-cache';
 import { z } from 'zod';
 import { ROLES, type AuthConfig, type Role } from '../config/config.js';
 import type { Principal } from './principal.js';
@@ -49,7 +49,6 @@ export interface TokenVerifier {
 }
 
 /** Verified tokens remembered (secret mode), so a token presented again costs a lookup, not an HMAC. */
-const VERIFIED_TOKEN_CACHE_SIZE = 1_000;
 
 /** The hash behind each HMAC JWS algorithm, for importing the secret as a WebCrypto key once. */
 const HMAC_HASHES: Readonly<Record<string, string>> = { HS256: 'SHA-256', HS384: 'SHA-384', HS512: 'SHA-512' };
@@ -60,13 +59,14 @@ const HMAC_HASHES: Readonly<Record<string, string>> = { HS256: 'SHA-256', HS384:
  * always pinned, so `alg: none` and algorithm-confusion tokens are refused.
  *
  * With a shared secret the key is imported into WebCrypto once per algorithm (jose would import
- * a raw secret on every call), and tokens that verified are remembered until they expire: services
- * send the same token with every request and users reconnect with theirs. Claims are fixed by the
- * signature, so a remembered token only needs its expiry checked again; revocation is checked by
- * the authenticator on every use. With a JWKS nothing is remembered, so a key withdrawn from the
- * set stops verifying tokens at once.
+ * a raw secret on every call). Tokens that verified are remembered (VerifiedTokens) until they
+ * expire: services send the same token with every request and users reconnect with theirs.
+ * Claims are fixed by the signature, so a remembered token only needs its expiry checked again;
+ * revocation is checked by the authenticator on every use. With a JWKS a token is remembered for
+ * at most JWKS_VERIFIED_TOKEN_MAX_AGE_SECONDS, so a key withdrawn from the set stops being trusted
+ * within that bound.
  */
-export function createTokenVerifier(config: AuthConfig): TokenVerifier {
+export function createTokenVerifier(config: AuthConfig, deps: { verified?: VerifiedTokens } = {}): TokenVerifier {
   const clockToleranceMs = config.clockToleranceSeconds * 1000;
   const options = {
     algorithms: [...config.algorithms],
@@ -82,16 +82,17 @@ export function createTokenVerifier(config: AuthConfig): TokenVerifier {
           const keySet = createRemoteJWKSet(config.jwksUrl);
           return async (token: string) => (await jwtVerify(token, keySet, options)).payload;
         })();
-  const verified = config.kind === 'secret' ? new LRUCache<string, Principal & { kind: 'user' }>({ max: VERIFIED_TOKEN_CACHE_SIZE }) : undefined;
+  const verified =
+    deps.verified ?? new VerifiedTokens({ max: config.verifiedTokenCacheSize, maxAgeMs: config.kind === 'jwks' ? config.jwksVerifiedTokenMaxAgeSeconds * 1000 : undefined });
 
   return {
     async verify(token) {
       if (token.length > 8_192) throw new TokenRejectedError('malformed', 'Token is too long');
-      const remembered = verified?.get(token);
+      const remembered = verified.get(token);
       if (remembered) {
         // The same test jose applies to `exp`; every other claim was checked when it verified.
         if (remembered.expiresAt !== undefined && Date.now() - clockToleranceMs >= remembered.expiresAt) {
-          verified?.delete(token);
+          verified.forget(token);
           throw new TokenRejectedError('expired', 'Token has expired');
         }
         return remembered;
@@ -113,7 +114,7 @@ export function createTokenVerifier(config: AuthConfig): TokenVerifier {
         expiresAt: typeof payload.exp === 'number' ? payload.exp * 1000 : undefined,
         issuedAt: typeof payload.iat === 'number' ? payload.iat * 1000 : undefined,
       };
-      verified?.set(token, principal);
+      verified.remember(token, principal);
       return principal;
     },
   };

@@ -60,6 +60,8 @@ const envSchema = z.object({
   JWT_AUDIENCE: z.string().min(1).optional(),
   JWT_CLOCK_TOLERANCE_SECONDS: nonNegativeInt.max(300).default(5),
   ALLOW_ANONYMOUS: booleanFromEnv.default(false),
+  VERIFIED_TOKEN_CACHE_SIZE: nonNegativeInt.max(10_000_000).default(20_000),
+  JWKS_VERIFIED_TOKEN_MAX_AGE_SECONDS: nonNegativeInt.max(3_600).default(120),
 
   REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
   REDIS_PREFIX: z
@@ -136,6 +138,8 @@ export type AuthConfig =
       readonly audience: string | undefined;
       readonly clockToleranceSeconds: number;
       readonly allowAnonymous: boolean;
+      /** Verified tokens remembered (0: none), see VerifiedTokens. */
+      readonly verifiedTokenCacheSize: number;
     }
   | {
       readonly kind: 'jwks';
@@ -145,6 +149,9 @@ export type AuthConfig =
       readonly audience: string | undefined;
       readonly clockToleranceSeconds: number;
       readonly allowAnonymous: boolean;
+      readonly verifiedTokenCacheSize: number;
+      /** How long a token verified with a JWKS key is trusted without checking its key again (0: never remembered). */
+      readonly jwksVerifiedTokenMaxAgeSeconds: number;
     };
 
 export interface Config {
@@ -334,9 +341,10 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     audience: vars.JWT_AUDIENCE,
     clockToleranceSeconds: vars.JWT_CLOCK_TOLERANCE_SECONDS,
     allowAnonymous: vars.ALLOW_ANONYMOUS,
+    verifiedTokenCacheSize: vars.VERIFIED_TOKEN_CACHE_SIZE,
   };
   const auth: AuthConfig = usesJwks
-    ? { kind: 'jwks', jwksUrl: new URL(vars.JWT_JWKS_URL as string), ...common }
+    ? { kind: 'jwks', jwksUrl: new URL(vars.JWT_JWKS_URL as string), ...common, jwksVerifiedTokenMaxAgeSeconds: vars.JWKS_VERIFIED_TOKEN_MAX_AGE_SECONDS }
     : {
         kind: 'secret',
         secret: new TextEncoder().encode(vars.JWT_SECRET ?? DEVELOPMENT_JWT_SECRET),
