@@ -22,6 +22,8 @@ export interface SessionRevocations {
   watch(principal: UserPrincipal, listener: RevocationListener): SessionWatch;
   /** Live sessions watched on this instance (for tests and stats). */
   watchedCount(): number;
+  /** True while token checks are answered from the local mirror, without asking Redis (Redis only). */
+  mirrorInSync?(): boolean;
   close(): void;
 }
 
@@ -149,6 +151,9 @@ class Watch implements SessionWatch {
   }
 }
 
+/** Revoked users the Redis variant mirrors at most; past it, checks ask Redis again. */
+const MAX_MIRRORED_REVOCATIONS = 1_000_000;
+
 /** One instance: revocations live in this process, expiring after `ttlMs`. */
 export function createMemorySessionRevocations(options: { ttlMs: number; now?: () => number }): SessionRevocations {
   const now = options.now ?? Date.now;
@@ -181,10 +186,11 @@ export function createMemorySessionRevocations(options: { ttlMs: number; now?: (
 
 /**
  * Across instances: the revocation is a Redis key (`{prefix}sessions-revoked:{userId}`, epoch ms,
- * expiring after `ttlMs`) checked when a token is presented, and an announcement on
- * `{prefix}sessions:revoked` that makes every instance end the user's live sessions. After the
- * subscriber connection comes back, announcements may have been missed, so the users with live
- * sessions here are re-checked against their keys.
+ * expiring after `ttlMs`) and an announcement on `{prefix}sessions:revoked` that makes every
+ * instance end the user's live sessions. Each instance mirrors the keys (see `mirror`), so a
+ * token check is answered locally while the mirror is in sync and by a GET otherwise. After the
+ * subscriber connection comes back, announcements may have been missed: the keys are loaded
+ * again, and the live sessions they revoke are ended.
  */
 export function createRedisSessionRevocations(options: {
   connections: RedisConnections;
@@ -199,6 +205,7 @@ export function createRedisSessionRevocations(options: {
   const live = new LiveSessions((error) => logger.error({ err: error }, 'ending a revoked session failed'));
 
   const apply = (revocation: SessionRevocation) => {
+    remember(revocation);
     const ended = live.end(revocation);
     if (ended > 0) logger.info({ userId: revocation.userId, ended }, 'ended revoked sessions');
   };
@@ -220,48 +227,104 @@ export function createRedisSessionRevocations(options: {
     }
   };
 
-  let recheckPending = false;
-  const recheckLiveUsers = async () => {
-    const users = live.users();
-    if (users.length === 0) return;
-    try {
-      const values = await connections.commands.mget(users.map((userId) => keys.sessionsRevoked(userId)));
-      values.forEach((value, index) => {
-        const revokedAt = Number(value);
-        if (value !== null && Number.isFinite(revokedAt)) apply({ userId: users[index] as string, revokedAt });
-      });
-    } catch (error) {
-      recheckPending = true;
-      logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'session revocation re-check failed; retrying on reconnect');
-    }
-  };
-
-  let connectedBefore = connections.subscriber.status === 'ready';
-  const recheckWhenPossible = () => {
-    if (connections.commands.status === 'ready') void recheckLiveUsers();
-    else recheckPending = true;
-  };
-  const onSubscriberReady = () => {
-    if (!connectedBefore) {
-      connectedBefore = true;
+  /**
+   * Every revocation still in force, mirrored from Redis so a token check costs no round trip:
+   * loaded (SCAN of the revocation keys) once the announcement channel is subscribed, at start
+   * and after every reconnect, and kept current from the channel. Trusted only while `inSync`:
+   * from the subscriber's loss until the next load completes, checks ask Redis as before.
+   */
+  const mirror = new Map<string, SessionRevocation>();
+  let inSync = false;
+  let loading: Promise<void> | undefined;
+  let loadPending = false;
+  const remember = (revocation: SessionRevocation) => {
+    const known = mirror.get(revocation.userId);
+    if (known && known.revokedAt >= revocation.revokedAt) return;
+    if (mirror.size >= MAX_MIRRORED_REVOCATIONS && !known) {
+      // More revoked users than worth holding: ask Redis again rather than grow without bound.
+      inSync = false;
       return;
     }
-    // ioredis re-subscribes on its own (autoResubscribe); what was announced meanwhile is lost.
-    recheckWhenPossible();
+    mirror.set(revocation.userId, revocation);
   };
-  // The subscriber connection is often back before the commands one: re-check once both are.
-  const onCommandsReady = () => {
-    if (!recheckPending) return;
-    recheckPending = false;
-    void recheckLiveUsers();
+  const mirrored = (userId: string, now: number): SessionRevocation | undefined => {
+    const revocation = mirror.get(userId);
+    if (revocation && revocation.revokedAt + options.ttlMs < now) {
+      mirror.delete(userId);
+      return undefined;
+    }
+    return revocation;
+  };
+  const sweep = setInterval(() => {
+    const now = Date.now();
+    for (const [userId, revocation] of mirror) if (revocation.revokedAt + options.ttlMs < now) mirror.delete(userId);
+  }, 60_000);
+  sweep.unref();
+
+  /** Subscribes (again), then reads every revocation key: what is announced after the SUBSCRIBE arrives on the channel, what came before is in the keys. */
+  const load = async () => {
+    try {
+      await connections.subscriber.subscribe(channel);
+      const pattern = keys.sessionsRevoked('*');
+      const prefixLength = keys.sessionsRevoked('').length;
+      const loaded: SessionRevocation[] = [];
+      let cursor = '0';
+      do {
+        const [next, found] = await connections.commands.scan(cursor, 'MATCH', pattern, 'COUNT', 1_000);
+        cursor = next;
+        if (found.length === 0) continue;
+        const values = await connections.commands.mget(found);
+        values.forEach((value, index) => {
+          const revokedAt = Number(value);
+          if (value !== null && Number.isFinite(revokedAt)) loaded.push({ userId: (found[index] as string).slice(prefixLength), revokedAt });
+        });
+      } while (cursor !== '0');
+      // Merged, not replaced: an announcement handled during the scan may be for a key the scan
+      // had passed. An entry Redis lost (a restart) stays until it would have expired: it can
+      // only refuse tokens issued before the revocation, which is what was asked.
+      for (const revocation of loaded) remember(revocation);
+      inSync = mirror.size < MAX_MIRRORED_REVOCATIONS;
+      // Announcements missed while the subscriber was away: end the sessions they revoke here.
+      for (const revocation of loaded) apply(revocation);
+      logger.debug({ revocations: loaded.length, inSync }, 'session revocations loaded');
+    } catch (error) {
+      loadPending = true;
+      logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'loading session revocations failed; asking Redis per check until the next reconnect');
+    }
+  };
+  const loadWhenPossible = () => {
+    if (connections.commands.status !== 'ready' || connections.subscriber.status !== 'ready') {
+      loadPending = true;
+      return;
+    }
+    loadPending = false;
+    loading ??= load().finally(() => {
+      loading = undefined;
+      // A loss during the load: load again once both connections are back.
+      if (loadPending) loadWhenPossible();
+    });
+  };
+  // Out of sync from the moment announcements may be missed until the next load has completed.
+  const onSubscriberClose = () => {
+    inSync = false;
+    loadPending = true;
+  };
+  const onReady = () => {
+    if (loadPending || !inSync) loadWhenPossible();
   };
   connections.subscriber.on('messageBuffer', onMessage);
-  connections.subscriber.on('ready', onSubscriberReady);
-  connections.commands.on('ready', onCommandsReady);
-  connections.subscriber.subscribe(channel).catch((error: unknown) => logger.error({ err: error, channel }, 'redis SUBSCRIBE to the session revocation channel failed'));
+  connections.subscriber.on('close', onSubscriberClose);
+  connections.subscriber.on('ready', onReady);
+  connections.commands.on('ready', onReady);
+  loadWhenPossible();
 
   return {
     async assertNotRevoked(principal) {
+      if (inSync) {
+        const revocation = mirrored(principal.userId, Date.now());
+        if (revocation && isRevokedBy(principal, revocation.revokedAt)) throw revokedError(revocation.reason);
+        return;
+      }
       let value: string | null;
       try {
         value = await connections.commands.get(keys.sessionsRevoked(principal.userId));
@@ -288,10 +351,13 @@ export function createRedisSessionRevocations(options: {
     },
     watch: (principal, listener) => live.watch(principal, listener),
     watchedCount: () => live.size(),
+    mirrorInSync: () => inSync,
     close() {
+      clearInterval(sweep);
       connections.subscriber.off('messageBuffer', onMessage);
-      connections.subscriber.off('ready', onSubscriberReady);
-      connections.commands.off('ready', onCommandsReady);
+      connections.subscriber.off('close', onSubscriberClose);
+      connections.subscriber.off('ready', onReady);
+      connections.commands.off('ready', onReady);
     },
   };
 }
