@@ -117,6 +117,14 @@ export function buildApp(config: Config, overrides: { logger?: Logger; bus?: Eve
     operations: { name: 'operations', limit: config.limits.rate.operations, windowMs: config.limits.rate.windowMs },
     chat: { name: 'chat', limit: config.limits.rate.chatMessages, windowMs: config.limits.rate.windowMs },
   };
+  const admission = createSubscriptionAdmission({
+    limiter: rateLimiter,
+    budgets: rateBudgets,
+    quotas,
+    maxPerUser: config.limits.maxSubscriptionsPerUser,
+    maxPerAddress: config.limits.maxSubscriptionsPerAddress,
+    metrics,
+  });
   const yoga = createGatewayYoga({
     schema: buildSchema(),
     services,
@@ -132,7 +140,7 @@ export function buildApp(config: Config, overrides: { logger?: Logger; bus?: Eve
     protection: {
       rateLimiter,
       rateBudgets,
-      quotas,
+      admission,
       revocations,
     },
     clientAddressOf,
@@ -142,9 +150,10 @@ export function buildApp(config: Config, overrides: { logger?: Logger; bus?: Eve
 
   const webApp = config.webApp.enabled ? createWebAppHandler(config.webApp.directory) : undefined;
   const httpServer = createServer((request, response) => {
-    if (refuseOversizedBody(request, response, config.limits.httpMaxBodyBytes, () => metrics.limitTrips.inc({ limit: 'http_body_bytes' }))) return;
-    if (webApp?.handles(request)) webApp.serve(request, response);
-    else void yoga(request, response);
+    refuseOversizedBody(request, response, config.limits.httpMaxBodyBytes, () => metrics.limitTrips.inc({ limit: 'http_body_bytes' }), () => {
+      if (webApp?.handles(request)) webApp.serve(request, response);
+      else void yoga(request, response);
+    });
   });
   const webSockets = attachWebSocketTransport({
     httpServer,
@@ -155,7 +164,7 @@ export function buildApp(config: Config, overrides: { logger?: Logger; bus?: Eve
     clientAddressOf,
     presence,
     sharedDeliveries: createSharedDeliveries({ bus, metrics, logger, maskError: createErrorMasker(logger, config.errorDetails.enabled) }),
-    admission: createSubscriptionAdmission({ limiter: rateLimiter, budgets: rateBudgets, quotas, maxPerUser: config.limits.maxSubscriptionsPerUser, maxPerAddress: config.limits.maxSubscriptionsPerAddress, metrics }),
+    admission,
     logger,
     metrics,
     options: {

@@ -4,16 +4,19 @@ import type { RateLimiter } from '../protection/rate-limiter.js';
 import type { QuotaLease, UserQuotas } from '../protection/user-quotas.js';
 import type { GraphQLContext } from '../schema/context.js';
 import { createOperationCharge, type RateBudgets } from './use-rate-limits.js';
-import { createSubscriptionUnits } from './use-subscription-quota.js';
+import { createSubscriptionUnits } from './use-subscription-admission.js';
 
 /** Admitted, with the quota unit taken (none for callers without a quota), or refused. */
 export type Admission = { readonly ok: true; readonly lease: QuotaLease | undefined } | { readonly ok: false; readonly error: GraphQLError };
 
 /**
- * The per-subscriber checks of a subscribe, in the order the envelop plugins apply them (the rate
- * limit, then the caller's subscription quota), for subscribers the WebSocket transport adds to a
- * running shared delivery without a pipeline of their own. The checks are the plugins' own
- * (createOperationCharge, createSubscriptionUnits), so both paths limit alike.
+ * The per-subscriber checks of a subscribe: the rate limit and the caller's subscription quota.
+ * Used by the envelop plugin (useSubscriptionAdmission) for every transport and by the WebSocket
+ * transport for subscribers joining a running shared delivery, so both admit alike.
+ *
+ * Both are asked at once: with Redis they are two scripts on one connection, sent together, so a
+ * subscribe (a reconnecting crowd resubscribes everything) waits for one round trip, not two.
+ * The rate limit still decides first: a rate-limited subscribe gives back the quota unit it got.
  */
 export function createSubscriptionAdmission(deps: {
   limiter: RateLimiter;
@@ -27,9 +30,11 @@ export function createSubscriptionAdmission(deps: {
   const take = createSubscriptionUnits(deps);
   return {
     async admit(context: GraphQLContext): Promise<Admission> {
-      const refusal = await charge.operation(context);
-      if (refusal) return { ok: false, error: refusal };
-      const unit = await take(context);
+      const [refusal, unit] = await Promise.all([charge.operation(context), take(context)]);
+      if (refusal) {
+        if ('lease' in unit) unit.lease?.release();
+        return { ok: false, error: refusal };
+      }
       if ('refusal' in unit) return { ok: false, error: unit.refusal };
       return { ok: true, lease: unit.lease };
     },

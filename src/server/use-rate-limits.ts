@@ -22,8 +22,8 @@ function clientKey(context: GraphQLContext): string {
 
 /**
  * Charges one unit of the `operations` budget to the caller of an operation; resolves
- * to the RATE_LIMITED error it gets when the budget is spent. Services are exempt. Shared by the
- * plugin below and the WebSocket transport's admission of shared-delivery members.
+ * to the RATE_LIMITED error it gets when the budget is spent. Services are exempt. Used by the
+ * plugin below (queries, mutations) and by SubscriptionAdmission (subscribes).
  */
 export function createOperationCharge(deps: { limiter: RateLimiter; budgets: RateBudgets; metrics: GatewayMetrics }) {
   const consume = async (context: GraphQLContext, budget: RateBudget) => {
@@ -60,10 +60,7 @@ export function createOperationCharge(deps: { limiter: RateLimiter; budgets: Rat
 export function useRateLimits(deps: { limiter: RateLimiter; budgets: RateBudgets; metrics: GatewayMetrics }): Plugin<GraphQLContext> {
   const charge = createOperationCharge(deps);
   return {
-    async onSubscribe({ args, setResultAndStopExecution }) {
-      const refusal = await charge.operation(args.contextValue as GraphQLContext);
-      if (refusal) setResultAndStopExecution({ errors: [refusal] } as ExecutionResult);
-    },
+    // Subscribes are charged by useSubscriptionAdmission, together with their quota.
     async onExecute({ args, setResultAndStopExecution, extendContext }) {
       const context = args.contextValue as GraphQLContext;
       if (getOperationAST(args.document, args.operationName)?.operation === 'mutation') {

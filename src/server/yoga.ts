@@ -17,8 +17,8 @@ import type { GatewayServices, GraphQLContext } from '../schema/context.js';
 import { graphiqlOptionsFor } from './graphiql.js';
 import { useStreamGuards } from './use-stream-guards.js';
 import { useInputErrors, withInputCode } from './use-input-errors.js';
-import { useSubscriptionQuota } from './use-subscription-quota.js';
-import type { UserQuotas } from '../protection/user-quotas.js';
+import { useSubscriptionAdmission } from './use-subscription-admission.js';
+import type { SubscriptionAdmission } from './subscription-admission.js';
 import type { SessionRevocations } from '../sessions/session-revocations.js';
 import { useDevTokens } from './use-dev-tokens.js';
 import type { InFlightOperations } from './use-in-flight.js';
@@ -62,7 +62,7 @@ export function createGatewayYoga(deps: {
   protection: {
     readonly rateLimiter: RateLimiter;
     readonly rateBudgets: RateBudgets;
-    readonly quotas: UserQuotas;
+    readonly admission: SubscriptionAdmission;
     readonly revocations: SessionRevocations;
   };
   clientAddressOf: ClientAddressOf;
@@ -140,9 +140,9 @@ export function createGatewayYoga(deps: {
       deps.inFlight.plugin,
       useIntrospectionPolicy(deps.limits.introspection, deps.metrics),
       useQueryLimits(deps.limits, deps.metrics),
-      // Order matters: a refused operation must not hold a quota unit (envelop skips later hooks).
+      // Queries and mutations; subscribes are charged with their quota by useSubscriptionAdmission.
       useRateLimits({ limiter: deps.protection.rateLimiter, budgets: deps.protection.rateBudgets, metrics: deps.metrics }),
-      useSubscriptionQuota({ quotas: deps.protection.quotas, maxPerUser: deps.limits.maxSubscriptionsPerUser, maxPerAddress: deps.limits.maxSubscriptionsPerAddress, metrics: deps.metrics }),
+      useSubscriptionAdmission(deps.protection.admission),
       useStreamGuards({ clockToleranceMs: deps.clockToleranceMs, revocations: deps.protection.revocations, metrics: deps.metrics, presence: deps.presence }),
       useReadinessCheck({ endpoint: '/ready', check: () => deps.isReady() }),
     ],

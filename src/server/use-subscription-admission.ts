@@ -5,11 +5,11 @@ import type { GatewayMetrics } from '../metrics/metrics.js';
 import { addressQuotaKey } from '../protection/address-key.js';
 import type { QuotaLease, UserQuotas } from '../protection/user-quotas.js';
 import type { GraphQLContext } from '../schema/context.js';
+import type { SubscriptionAdmission } from './subscription-admission.js';
 
 /**
  * Takes one unit of the caller's subscription quota: a user's, or an anonymous caller's address'
- * (addressQuotaKey); resolves to the LIMIT_EXCEEDED error when none is left. Shared by the plugin
- * below and the WebSocket transport's admission of shared-delivery members.
+ * (addressQuotaKey); resolves to the LIMIT_EXCEEDED error when none is left.
  */
 export function createSubscriptionUnits(deps: { quotas: UserQuotas; maxPerUser: number; maxPerAddress: number; metrics: GatewayMetrics }) {
   return async (context: GraphQLContext): Promise<{ readonly lease: QuotaLease | undefined } | { readonly refusal: GraphQLError }> => {
@@ -28,20 +28,20 @@ export function createSubscriptionUnits(deps: { quotas: UserQuotas; maxPerUser: 
 }
 
 /**
- * At most `maxPerUser` open subscriptions per user (`maxPerAddress` per anonymous address), over
- * every transport and (with Redis) every instance. A unit is taken when the subscription starts and given back when it ends for any
+ * Admits every subscribe on every transport through SubscriptionAdmission (the rate limit and
+ * the caller's subscription quota, checked together), the same function the WebSocket transport's
+ * shared deliveries call. The quota unit is given back when the subscription ends for any
  * reason: completed by the client, refused, errored, or its connection closed.
  */
-export function useSubscriptionQuota(deps: { quotas: UserQuotas; maxPerUser: number; maxPerAddress: number; metrics: GatewayMetrics }): Plugin<GraphQLContext> {
-  const take = createSubscriptionUnits(deps);
+export function useSubscriptionAdmission(admission: SubscriptionAdmission): Plugin<GraphQLContext> {
   return {
     async onSubscribe({ args, setResultAndStopExecution }) {
-      const unit = await take(args.contextValue as GraphQLContext);
-      if ('refusal' in unit) {
-        setResultAndStopExecution({ errors: [unit.refusal] } as ExecutionResult);
+      const admitted = await admission.admit(args.contextValue as GraphQLContext);
+      if (!admitted.ok) {
+        setResultAndStopExecution({ errors: [admitted.error] } as ExecutionResult);
         return;
       }
-      const lease = unit.lease;
+      const lease = admitted.lease;
       if (!lease) return;
       // An SSE client may leave while its subscription is being set up; then no stream ever
       // starts (and nothing would end it), so the request's end gives the unit back.
