@@ -1,7 +1,15 @@
 import type { AuthConfig } from '../config/config.js';
 import { ANONYMOUS, type Principal } from './principal.js';
 import { TokenRejectedError, type TokenVerifier } from './token-verifier.js';
-import type { SessionRevocations } from '../sessions/session-revocations.js';
+
+/**
+ * What the authenticator asks after a token verified: whether its user's sessions were revoked
+ * since it was issued (implemented by src/sessions, which depends on auth, not the other way).
+ */
+export interface RevocationCheck {
+  /** Rejects with TokenRejectedError('revoked') when the token predates a revocation of its user. */
+  assertNotRevoked(principal: Extract<Principal, { kind: 'user' }>): Promise<void>;
+}
 
 export interface Authenticator {
   /**
@@ -13,7 +21,7 @@ export interface Authenticator {
   authenticate(bearerToken: string | undefined): Promise<Principal>;
 }
 
-export function createAuthenticator(config: AuthConfig, verifier: TokenVerifier, revocations: SessionRevocations): Authenticator {
+export function createAuthenticator(config: AuthConfig, verifier: TokenVerifier, revocations: RevocationCheck): Authenticator {
   return {
     async authenticate(bearerToken) {
       if (bearerToken === undefined) {

@@ -7,7 +7,15 @@ import type { AccessDirectory } from '../directory/directory.js';
 import type { EventPublisher } from '../publish/event-publisher.js';
 import type { TypingThrottle } from '../publish/typing-throttle.js';
 import type { SessionRevocations } from '../sessions/session-revocations.js';
-import type { SharedDeliveryHandle } from '../transport/shared-delivery.js';
+
+/**
+ * What a shareable field's subscribe resolver reports its topic to, in place of a stream of its
+ * own: the transport that shares deliveries asks it (a contract of the schema's, so the transport
+ * depends on the schema and not the other way).
+ */
+export interface SharedDeliveryHandle {
+  nameTopic(topic: string): void;
+}
 
 /** The long-lived parts resolvers use; built once in the composition root (src/app.ts). */
 export interface GatewayServices {

@@ -5,7 +5,6 @@ import { GraphQLError, type GraphQLSchema } from 'graphql';
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Logger } from 'pino';
-import type { ClientAddressOf } from '../transport/client-address.js';
 import type { Presence } from '../observability/presence.js';
 import type { Authenticator } from '../auth/authenticator.js';
 import { bearerFromHeader } from '../auth/credentials.js';
@@ -65,7 +64,8 @@ export function createGatewayYoga(deps: {
     readonly admission: SubscriptionAdmission;
     readonly revocations: SessionRevocations;
   };
-  clientAddressOf: ClientAddressOf;
+  /** The peer's address of an HTTP request, through trusted proxies (the transport's createClientAddressOf). */
+  clientAddressOf: (request: IncomingMessage) => string;
   presence: Presence;
   isReady: () => boolean;
 }) {

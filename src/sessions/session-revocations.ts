@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { RevocationCheck } from '../auth/authenticator.js';
 import type { Principal } from '../auth/principal.js';
 import { TokenRejectedError } from '../auth/token-verifier.js';
 import { parseChannelMessageBytes, sessionRevocationSchema, type SessionRevocation } from '../events/contracts.js';
@@ -13,9 +14,7 @@ type UserPrincipal = Extract<Principal, { kind: 'user' }>;
  * every live connection and subscription of that user, on every instance, ends now, and tokens
  * issued before the revocation are refused from then on, so a stolen token cannot reconnect.
  */
-export interface SessionRevocations {
-  /** Rejects with TokenRejectedError('revoked') when the token predates a revocation of its user. */
-  assertNotRevoked(principal: UserPrincipal): Promise<void>;
+export interface SessionRevocations extends RevocationCheck {
   /** Stores the revocation and announces it to every instance. */
   revoke(userId: string, reason: string | undefined): Promise<SessionRevocation>;
   /** Tells `listener` if this principal's session is revoked while live, until cancelled. */

@@ -6,6 +6,7 @@ import { SUBSCRIBER_BUFFER_EVENTS, type Listening, type TopicListener } from '..
 import type { Topic } from '../events/topics.js';
 import { ErrorCode, forSocket, isWithheldField, withExtensions } from '../errors.js';
 import type { GatewayMetrics } from '../metrics/metrics.js';
+import type { SharedDeliveryHandle } from '../schema/context.js';
 import { executingRootField } from '../server/executing-root-field.js';
 
 /**
@@ -17,14 +18,6 @@ import { executingRootField } from '../server/executing-root-field.js';
  * when it is set (see `topicOf`).
  */
 export const SHAREABLE_FIELDS: ReadonlySet<string> = new Set(['priceUpdated']);
-
-/**
- * What a shareable field's subscribe resolver reports its topic to, in place of a stream of its
- * own (see `topicOf`).
- */
-export interface SharedDeliveryHandle {
-  nameTopic(topic: string): void;
-}
 
 /** Where a member's frames go: its connection's outgoing queue. */
 export interface FrameSink {
