@@ -22,6 +22,7 @@ import { createEventPublisher } from './publish/event-publisher.js';
 import { createTypingThrottle } from './publish/typing-throttle.js';
 import type { GatewayServices } from './schema/context.js';
 import { buildSchema } from './schema/index.js';
+import { deliveryRulesOf } from './schema/delivery.js';
 import { createErrorMasker, createGatewayYoga, GRAPHQL_PATH, type GatewayYoga } from './server/yoga.js';
 import { createSharedDeliveries } from './transport/shared-delivery.js';
 import { createSubscriptionAdmission } from './server/subscription-admission.js';
@@ -125,8 +126,9 @@ export function buildApp(config: Config, overrides: { logger?: Logger; bus?: Eve
     maxPerAddress: config.limits.maxSubscriptionsPerAddress,
     metrics,
   });
+  const schema = buildSchema();
   const yoga = createGatewayYoga({
-    schema: buildSchema(),
+    schema,
     services,
     authenticator,
     logger,
@@ -165,6 +167,7 @@ export function buildApp(config: Config, overrides: { logger?: Logger; bus?: Eve
     presence,
     sharedDeliveries: createSharedDeliveries({ bus, metrics, logger, maskError: createErrorMasker(logger, config.errorDetails.enabled) }),
     admission,
+    deliveryRules: deliveryRulesOf(schema),
     logger,
     metrics,
     options: {

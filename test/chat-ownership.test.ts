@@ -9,7 +9,7 @@ import { createTypingThrottle } from '../src/publish/typing-throttle.js';
 import type { GatewayServices, GraphQLContext } from '../src/schema/context.js';
 import { createMemorySessionRevocations } from '../src/sessions/session-revocations.js';
 import { buildSchema } from '../src/schema/index.js';
-import { SHAREABLE_FIELDS } from '../src/transport/shared-delivery.js';
+import { deliveryRulesOf } from '../src/schema/delivery.js';
 import { topics } from '../src/events/topics.js';
 import { BACKENDS, backendEnv } from './support/backends.js';
 import { startGateway, tokenFor } from './support/gateway.js';
@@ -59,7 +59,7 @@ const chatResponse = (sessionId: string, userId: string, replyId: string) => ({
 });
 
 it('chatResponse is not a shared delivery, so its per-subscriber filter always runs', () => {
-  expect(SHAREABLE_FIELDS.has('chatResponse')).toBe(false);
+  expect(deliveryRulesOf(buildSchema()).shareable.has('chatResponse')).toBe(false);
 });
 
 describe.each(BACKENDS)('chatResponse on the %s backend', (backend) => {

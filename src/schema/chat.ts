@@ -59,7 +59,7 @@ builder.subscriptionField('chatResponse', (t) =>
       // Ownership is checked at subscribe time (chatSessionOwner); each event is also checked
       // against the user it is addressed to, so a reply a service published for another user on
       // this session's channel never reaches the viewer. One string comparison per event, and
-      // chatResponse is not a shared delivery (SHAREABLE_FIELDS), so every subscriber filters.
+      // chatResponse is not a shared delivery (not `shareable`, see delivery.ts), so every subscriber filters.
       return guardStream(services.bus.subscribe(topics.chatSession(sessionId)), {
         accept: (event) => {
           if (event.data.userId === viewerId) return true;

@@ -40,9 +40,9 @@ export interface GraphQLContext {
   /** Set for mutations: charges an expensive field's own rate budget (RATE_LIMITED when spent). */
   readonly chargeRateBudget?: (budget: 'chat') => Promise<void>;
   /**
-   * Set while the WebSocket transport asks a shareable field's subscribe resolver (see
-   * SHAREABLE_FIELDS) for its topic: the resolver reports it here, and the subscriber joins a group
-   * that shares one execution per event (SharedDeliveries.topicOf).
+   * Set while the WebSocket transport asks a shareable field's subscribe resolver (its
+   * `extensions.delivery`, see delivery.ts) for its topic: the resolver reports it here, and the
+   * subscriber joins a group that shares one execution per event (SharedDeliveries.topicOf).
    */
   readonly sharedDelivery?: SharedDeliveryHandle;
   /** Set on WebSocket operations: tells the connection one of its operations was rate limited. */

@@ -5,6 +5,7 @@ import type { Topic } from '../events/topics.js';
 import { topics } from '../events/topics.js';
 import { badUserInput, forbidden } from '../errors.js';
 import { builder } from './builder.js';
+import type { DeliveryExtension } from './delivery.js';
 import type { GraphQLContext } from './context.js';
 import { eventObjectRef, PublishReceipt, receiptOf, receiptsOf, requireId } from './common.js';
 
@@ -69,6 +70,8 @@ builder.subscriptionField('userTyping', (t) =>
     type: TypingEvent,
     description: "Other members' typing state in a conversation. Members only; the viewer's own events are not echoed.",
     args: { conversationId: t.arg.id({ required: true }) },
+    // A member's new typing state replaces the previous one.
+    extensions: { delivery: { conflateBy: 'userId' } satisfies DeliveryExtension },
     authScopes: (_root, args) => ({ conversationMember: args.conversationId }),
     subscribe: (_root, args, context) => {
       const conversationId = requireId(args.conversationId, 'conversationId');

@@ -1,5 +1,6 @@
 import { topics } from '../events/topics.js';
 import { builder } from './builder.js';
+import type { DeliveryExtension } from './delivery.js';
 import { eventObjectRef, Money, MoneyInput, PublishReceipt, receiptOf, receiptsOf, requireId, type MoneyShape } from './common.js';
 
 export const PriceUpdate = eventObjectRef('PriceUpdate', 'priceUpdated');
@@ -35,6 +36,8 @@ builder.subscriptionField('priceUpdated', (t) =>
     type: PriceUpdate,
     description: "A hotel's new room prices. Open to every connection, anonymous ones too when the deployment allows them.",
     args: { hotelId: t.arg.id({ required: true }) },
+    // Public, with admin-only fields decided by role; a room's new price replaces its old one.
+    extensions: { delivery: { shareable: true, conflateBy: 'roomType' } satisfies DeliveryExtension },
     subscribe: (_root, args, { services, sharedDelivery }) => {
       const topic = topics.hotelPrices(requireId(args.hotelId, 'hotelId'));
       // Over WebSocket the transport only asks which topic (sharedDelivery) and joins the

@@ -9,16 +9,6 @@ import type { GatewayMetrics } from '../metrics/metrics.js';
 import type { SharedDeliveryHandle } from '../schema/context.js';
 import { executingRootField } from '../server/executing-root-field.js';
 
-/**
- * Root fields whose results depend only on the operation, its variables and the subscriber's
- * roles (never on who the subscriber is): subscribers that agree on those can share one
- * execution per event. `priceUpdated` qualifies (public, admin-only fields decided by role);
- * conversation, booking, notification and chat streams filter or authorize per user and do not.
- * A shareable field's subscribe resolver must report its topic through `context.sharedDelivery`
- * when it is set (see `topicOf`).
- */
-export const SHAREABLE_FIELDS: ReadonlySet<string> = new Set(['priceUpdated']);
-
 /** Where a member's frames go: its connection's outgoing queue. */
 export interface FrameSink {
   send(frame: string): void;

@@ -20,7 +20,8 @@ import type { RevocationListener, SessionRevocations, SessionWatch } from '../se
 import { OutgoingQueue, type OutgoingQueueOptions } from './outgoing-queue.js';
 import { KeepAliveSweep } from './keep-alive.js';
 import { DeadlineQueue, type DeadlineSlot } from './deadlines.js';
-import { SHAREABLE_FIELDS, type Releasable, type SharedDeliveries, type SharedMember } from './shared-delivery.js';
+import type { DeliveryRules } from '../schema/delivery.js';
+import { type Releasable, type SharedDeliveries, type SharedMember } from './shared-delivery.js';
 import type { Admission, SubscriptionAdmission } from '../server/subscription-admission.js';
 import type { GraphQLContext } from '../schema/context.js';
 import type { ClientAddressOf } from './client-address.js';
@@ -35,16 +36,6 @@ export const CloseCodes = {
   /** The client did not read its events: it stayed over WS_MAX_BUFFERED_BYTES. */
   SlowConsumer: 4292,
 } as const;
-
-/**
- * Subscriptions whose events replace the previous ones, so a client that falls behind only needs
- * the latest per key: a hotel room's price, a user's typing state. Everything else is delivered
- * in full or the client is disconnected.
- */
-const CONFLATION_KEYS: Readonly<Record<string, (value: Record<string, unknown>) => unknown>> = {
-  priceUpdated: (price) => price['roomType'],
-  userTyping: (typing) => typing['userId'],
-};
 
 /** A conflatable subscription of one connection: which root field its results carry. */
 interface ConflatableOperation {
@@ -135,6 +126,8 @@ export function attachWebSocketTransport(deps: {
   presence: Presence;
   sharedDeliveries: SharedDeliveries;
   admission: SubscriptionAdmission;
+  /** Which subscription fields are shared and which conflate, as the schema declares them (deliveryRulesOf). */
+  deliveryRules: DeliveryRules;
   logger: Logger;
   metrics: GatewayMetrics;
   options: WebSocketTransportOptions;
@@ -235,7 +228,7 @@ export function attachWebSocketTransport(deps: {
       // not shared; deciding here is for a message that did not pass through there.
       const decision = ctx.extra.takeDecision(id) ?? (await decide(ctx.extra, Object.keys(ctx.subscriptions).length, id, payload));
       if (decision.kind === 'errors') return decision.errors;
-      if (decision.field && decision.field in CONFLATION_KEYS) ctx.extra.addConflatable({ id, field: decision.field, owner: payload });
+      if (decision.field && deps.deliveryRules.conflateBy.has(decision.field)) ctx.extra.addConflatable({ id, field: decision.field, owner: payload });
       // graphql-ws picks execute or subscribe by operation type; both go through Yoga's envelop.
       return { ...decision.prepared.args, rootValue: decision.prepared };
     },
@@ -275,7 +268,7 @@ export function attachWebSocketTransport(deps: {
       // fragments they differ, and shareability and conflation follow the one that runs.
       const field =
         prepared.kind === 'subscription' ? executingRootField(prepared.args.schema, prepared.args.document, payload.operationName, payload.variables) : undefined;
-      const variables = field && SHAREABLE_FIELDS.has(field) ? variablesKey(payload.variables) : undefined;
+      const variables = field && deps.deliveryRules.shareable.has(field) ? variablesKey(payload.variables) : undefined;
       if (!field || variables === undefined) return { kind: 'operation', prepared, field };
       const principal = state.principal;
       const roles = principal?.kind === 'user' ? [...principal.roles].sort().join(',') : 'anonymous';
@@ -371,7 +364,7 @@ export function attachWebSocketTransport(deps: {
     // graphql-ws' bookkeeping: a client complete or the socket's close returns the stream.
     protocol.subscriptions[id] = result as AsyncGenerator<never>;
     operation.stream = result;
-    if (decision.field in CONFLATION_KEYS) state.addConflatable({ id, field: decision.field, owner: operation });
+    if (deps.deliveryRules.conflateBy.has(decision.field)) state.addConflatable({ id, field: decision.field, owner: operation });
   };
 
   /** A shared operation's stream ended: by the client, the socket, or the server (then a complete). */
@@ -436,7 +429,8 @@ export function attachWebSocketTransport(deps: {
     const operationId = typeof parsed.id === 'string' ? parsed.id : undefined;
     const field = operationId === undefined || parsed.type !== 'next' ? undefined : state.conflatableOf(operationId)?.field;
     const value = field ? parsed.payload?.data?.[field] : undefined;
-    const key = field && typeof value === 'object' && value !== null ? CONFLATION_KEYS[field]?.(value as Record<string, unknown>) : undefined;
+    const conflateBy = field ? deps.deliveryRules.conflateBy.get(field) : undefined;
+    const key = conflateBy !== undefined && typeof value === 'object' && value !== null ? (value as Record<string, unknown>)[conflateBy] : undefined;
     // Without the key field selected under its own name, events cannot be told apart: deliver all.
     return typeof key === 'string' ? { operationId, conflationKey: key } : { operationId };
   };

@@ -1,0 +1,21 @@
+import { getNamedType, isObjectType } from 'graphql';
+import { describe, expect, it } from 'vitest';
+import { deliveryRulesOf } from '../src/schema/delivery.js';
+import { buildSchema } from '../src/schema/index.js';
+
+describe('delivery rules, as the schema declares them', () => {
+  it('shares only priceUpdated and conflates prices by room type and typing by user', () => {
+    const rules = deliveryRulesOf(buildSchema());
+    expect([...rules.shareable]).toEqual(['priceUpdated']);
+    expect(Object.fromEntries(rules.conflateBy)).toEqual({ priceUpdated: 'roomType', userTyping: 'userId' });
+  });
+
+  it('names only result fields that exist on the field type', () => {
+    const schema = buildSchema();
+    const fields = schema.getSubscriptionType()!.getFields();
+    for (const [field, by] of deliveryRulesOf(schema).conflateBy) {
+      const type = getNamedType(fields[field]!.type);
+      expect(isObjectType(type) ? Object.keys(type.getFields()) : []).toContain(by);
+    }
+  });
+});
