@@ -27,8 +27,8 @@ import { createErrorMasker, createGatewayYoga, GRAPHQL_PATH, type GatewayYoga } 
 import { createSharedDeliveries } from './transport/shared-delivery.js';
 import { createSubscriptionAdmission } from './server/subscription-admission.js';
 import { attachWebSocketTransport, type WebSocketTransport } from './transport/websocket.js';
-import { createWebAppHandler } from './transport/web-app.js';
-import { createOpsServer } from './transport/ops-server.js';
+import { createWebAppHandler } from './web-app/web-app.js';
+import { createOpsServer } from './observability/ops-server.js';
 import { VERSION } from './version.js';
 import { createClientAddressOf } from './transport/client-address.js';
 import { refuseOversizedBody } from './transport/http-limits.js';

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { DeadlineQueue } from '../src/transport/deadlines.js';
+import { DeadlineQueue } from '../src/sessions/deadline-queue.js';
 
 interface Member {
   name: string;

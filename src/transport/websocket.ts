@@ -19,7 +19,7 @@ import type { QuotaLease, UserQuotas } from '../protection/user-quotas.js';
 import type { RevocationListener, SessionRevocations, SessionWatch } from '../sessions/session-revocations.js';
 import { OutgoingQueue, type OutgoingQueueOptions } from './outgoing-queue.js';
 import { KeepAliveSweep } from './keep-alive.js';
-import { DeadlineQueue, type DeadlineSlot } from './deadlines.js';
+import { DeadlineQueue, type DeadlineSlot } from '../sessions/deadline-queue.js';
 import type { DeliveryRules } from '../schema/delivery.js';
 import { type Releasable, type SharedDeliveries, type SharedMember } from './shared-delivery.js';
 import type { Admission, SubscriptionAdmission } from '../server/subscription-admission.js';
