@@ -47,6 +47,7 @@ export class VerifiedTokens {
   }
 }
 
+/** 128 bits of the token's SHA-256 as a flat 16-character string: the smallest key V8 keeps without a second object. */
 function digestOf(token: string): string {
-  return createHash('sha256').update(token).digest('base64');
+  return createHash('sha256').update(token).digest().toString('latin1', 0, 16);
 }
