@@ -1,7 +1,8 @@
-import { GraphQLInt, GraphQLObjectType, GraphQLSchema, parse } from 'graphql';
+import { GraphQLInt, GraphQLObjectType, GraphQLSchema, GraphQLString, parse } from 'graphql';
 import { createClient as createSseClient } from 'graphql-sse';
 import { pino } from 'pino';
 import { describe, expect, it, onTestFinished } from 'vitest';
+import { ANONYMOUS, type Principal } from '../src/auth/principal.js';
 import { createMemoryEventBus } from '../src/bus/memory-event-bus.js';
 import { buildEvent, type TidingsEvent } from '../src/events/contracts.js';
 import { topics } from '../src/events/topics.js';
@@ -104,7 +105,7 @@ describe('shared deliveries (unit)', () => {
       const member = {
         key: 'k',
         idJson: JSON.stringify(id),
-        args: { schema, document: document as ReturnType<typeof parse>, contextValue: {}, variableValues: {} },
+        args: { schema, document: document as ReturnType<typeof parse>, contextValue: { principal: ANONYMOUS }, variableValues: {} },
         field: 'priceUpdated',
         sink: { send: (frame: string) => void frames.push(frame) },
       };
@@ -152,7 +153,7 @@ describe('shared deliveries on a closed bus (unit)', () => {
     const member = {
       key: 'k',
       idJson: '"a"',
-      args: { schema: new GraphQLSchema({ query: new GraphQLObjectType({ name: 'Query', fields: { ok: { type: GraphQLInt } } }) }), document: parse('{ ok }') },
+      args: { schema: new GraphQLSchema({ query: new GraphQLObjectType({ name: 'Query', fields: { ok: { type: GraphQLInt } } }) }), document: parse('{ ok }'), contextValue: { principal: ANONYMOUS } },
       field: 'priceUpdated',
       sink: { send: () => undefined },
     };
@@ -262,5 +263,109 @@ describe.each(BACKENDS)('shared-delivery subscribers admitted without a pipeline
     await gateway.waitForSubscribers(topics.hotelPrices(hotelId), 3);
     expect(flooder.recordings.filter((recording) => recording.isComplete()).map(codeOf)).toEqual(['RATE_LIMITED']);
     expect(gateway.app.webSockets.sharedJoinedCount()).toBe(3);
+  });
+});
+
+describe('shared deliveries group by what the execution reads', () => {
+  const price = (amountMinor: number) => {
+    const built = buildEvent('priceUpdated', { hotelId: 'h1', roomType: 'DOUBLE', price: { amountMinor, currency: 'EUR' } });
+    if (!built.ok) throw new Error(built.issues.join('; '));
+    return built.event as TidingsEvent;
+  };
+  const user = (userId: string): Principal => ({ kind: 'user', userId, roles: new Set(['user']), expiresAt: undefined, issuedAt: undefined });
+  /** A shareable-looking field with a per-user rule added: `viewer` reads who the subscriber is. */
+  const schemaWithPerUserRule = (asynchronous: boolean) => {
+    const PriceType = new GraphQLObjectType({
+      name: 'Price',
+      fields: {
+        amount: { type: GraphQLInt, resolve: (event: unknown) => (event as TidingsEvent & { type: 'priceUpdated' }).data.price.amountMinor },
+        viewer: {
+          type: GraphQLString,
+          resolve: (_event: unknown, _args: unknown, context: { principal: Principal }) => {
+            const viewer = context.principal.kind === 'user' ? context.principal.userId : null;
+            return asynchronous ? new Promise((resolve) => setTimeout(() => resolve(viewer), 20)) : viewer;
+          },
+        },
+      },
+    });
+    return new GraphQLSchema({
+      query: new GraphQLObjectType({ name: 'Query', fields: { ok: { type: GraphQLInt } } }),
+      subscription: new GraphQLObjectType({ name: 'Subscription', fields: { priceUpdated: { type: PriceType, resolve: (event: unknown) => event } } }),
+    });
+  };
+
+  for (const asynchronous of [false, true]) {
+    it(`splits a group per user once an execution reads the subscriber's identity (${asynchronous ? 'asynchronous' : 'synchronous'} resolvers)`, async () => {
+      const bus = createMemoryEventBus();
+      const deliveries = createSharedDeliveries({ bus, metrics: createMetrics(), logger: pino({ level: 'silent' }), maskError: (error) => error });
+      const schema = schemaWithPerUserRule(asynchronous);
+      const document = parse('subscription { priceUpdated { amount viewer } }');
+      const received = new Map<string, string[]>();
+      const join = (id: string, principal: Principal) => {
+        received.set(id, []);
+        deliveries.joinAdmitted(
+          topics.hotelPrices('h1'),
+          {
+            key: 'same-document-variables-roles',
+            idJson: JSON.stringify(id),
+            args: { schema, document, contextValue: { principal }, variableValues: {} },
+            field: 'priceUpdated',
+            sink: { send: (frame: string) => void received.get(id)!.push(frame) },
+          },
+          [],
+        );
+      };
+      const viewersOf = (id: string) => received.get(id)!.map((frame) => (JSON.parse(frame) as { payload: { data: { priceUpdated: { viewer: string; amount: number } } } }).payload.data.priceUpdated);
+      join('alice-1', user('alice'));
+      join('bob-1', user('bob'));
+      join('alice-2', user('alice'));
+      expect(deliveries.groupCount()).toBe(1);
+
+      // Two events back to back: with asynchronous resolvers the second waits behind the first.
+      await bus.publish(price(1));
+      await bus.publish(price(2));
+      await waitUntil(() => [...received.values()].every((frames) => frames.length === 2), 'two results for everyone').catch((error: unknown) => {
+        throw new Error(`${String(error)}: ${JSON.stringify([...received])}`);
+      });
+      expect(viewersOf('alice-1')).toEqual([{ amount: 1, viewer: 'alice' }, { amount: 2, viewer: 'alice' }]);
+      expect(viewersOf('alice-2')).toEqual([{ amount: 1, viewer: 'alice' }, { amount: 2, viewer: 'alice' }]);
+      expect(viewersOf('bob-1')).toEqual([{ amount: 1, viewer: 'bob' }, { amount: 2, viewer: 'bob' }]);
+      expect(deliveries.groupCount()).toBe(2);
+
+      // A newcomer with the same document, variables and roles gets a group of its own user.
+      join('carol-1', user('carol'));
+      join('bob-2', user('bob'));
+      expect(deliveries.groupCount()).toBe(3);
+      await bus.publish(price(3));
+      await waitUntil(() => received.get('carol-1')!.length === 1 && received.get('bob-2')!.length === 1, 'the newcomers’ results');
+      expect(viewersOf('carol-1')).toEqual([{ amount: 3, viewer: 'carol' }]);
+      expect(viewersOf('bob-2')).toEqual([{ amount: 3, viewer: 'bob' }]);
+      await waitUntil(() => received.get('bob-1')!.length === 3, "bob's third result");
+      expect(received.get('alice-1')).toHaveLength(3);
+    });
+  }
+
+  it('keeps one group for a rule that reads only roles', async () => {
+    const bus = createMemoryEventBus();
+    const deliveries = createSharedDeliveries({ bus, metrics: createMetrics(), logger: pino({ level: 'silent' }), maskError: (error) => error });
+    const PriceType = new GraphQLObjectType({
+      name: 'Price',
+      fields: { isAdmin: { type: GraphQLString, resolve: (_e: unknown, _a: unknown, context: { principal: Principal }) => String(context.principal.kind === 'user' && context.principal.roles.has('admin')) } },
+    });
+    const schema = new GraphQLSchema({
+      query: new GraphQLObjectType({ name: 'Query', fields: { ok: { type: GraphQLInt } } }),
+      subscription: new GraphQLObjectType({ name: 'Subscription', fields: { priceUpdated: { type: PriceType, resolve: (event: unknown) => event } } }),
+    });
+    const frames: string[] = [];
+    for (const who of ['alice', 'bob']) {
+      deliveries.joinAdmitted(
+        topics.hotelPrices('h1'),
+        { key: 'k', idJson: JSON.stringify(who), args: { schema, document: parse('subscription { priceUpdated { isAdmin } }'), contextValue: { principal: user(who) } }, field: 'priceUpdated', sink: { send: (frame: string) => void frames.push(frame) } },
+        [],
+      );
+    }
+    await bus.publish(price(1));
+    expect(frames).toHaveLength(2);
+    expect(deliveries.groupCount()).toBe(1);
   });
 });

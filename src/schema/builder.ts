@@ -43,27 +43,36 @@ export const builder = new SchemaBuilder<{
         : forbidden(result.message),
     authScopes: (context) => {
       const { principal, services } = context;
-      const userId = principal.kind === 'user' ? principal.userId : undefined;
+      // Read only by the scopes that need it, when they are asked: a shared delivery tells
+      // per-user rules from role-only ones by whether the user's identity was read at all.
+      const userIdOf = () => (principal.kind === 'user' ? principal.userId : undefined);
       // Arguments reach these checks before any resolver validates them: an id that could not
       // exist is refused here, so no lookup (or Redis key) is ever built from it.
       const isId = (value: string) => idSchema.safeParse(value).success;
       return {
-        authenticated: userId !== undefined,
+        authenticated: principal.kind === 'user',
         service: hasRole(principal, 'service'),
         admin: hasRole(principal, 'admin'),
-        conversationMember: (conversationId) =>
-          userId !== undefined && isId(conversationId) && services.directory.conversations.isMember(conversationId, userId),
+        conversationMember: (conversationId) => {
+          const userId = userIdOf();
+          return userId !== undefined && isId(conversationId) && services.directory.conversations.isMember(conversationId, userId);
+        },
         bookingParty: async (bookingId) => {
+          const userId = userIdOf();
           if (userId === undefined || !isId(bookingId)) return false;
           const parties = await services.directory.bookings.partiesOf(bookingId);
           return parties !== undefined && (parties.guestId === userId || parties.hostId === userId);
         },
         chatSessionOwner: async (sessionId) => {
+          const userId = userIdOf();
           if (userId === undefined || !isId(sessionId)) return false;
           const session = await services.directory.chatSessions.get(sessionId);
           return session?.ownerId === userId;
         },
-        self: (otherUserId) => userId !== undefined && userId === otherUserId,
+        self: (otherUserId) => {
+          const userId = userIdOf();
+          return userId !== undefined && userId === otherUserId;
+        },
       };
     },
   },

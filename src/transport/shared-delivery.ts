@@ -6,7 +6,9 @@ import { SUBSCRIBER_BUFFER_EVENTS, type Listening, type TopicListener } from '..
 import type { Topic } from '../events/topics.js';
 import { ErrorCode, forSocket, isWithheldField, withExtensions } from '../errors.js';
 import type { GatewayMetrics } from '../metrics/metrics.js';
-import type { SharedDeliveryHandle } from '../schema/context.js';
+import type { Principal } from '../auth/principal.js';
+import type { GraphQLContext, SharedDeliveryHandle } from '../schema/context.js';
+import { LRUCache } from 'lru-cache';
 import { executingRootField } from '../server/executing-root-field.js';
 
 /** Where a member's frames go: its connection's outgoing queue. */
@@ -20,7 +22,10 @@ export interface Releasable {
 }
 
 export interface SharedMember {
-  /** Groups operations that may share a result: document, operation name, variables and roles. */
+  /**
+   * Groups operations that may share a result: document, operation name, variables and roles.
+   * Operations that read who the subscriber is are grouped per user besides (see `groupKeyOf`).
+   */
   readonly key: string;
   /** The member's JSON-encoded operation id, spliced into each frame. */
   readonly idJson: string;
@@ -43,6 +48,13 @@ export interface SharedMember {
  * root field's own subscribe resolver names (`topicOf`). Field-level authorization is decided by
  * each event's one execution, with the roles the key stands for.
  *
+ * Whether a result may be shared is decided by what the execution reads, not by a list: every
+ * execution (the subscribe resolver that names the topic, and each event's) sees the principal
+ * through an IdentityWatch, which notes any read of who the subscriber is (user id, token times).
+ * A key whose execution read it is grouped per user from then on: a running group splits, each
+ * other user's members moving to a group of their own that executes the same event for them, so
+ * a per-user rule added to a shareable field can never hand one member's result to another.
+ *
  * The group listens on the bus with a callback and executes synchronously when the resolvers are
  * synchronous (they are for priceUpdated): no stream, buffer or promise per group or per event.
  */
@@ -55,6 +67,13 @@ export function createSharedDeliveries(deps: {
 }) {
   /** The running group of each key (a key's variables determine its topic). */
   const byKey = new Map<string, Group>();
+  /**
+   * Member keys whose executions read the subscriber's identity: grouped per user. Bounded: a
+   * key forgotten here is found again by the first execution that reads it (and split then).
+   */
+  const perUserKeys = new LRUCache<string, true>({ max: 10_000 });
+  const groupKeyOf = (key: string, userId: string | undefined): string =>
+    userId !== undefined && perUserKeys.has(key) ? `${key}\u0000user\u0000${userId}` : key;
   let groupCount = 0;
   let memberCount = 0;
 
@@ -84,20 +103,38 @@ export function createSharedDeliveries(deps: {
     backlog: TidingsEvent[] | undefined = undefined;
     executing = false;
 
+    /** The arguments each event is executed with, the principal seen through `watch`. */
+    readonly args: ExecutionArgs;
+    readonly watch: IdentityWatch | undefined;
+    /** An event this group was handed directly when it split off, which the bus may hand it again. */
+    private handed: TidingsEvent | undefined = undefined;
+
     constructor(
-      readonly key: string,
+      /** The key it is found by: the member key, with the user for a per-user group. */
+      public key: string,
+      /** The members' key (document, operation name, variables, roles). */
+      readonly memberKey: string,
       readonly topic: string,
       readonly field: string,
       /**
-       * The arguments each event is executed with: those of the member that started the group.
-       * They stay after it leaves; what they carry that is its own (its lean context) is not used
-       * by the resolvers of a shareable field, which depend only on the operation, variables and
-       * roles.
+       * The arguments of the member that started the group. They stay after it leaves: as long as
+       * no execution reads who the subscriber is, what they carry of that member (its lean
+       * context) makes no difference to the results.
        */
-      readonly args: ExecutionArgs,
-    ) {}
+      args: ExecutionArgs,
+    ) {
+      const watched = watchIdentity(args);
+      this.args = watched.args;
+      this.watch = watched.watch;
+    }
+
+    /** Per user: its key names its user, or its executions have not read anyone's identity. */
+    private get perUser(): boolean {
+      return this.key !== this.memberKey;
+    }
 
     onEvent(event: TidingsEvent): void {
+      if (event === this.handed) return;
       if (!this.executing) return this.deliver(event);
       const backlog = (this.backlog ??= []);
       if (backlog.length >= SUBSCRIBER_BUFFER_EVENTS) {
@@ -114,6 +151,7 @@ export function createSharedDeliveries(deps: {
 
     add(member: MemberStream): void {
       member.group = this;
+      member.after = undefined;
       member.before = this.last;
       if (this.last) this.last.after = member;
       else this.first = member;
@@ -131,6 +169,8 @@ export function createSharedDeliveries(deps: {
       else this.first = member.after;
       if (member.after) member.after.before = member.before;
       else this.last = member.before;
+      // Unlinked for good: a member may move to another group (a split), and must take no link along.
+      member.before = member.after = undefined;
       this.size--;
       memberCount--;
       this.listening?.addSubscribers(-1);
@@ -170,12 +210,57 @@ export function createSharedDeliveries(deps: {
       if (result.errors?.some(isWithheldField)) deps.metrics.eventsDropped.inc({ reason: 'unauthorized_field', source: this.field }, this.size);
     }
 
+    /** An execution's result: written to every member, unless it read whose it was (see split). */
+    private settle(result: ExecutionResult, event: TidingsEvent): void {
+      if (!this.perUser && this.watch?.read) this.split(event);
+      this.write(result);
+    }
+
+    /**
+     * The execution of `event` read the subscriber's identity: its result is for this group's
+     * own user only. From now on the member key is grouped per user: this group becomes its
+     * user's, and each other user's members move to a group of their own, which executes `event`
+     * (and whatever waited behind it here) for them. Runs before the result is written.
+     */
+    private split(event: TidingsEvent): void {
+      perUserKeys.set(this.memberKey, true);
+      const ownUser = this.watch?.userId;
+      if (byKey.get(this.key) === this) byKey.delete(this.key);
+      this.key = groupKeyOf(this.memberKey, ownUser);
+      if (!byKey.has(this.key)) byKey.set(this.key, this);
+      const others = new Map<string, MemberStream[]>();
+      for (let member = this.first; member; member = member.after) {
+        if (member.userId === ownUser || member.userId === undefined) continue;
+        const list = others.get(member.userId) ?? [];
+        list.push(member);
+        others.set(member.userId, list);
+      }
+      const waiting = this.backlog ?? [];
+      for (const [userId, members] of others) {
+        const group = startGroup(groupKeyOf(this.memberKey, userId), this.memberKey, this.topic, this.field, {
+          ...this.args,
+          contextValue: { ...(this.args.contextValue as object), principal: members[0]!.principal },
+        });
+        for (const member of members) {
+          this.leave(member);
+          if (group.ended) member.finish();
+          else group.add(member);
+        }
+        if (group.ended) continue;
+        // Listening from now on, it may still be handed `event` by the bus loop that is running.
+        group.handed = event;
+        group.deliver(event);
+        for (const later of waiting) group.onEvent(later);
+      }
+    }
+
     private deliver(event: TidingsEvent): void {
       if (this.size === 0) return;
       try {
+        if (this.watch) this.watch.read = false;
         const result = execute({ ...this.args, rootValue: event });
         if (!isPromise(result)) {
-          this.write(result);
+          this.settle(result, event);
           return;
         }
         // An asynchronous resolver: later events wait, so every member still sees them in order.
@@ -184,7 +269,7 @@ export function createSharedDeliveries(deps: {
           (settled) => {
             this.executing = false;
             try {
-              this.write(settled);
+              this.settle(settled, event);
             } catch (error) {
               // Thrown here it would be an unhandled rejection.
               this.fail(error);
@@ -201,18 +286,25 @@ export function createSharedDeliveries(deps: {
     }
   }
 
-  /** The running group for this member's key and topic, or a new one (ended at once if the bus is shutting down). */
-  const groupFor = (topic: string, member: SharedMember): Group => {
-    const running = byKey.get(member.key);
-    if (running && running.topic === topic) return running;
-    const group = new Group(member.key, topic, member.field, member.args);
+  /** A new group listening on the bus (ended at once if the bus is shutting down). */
+  const startGroup = (key: string, memberKey: string, topic: string, field: string, args: ExecutionArgs): Group => {
+    const running = byKey.get(key);
+    const group = new Group(key, memberKey, topic, field, args);
     groupCount++;
     // A key names one topic (its variables determine it); should a resolver name another, that
     // group runs beside the first without being found by key.
-    if (!running) byKey.set(member.key, group);
+    if (!running) byKey.set(key, group);
     // Not counted itself: its members are the topic's subscribers (see `add`).
     group.listening = deps.bus.listen(topic as Topic<EventType>, group);
     return group;
+  };
+
+  /** The running group for this member's key and topic, or a new one. */
+  const groupFor = (topic: string, member: SharedMember): Group => {
+    const key = groupKeyOf(member.key, userIdOf(member.args));
+    const running = byKey.get(key);
+    if (running && running.topic === topic) return running;
+    return startGroup(key, member.key, topic, member.field, member.args);
   };
 
   return {
@@ -222,13 +314,17 @@ export function createSharedDeliveries(deps: {
      * checks and authorization), or the errors the subscriber gets instead. The resolver's stream
      * is never started: it is dropped.
      */
-    async topicOf(args: ExecutionArgs): Promise<{ readonly topic: string } | { readonly errors: readonly GraphQLError[] }> {
+    async topicOf(member: SharedMember): Promise<{ readonly topic: string } | { readonly errors: readonly GraphQLError[] }> {
       let topic: string | undefined;
       const naming: SharedDeliveryHandle = { nameTopic: (named) => void (topic = named) };
       // A copy for this one call: the arguments' own context may go on to execute a group's
       // events, and must not change shape (a deleted property would put it in dictionary mode).
+      const watched = watchIdentity(member.args);
+      const args = watched.args;
       const contextValue = { ...(args.contextValue as object), sharedDelivery: naming };
       const source = await createSourceEventStream({ ...args, contextValue });
+      // A topic (or an authorization) that depends on who subscribes: grouped per user.
+      if (watched.watch?.read) perUserKeys.set(member.key, true);
       if (!(Symbol.asyncIterator in source)) {
         // Errors without a path come before the resolver (variable coercion): the caller's input,
         // coded as the pipeline codes them.
@@ -242,8 +338,8 @@ export function createSharedDeliveries(deps: {
       deps.logger.error({ field: executingRootField(args.schema, args.document, args.operationName, args.variableValues) }, 'a shareable field did not name its topic');
       return { errors: [new GraphQLError('Unexpected error.', { extensions: { code: 'INTERNAL_SERVER_ERROR' } })] };
     },
-    /** The topic of the group running for `key`, if one is: a subscriber with that key may join it directly. */
-    runningTopic: (key: string): string | undefined => byKey.get(key)?.topic,
+    /** The topic of the group running for this member's key, if one is: the member may join it directly. */
+    runningTopic: (member: SharedMember): string | undefined => byKey.get(groupKeyOf(member.key, userIdOf(member.args)))?.topic,
     /**
      * Adds an admitted subscriber (rate limit, quota: see SubscriptionAdmission) to the group of
      * `topic` and its key, starting the group with its `args` if none runs. Returns the member's
@@ -253,7 +349,7 @@ export function createSharedDeliveries(deps: {
      */
     joinAdmitted(topic: string, member: SharedMember, releases: readonly Releasable[]): AsyncIterableIterator<never> {
       // Only where results go: a member's arguments (its context) are not kept by the stream.
-      const stream = new MemberStream(member.idJson, member.sink, releases);
+      const stream = new MemberStream(member.idJson, member.sink, releases, principalOf(member.args));
       const group = groupFor(topic, member);
       // The bus refused the listener (it is shutting down) and ended the group at once.
       if (group.ended) stream.finish();
@@ -265,6 +361,56 @@ export function createSharedDeliveries(deps: {
     /** Members open (each admitted without a subscribe pipeline of its own). */
     joinedCount: () => memberCount,
   };
+}
+
+function principalOf(args: ExecutionArgs): Principal {
+  return (args.contextValue as GraphQLContext).principal;
+}
+
+function userIdOf(args: ExecutionArgs): string | undefined {
+  const principal = principalOf(args);
+  return principal.kind === 'user' ? principal.userId : undefined;
+}
+
+type UserPrincipal = Extract<Principal, { kind: 'user' }>;
+
+/**
+ * A user principal as an execution sees it, noting whether the execution read who the
+ * subscriber is: the user id or the token's times. Its roles may be read freely (they are part
+ * of the member key).
+ */
+class IdentityWatch implements UserPrincipal {
+  readonly kind = 'user';
+  read = false;
+
+  constructor(private readonly principal: UserPrincipal) {}
+
+  get roles(): UserPrincipal['roles'] {
+    return this.principal.roles;
+  }
+
+  get userId(): string {
+    this.read = true;
+    return this.principal.userId;
+  }
+
+  get expiresAt(): number | undefined {
+    this.read = true;
+    return this.principal.expiresAt;
+  }
+
+  get issuedAt(): number | undefined {
+    this.read = true;
+    return this.principal.issuedAt;
+  }
+}
+
+/** The arguments with their principal seen through an IdentityWatch (anonymous callers have no identity to read). */
+function watchIdentity(args: ExecutionArgs): { readonly args: ExecutionArgs; readonly watch: (IdentityWatch & { userId: string }) | undefined } {
+  const context = args.contextValue as GraphQLContext;
+  if (context.principal.kind !== 'user') return { args, watch: undefined };
+  const watch = new IdentityWatch(context.principal);
+  return { args: { ...args, contextValue: { ...context, principal: watch } }, watch };
 }
 
 function isPromise<T>(value: T | Promise<T>): value is Promise<T> {
@@ -293,7 +439,13 @@ class MemberStream implements AsyncIterableIterator<never> {
     readonly idJson: string,
     readonly sink: FrameSink,
     private readonly releases: readonly Releasable[],
+    /** The subscriber (the object its connection holds): a per-user group is started with it. */
+    readonly principal: Principal,
   ) {}
+
+  get userId(): string | undefined {
+    return this.principal.kind === 'user' ? this.principal.userId : undefined;
+  }
 
   next(): Promise<IteratorResult<never>> {
     if (this.ended) return Promise.resolve(DONE);

@@ -402,10 +402,10 @@ export function attachWebSocketTransport(deps: {
       return { errors: [new GraphQLError('Unexpected error.', { extensions: { code: 'INTERNAL_SERVER_ERROR' } })] };
     }
     if (!admission.ok) return { errors: [admission.error] };
-    const runningTopic = deps.sharedDeliveries.runningTopic(member.key);
+    const runningTopic = deps.sharedDeliveries.runningTopic(member);
     let topic: Awaited<ReturnType<SharedDeliveries['topicOf']>>;
     try {
-      topic = runningTopic === undefined ? await deps.sharedDeliveries.topicOf(member.args) : { topic: runningTopic };
+      topic = runningTopic === undefined ? await deps.sharedDeliveries.topicOf(member) : { topic: runningTopic };
     } catch (error) {
       context.log.error({ err: error }, 'subscribe failed');
       topic = { errors: [new GraphQLError('Unexpected error.', { extensions: { code: 'INTERNAL_SERVER_ERROR' } })] };
