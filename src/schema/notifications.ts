@@ -2,6 +2,7 @@ import { NOTIFICATION_KINDS } from '../events/contracts.js';
 import { topics } from '../events/topics.js';
 import { forbidden } from '../errors.js';
 import { builder } from './builder.js';
+import type { DeliveryExtension } from './delivery.js';
 import { eventObjectRef, PublishReceipt, receiptOf, receiptsOf, requireId } from './common.js';
 
 const NotificationKind = builder.enumType('NotificationKind', { values: NOTIFICATION_KINDS });
@@ -21,12 +22,17 @@ builder.subscriptionField('notificationCreated', (t) =>
     type: Notification,
     description: "The viewer's notifications. An admin may name another user with userId.",
     args: { userId: t.arg.id({ required: false, description: 'Admins only, when not the viewer.' }) },
+    // Shared over WebSocket: naming the topic reads who subscribes, so its groups are per user
+    // (see src/transport/shared-delivery.ts) and a user's own room costs one lean execution.
+    extensions: { delivery: { shareable: true } satisfies DeliveryExtension },
     authScopes: (_root, args) =>
       args.userId ? { $any: { self: args.userId, admin: true } } : { authenticated: true },
-    subscribe: (_root, args, { principal, services }) => {
+    subscribe: (_root, args, { principal, services, sharedDelivery }) => {
       if (principal.kind !== 'user') throw forbidden('Sign in to receive notifications');
       const userId = args.userId ? requireId(args.userId, 'userId') : principal.userId;
-      return services.bus.subscribe(topics.userNotifications(userId));
+      const topic = topics.userNotifications(userId);
+      sharedDelivery?.nameTopic(topic);
+      return services.bus.subscribe(topic);
     },
     resolve: (event) => event,
   }),
