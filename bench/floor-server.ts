@@ -18,7 +18,7 @@ import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage } from 'node:http';
 import { Redis } from 'ioredis';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { expectedResult, variantByQuery, type PriceData, type Variant } from './lib/common.js';
+import { expectedResult, inboxTopic, variantByQuery, type PriceData, type Variant } from './lib/common.js';
 
 const port = Number(process.env['PORT'] ?? 4100);
 const host = process.env['HOST'] ?? '127.0.0.1';
@@ -87,6 +87,13 @@ subscriber.on('messageBuffer', (channelBuffer: Buffer, messageBuffer: Buffer) =>
   try {
     event = JSON.parse(messageBuffer.toString()) as typeof event;
   } catch {
+    return;
+  }
+  if (event.type === 'notificationCreated') {
+    // One subscriber per room: serialized once, as the selection of INBOX asks.
+    const data = event.data as unknown as { notificationId: string; title: string };
+    const tail = `${JSON.stringify({ data: { notificationCreated: { notificationId: data.notificationId, title: data.title, occurredAt: event.occurredAt } } })}}`;
+    for (const group of groups.values()) for (const sub of group.subs) sub.socket.send(sub.head + tail);
     return;
   }
   if (event.type !== 'priceUpdated') return;
@@ -209,6 +216,13 @@ wss.on('connection', (socket) => {
         const id = message.id ?? '';
         if (subs.has(id)) return socket.close(4409, `Subscriber for ${id} already exists`);
         const variant = variantByQuery.get(message.payload?.query ?? '');
+        if (variant?.ownRoom) {
+          // The subscriber's own room, named by its token.
+          const sub: Sub = { socket, id, head: `{"id":${JSON.stringify(id)},"type":"next","payload":`, topic: inboxTopic(claims.sub), group: variant.name };
+          subs.set(id, sub);
+          addSub(sub, variant, false);
+          return;
+        }
         const hotelId = message.payload?.variables?.h;
         if (!variant || typeof hotelId !== 'string' || !/^[A-Za-z0-9_.@-]{1,128}$/.test(hotelId)) {
           socket.send(JSON.stringify({ id, type: 'error', payload: [{ message: 'unsupported operation' }] }));

@@ -73,7 +73,8 @@ function recordLatency(publishedAtMicros: number): void {
   hist.record(now - publishedAtMicros / 1000);
 }
 
-const MARK = Buffer.from('"roomType":"');
+/** Where a result's `R-<seq>-<µs>` starts: in `roomType` (prices) or `title` (notifications). */
+const MARK = Buffer.from('":"R-');
 const PONG = '{"type":"pong"}';
 
 function send(message: unknown): void {
@@ -87,7 +88,7 @@ function countError(key: string): void {
 function onMessage(conn: Conn, data: Buffer): void {
   const at = data.indexOf(MARK);
   if (at >= 0 && !plan!.verify) {
-    const parsed = parseRoomType(data, at + MARK.length);
+    const parsed = parseRoomType(data, at + 3);
     if (parsed) {
       recordLatency(parsed[1]);
       conn.received++;
@@ -186,7 +187,8 @@ function openOne(p: OpenPlan, index: number, secret: Uint8Array): Promise<boolea
           if (!acked) {
             if (data.includes('"connection_ack"')) {
               acked = true;
-              socket.send(JSON.stringify({ id: `s${index}`, type: 'subscribe', payload: { query: variant.query, variables: { h: `${p.hotelPrefix}${conn.hotel}` } } }));
+              const variables = variant.ownRoom ? {} : { h: `${p.hotelPrefix}${conn.hotel}` };
+              socket.send(JSON.stringify({ id: `s${index}`, type: 'subscribe', payload: { query: variant.query, variables } }));
               conn.subscribed = true;
               settle(true);
               return;

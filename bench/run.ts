@@ -16,7 +16,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, freemem, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { envelopeNow, Histogram, nowMs, priceData, occurredAtOf, VARIANTS, BASIC } from './lib/common.js';
+import { envelopeNow, Histogram, inboxTopic, INBOX, notificationEnvelopeNow, nowMs, priceData, occurredAtOf, VARIANTS, BASIC } from './lib/common.js';
 import { cpuMs, killAll, Loader, memoryFiguresOf, openFilesLimit, ROOT, rssBytes, sleep, startFloor, startGateway, startRedis, waitFor, type LoaderReport, type RedisServer, type Target, type TargetKind } from './lib/procs.js';
 import type { OpenPlan } from './load.js';
 
@@ -46,6 +46,10 @@ const DEFAULTS = {
   /** 6. mixed */
   mixedSubscribers: 2000,
   mixedEvents: 500,
+  /** 8. inbox: one subscriber per user room (notificationCreated), Redis-published */
+  inboxSubscribers: 3_000,
+  inboxRate: 1_000,
+  inboxDuration: 10,
   /** 7. bulk publishing: events in all, items per publishPrices request (the floor posts one per request) */
   bulkEvents: 10_000,
   bulkBatch: 100,
@@ -81,6 +85,9 @@ const QUICK: Partial<typeof DEFAULTS> = {
   mixedSubscribers: 300,
   mixedEvents: 50,
   bulkEvents: 2_000,
+  inboxSubscribers: 300,
+  inboxRate: 200,
+  inboxDuration: 3,
   scaleTarget: 3000,
   scaleDeadline: 40,
   scenarioTimeout: 120,
@@ -722,6 +729,62 @@ async function bulkScenario(kind: TargetKind) {
   });
 }
 
+/**
+ * 8: every user subscribed to its own room (`notificationCreated`, one connection each), the
+ * shape of a team's per-user Socket.io rooms: notifications published straight onto Redis at
+ * `inboxRate`, each to one user, so one delivery per event and the per-event fixed cost counts.
+ */
+async function inboxScenario(kind: TargetKind) {
+  return withScenario(kind, [`${kind}-inbox`], options.loaders, async ([target], loaders, prefix) => {
+    const users = options.inboxSubscribers;
+    const conn = await connect(target!, loaders, { ...basePlan(users, 1, 'unused-'), variants: [INBOX.name] }, options.scenarioTimeout * 400);
+    // connect() names the users `u<runTag>-<target>-<index>`.
+    const userOf = (index: number) => `u${runTag}-${target!.name}-${index}`;
+    const warm = redis.client.pipeline();
+    for (let u = 0; u < users; u++) warm.publish(`${prefix}${inboxTopic(userOf(u))}`, notificationEnvelopeNow(userOf(u), 1_000_000 + u));
+    await warm.exec();
+    await awaitDelivery(loaders, conn.ok, 2_000, 20_000, target!);
+    loaders.forEach((loader) => loader.send({ cmd: 'reset' }));
+
+    const total = Math.round(options.inboxRate * options.inboxDuration);
+    const cpu0 = cpuMs(target!.pid);
+    const t0 = Date.now();
+    let sent = 0;
+    while (sent < total) {
+      const due = Math.min(total, Math.floor(((Date.now() - t0) / 1000) * options.inboxRate));
+      if (due > sent) {
+        const pipeline = redis.client.pipeline();
+        for (; sent < due; sent++) {
+          const userId = userOf((sent * 7919) % users);
+          pipeline.publish(`${prefix}${inboxTopic(userId)}`, notificationEnvelopeNow(userId, sent));
+        }
+        void pipeline.exec();
+      }
+      await sleep(5);
+    }
+    const { received, cpuAtEnd } = await awaitDelivery(loaders, total, 3_000, 60_000, target!);
+    const wall = (Date.now() - t0) / 1000;
+    const cpu = cpuAtEnd - cpu0;
+    const r = await reports(loaders, {});
+    const result = {
+      subscribers: conn.ok,
+      connectFailures: conn.failed,
+      events: total,
+      received,
+      loss: total > 0 ? Math.max(0, total - received) / total : NaN,
+      p50: r.latency.percentile(50),
+      p99: r.latency.percentile(99),
+      max: r.latency.max,
+      serverCpuPercent: (cpu / (wall * 1000)) * 100,
+      cpuMicrosPerDelivery: (cpu * 1000) / Math.max(1, received),
+      clientErrors: r.errors,
+      closeCodes: r.closeCodes,
+    };
+    log(`  ${received}/${total} delivered, p50 ${result.p50.toFixed(1)} ms, p99 ${result.p99.toFixed(1)} ms, ${result.cpuMicrosPerDelivery.toFixed(1)} µs CPU per delivery`);
+    return result;
+  });
+}
+
 /** 5: as many subscribed connections as one instance takes, from several source addresses. */
 async function scaleScenario(kind: TargetKind) {
   const target0 = options.scaleTarget;
@@ -818,7 +881,7 @@ function machine() {
 async function main(): Promise<void> {
   options = parseArgs(process.argv.slice(2));
   const scenarios = options.scenarios.split(',').map((s) => s.trim()).filter(Boolean);
-  const known = ['broadcast', 'targeted', 'idle', 'cross', 'mixed', 'scale', 'bulk'];
+  const known = ['broadcast', 'targeted', 'idle', 'cross', 'mixed', 'scale', 'bulk', 'inbox'];
   for (const s of scenarios) if (!known.includes(s)) throw new Error(`unknown scenario ${s} (known: ${known.join(', ')})`);
   const startedAt = new Date();
   const info = machine();
@@ -909,6 +972,17 @@ async function main(): Promise<void> {
           ['rssMB', 'RSS', 'MB', 'lower'],
           ['rssPerConnectionKB', 'RSS per connection', 'KB', 'lower'],
           ['connectCpuMicrosPerConnection', 'connection cost', 'µs CPU', 'lower'],
+        ]);
+        break;
+      }
+      case 'inbox': {
+        const both = await bothTargets('inbox', inboxScenario);
+        const s = `8 inbox ${options.inboxSubscribers} rooms @${options.inboxRate}/s`;
+        addRows(s, both, [
+          ['p50', 'p50 latency', 'ms', 'lower'],
+          ['p99', 'p99 latency', 'ms', 'lower'],
+          ['loss', 'loss', '%', 'lower', (v) => v * 100],
+          ['cpuMicrosPerDelivery', 'server CPU per delivered event', 'µs', 'lower'],
         ]);
         break;
       }

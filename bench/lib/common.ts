@@ -14,6 +14,8 @@ export interface Variant {
   readonly query: string;
   /** Whether the selection contains admin-only fields (supplierCost / margin). */
   readonly adminFields: readonly ('supplierCost' | 'margin')[];
+  /** A subscription to the subscriber's own room (no variables) rather than to a hotel. */
+  readonly ownRoom?: boolean;
 }
 
 /** The default selection set of every latency scenario. */
@@ -43,8 +45,30 @@ export const VARIANTS: readonly Variant[] = [
   },
 ];
 
-export const variantByQuery = new Map(VARIANTS.map((variant) => [variant.query, variant]));
-export const variantByName = new Map(VARIANTS.map((variant) => [variant.name, variant]));
+/** The inbox scenario: each user's own notifications (`title` carries `R-<seq>-<µs>` as roomType does). */
+export const INBOX: Variant = {
+  name: 'inbox',
+  query: 'subscription { notificationCreated { notificationId title occurredAt } }',
+  adminFields: [],
+  ownRoom: true,
+};
+
+export const variantByQuery = new Map([...VARIANTS, INBOX].map((variant) => [variant.query, variant]));
+export const variantByName = new Map([...VARIANTS, INBOX].map((variant) => [variant.name, variant]));
+
+/** The gateway's topic of a user's notifications (src/events/topics.ts). */
+export const inboxTopic = (userId: string) => `user:${userId}:notification`;
+
+/** The notification a sequence number stands for, addressed to `userId`. */
+export function notificationData(userId: string, seq: number, publishedAtMicros: number) {
+  return { notificationId: `n-${seq}`, userId, kind: 'SYSTEM', title: `R-${seq}-${publishedAtMicros}`, body: '' };
+}
+
+/** The Redis message for notification `seq` to `userId`, published now. */
+export function notificationEnvelopeNow(userId: string, seq: number): string {
+  const micros = Math.round(nowMs() * 1000);
+  return JSON.stringify({ id: eventIdOf(seq), type: 'notificationCreated', version: 1, occurredAt: occurredAtOf(micros), data: notificationData(userId, seq, micros) });
+}
 
 /**
  * The event a sequence number stands for. The publish time (µs since the epoch) and the sequence

@@ -200,8 +200,8 @@ export async function startGateway(options: TargetOptions): Promise<Target> {
     wsUrl: `ws://127.0.0.1:${port}/graphql`,
     httpUrl: `${base}/graphql`,
     async stats() {
-      const stats = (await (await fetch(`${ops}/stats`)).json()) as { connections: { websocket: number }; subscriptions: { priceUpdated?: number } };
-      return { connections: stats.connections.websocket, subscriptions: stats.subscriptions.priceUpdated ?? 0 };
+      const stats = (await (await fetch(`${ops}/stats`)).json()) as { connections: { websocket: number }; subscriptions: Record<string, number> };
+      return { connections: stats.connections.websocket, subscriptions: Object.values(stats.subscriptions).reduce((sum, count) => sum + count, 0) };
     },
     metrics: async () => (await fetch(`${ops}/metrics`)).text(),
     stop: () => stopChild(child, 8_000),
