@@ -576,16 +576,21 @@ async function idleScenario(kind: TargetKind) {
   });
 }
 
+/** A `service` token for the publishing scenarios, signed with the run's secret. */
+async function pricingServiceToken(): Promise<string> {
+  const { SignJWT } = await import('jose');
+  return new SignJWT({ roles: ['service'] })
+    .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+    .setSubject('pricing-service')
+    .setIssuedAt()
+    .setExpirationTime(Math.floor(Date.now() / 1000) + 3600)
+    .sign(new TextEncoder().encode(secret));
+}
+
 /** 4: subscribers on instance B, events published through instance A's publishPrice mutation. */
 async function crossScenario(kind: TargetKind) {
   return withScenario(kind, [`${kind}-cross-a`, `${kind}-cross-b`], options.loaders, async ([a, b], loaders) => {
-    const { SignJWT } = await import('jose');
-    const serviceToken = await new SignJWT({ roles: ['service'] })
-      .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
-      .setSubject('pricing-service')
-      .setIssuedAt()
-      .setExpirationTime(Math.floor(Date.now() / 1000) + 3600)
-      .sign(new TextEncoder().encode(secret));
+    const serviceToken = await pricingServiceToken();
     const hotels = options.crossHotels;
     const conn = await connect(b!, loaders, basePlan(options.crossSubscribers, hotels, 'hotel-'), options.scenarioTimeout * 400);
     const perHotel = new Map<number, number>();
@@ -664,13 +669,7 @@ async function crossScenario(kind: TargetKind) {
  */
 async function bulkScenario(kind: TargetKind) {
   return withScenario(kind, [`${kind}-bulk`], 0, async ([target], _loaders, prefix) => {
-    const { SignJWT } = await import('jose');
-    const serviceToken = await new SignJWT({ roles: ['service'] })
-      .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
-      .setSubject('pricing-service')
-      .setIssuedAt()
-      .setExpirationTime(Math.floor(Date.now() / 1000) + 3600)
-      .sign(new TextEncoder().encode(secret));
+    const serviceToken = await pricingServiceToken();
     const counter = redis.client.duplicate();
     let seen = 0;
     counter.on('pmessage', () => void seen++);

@@ -1,20 +1,15 @@
 import { parse, subscribe, type ExecutionResult } from 'graphql';
-import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { Principal } from '../src/auth/principal.js';
 import type { OperationLog } from '../src/logging/logger.js';
-import { createExternalChatBackend } from '../src/chat/chat-backend.js';
-import { createEventPublisher } from '../src/publish/event-publisher.js';
-import { createTypingThrottle } from '../src/publish/typing-throttle.js';
 import type { GatewayServices, GraphQLContext } from '../src/schema/context.js';
-import { createMemorySessionRevocations } from '../src/sessions/session-revocations.js';
 import { buildSchema } from '../src/schema/index.js';
 import { deliveryRulesOf } from '../src/schema/delivery.js';
 import { topics } from '../src/events/topics.js';
 import { BACKENDS, backendEnv } from './support/backends.js';
 import { startGateway, tokenFor } from './support/gateway.js';
 import { CHAT_RESPONSE, START_CHAT } from './support/operations.js';
-import { backendParts } from './support/services.js';
+import { backendParts, servicesFrom } from './support/services.js';
 import { connectWs, record } from './support/ws-client.js';
 import { waitUntil } from './support/wait.js';
 
@@ -64,18 +59,9 @@ it('chatResponse is not a shared delivery, so its per-subscriber filter always r
 
 describe.each(BACKENDS)('chatResponse on the %s backend', (backend) => {
   it("delivers only the events addressed to the subscriber, dropping others' with a warning", async () => {
-    const { bus, directory, metrics, waitForUpstream } = await backendParts(backend);
-    const logger = pino({ level: 'silent' });
-    const publisher = createEventPublisher({ bus, logger, metrics, maxBatch: 1_000 });
-    const services: GatewayServices = {
-      bus,
-      publisher,
-      directory,
-      chat: createExternalChatBackend(publisher),
-      typingThrottle: createTypingThrottle(0),
-      revocations: createMemorySessionRevocations({ ttlMs: 60_000 }),
-      logger,
-    };
+    const parts = await backendParts(backend);
+    const { waitForUpstream } = parts;
+    const services = servicesFrom(parts);
     const session = await services.directory.chatSessions.create('alice');
     const log = recordingLog();
     const stream = await subscribeAs(services, user('alice'), session.id, log);

@@ -3,7 +3,7 @@ import { buildEvent, type EventDataInput, type EventType, type TidingsEvent } fr
 import { topics } from '../src/events/topics.js';
 import { BACKENDS } from './support/backends.js';
 import { backendParts } from './support/services.js';
-import { waitUntil } from './support/wait.js';
+import { take, waitUntil } from './support/wait.js';
 
 /** One contract, two implementations: what every EventBus must do. */
 function event<T extends EventType>(type: T, data: EventDataInput<T>): TidingsEvent {
@@ -15,19 +15,6 @@ function event<T extends EventType>(type: T, data: EventDataInput<T>): TidingsEv
 const price = (hotelId: string, amountMinor: number) =>
   event('priceUpdated', { hotelId, roomType: 'DOUBLE', price: { amountMinor, currency: 'EUR' } });
 
-/** Pulls `count` values from an iterator, failing after a while instead of hanging. */
-async function take<T>(iterator: AsyncIterator<T>, count: number): Promise<T[]> {
-  const values: T[] = [];
-  while (values.length < count) {
-    const next = await Promise.race([
-      iterator.next(),
-      new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`only ${values.length} of ${count} arrived`)), 5_000)),
-    ]);
-    if (next.done) break;
-    values.push(next.value);
-  }
-  return values;
-}
 
 describe.each(BACKENDS)('EventBus contract: %s', (backend) => {
   it('delivers an event to every subscriber of its topic, in publish order, and to no other topic', async () => {

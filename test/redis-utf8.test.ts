@@ -9,7 +9,7 @@ import { sharedRedis } from './support/backends.js';
 import { randomPrefix } from './support/redis-server.js';
 import { startGateway, tokenFor } from './support/gateway.js';
 import { PRICE_UPDATED } from './support/operations.js';
-import { waitUntil } from './support/wait.js';
+import { take, waitUntil } from './support/wait.js';
 import { connectWs, record } from './support/ws-client.js';
 
 /**
@@ -64,19 +64,6 @@ async function redisBus() {
   return { bus, publisher, prefix, dropped, waitForUpstream };
 }
 
-/** Pulls `count` values from an iterator, failing after a while instead of hanging. */
-async function take<T>(iterator: AsyncIterator<T>, count: number): Promise<T[]> {
-  const values: T[] = [];
-  while (values.length < count) {
-    const next = await Promise.race([
-      iterator.next(),
-      new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`only ${values.length} of ${count} arrived`)), 5_000)),
-    ]);
-    if (next.done) break;
-    values.push(next.value);
-  }
-  return values;
-}
 
 const textOf = (event: TidingsEvent) => (event.type === 'newMessage' ? event.data.text : undefined);
 

@@ -59,7 +59,11 @@ export async function backendParts(backend: BackendName): Promise<BackendParts> 
 
 /** GatewayServices on a backend, as the composition root would build them. */
 export async function servicesOn(backend: BackendName): Promise<GatewayServices> {
-  const { bus, directory, metrics } = await backendParts(backend);
+  return servicesFrom(await backendParts(backend));
+}
+
+/** GatewayServices around a backend's parts (see backendParts). */
+export function servicesFrom({ bus, directory, metrics }: Pick<Awaited<ReturnType<typeof backendParts>>, 'bus' | 'directory' | 'metrics'>): GatewayServices {
   const logger = pino({ level: 'silent' });
   const publisher = createEventPublisher({ bus, logger, metrics, maxBatch: 1_000 });
   return {

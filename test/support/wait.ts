@@ -6,3 +6,17 @@ export async function waitUntil(condition: () => boolean | Promise<boolean>, wha
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }
+
+/** Pulls `count` values from an iterator, failing after a while instead of hanging. */
+export async function take<T>(iterator: AsyncIterator<T>, count: number): Promise<T[]> {
+  const values: T[] = [];
+  while (values.length < count) {
+    const next = await Promise.race([
+      iterator.next(),
+      new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`only ${values.length} of ${count} arrived`)), 5_000)),
+    ]);
+    if (next.done) break;
+    values.push(next.value);
+  }
+  return values;
+}
