@@ -53,8 +53,8 @@ const chatResponse = (sessionId: string, userId: string, replyId: string) => ({
   text: `for ${userId}`,
 });
 
-it('chatResponse is not a shared delivery, so its per-subscriber filter always runs', () => {
-  expect(deliveryRulesOf(buildSchema()).shareable.has('chatResponse')).toBe(false);
+it('chatResponse is a shared delivery over WebSocket, which runs its filter per group (see the WebSocket test below)', () => {
+  expect(deliveryRulesOf(buildSchema()).shareable.has('chatResponse')).toBe(true);
 });
 
 describe.each(BACKENDS)('chatResponse on the %s backend', (backend) => {

@@ -1,9 +1,10 @@
-import { BOOKING_STATUSES } from '../events/contracts.js';
+import { BOOKING_STATUSES, type TidingsEvent } from '../events/contracts.js';
 import { topics } from '../events/topics.js';
 import { guardStream } from '../bus/guarded-stream.js';
 import { hasRole } from '../auth/principal.js';
 import { forbidden } from '../errors.js';
 import { builder } from './builder.js';
+import type { DeliveryExtension } from './delivery.js';
 import { eventObjectRef, Money, MoneyInput, PublishReceipt, receiptOf, receiptsOf, requireId } from './common.js';
 
 const BookingStatus = builder.enumType('BookingStatus', { values: BOOKING_STATUSES });
@@ -36,12 +37,17 @@ builder.subscriptionField('bookingUpdated', (t) =>
       "Status changes of one booking (its guest or host only), or without bookingId of all the viewer's bookings.",
     args: { bookingId: t.arg.id({ required: false }) },
     authScopes: (_root, args) => (args.bookingId ? { bookingParty: args.bookingId } : { authenticated: true }),
-    subscribe: (_root, args, { principal, services }) => {
+    // Shared over WebSocket: its topic is the viewer's own, so its groups are per user.
+    extensions: { delivery: { shareable: true } satisfies DeliveryExtension },
+    subscribe: (_root, args, { principal, services, sharedDelivery }) => {
       if (principal.kind !== 'user') throw forbidden('Sign in to follow bookings');
       const bookingId = args.bookingId ? requireId(args.bookingId, 'bookingId') : undefined;
       // Every update reaches both parties' own topics, so a viewer only ever listens to their own.
-      const stream = services.bus.subscribe(topics.userBookings(principal.userId));
-      return bookingId === undefined ? stream : guardStream(stream, { accept: (event) => event.data.bookingId === bookingId });
+      const topic = topics.userBookings(principal.userId);
+      const accept = bookingId === undefined ? undefined : (event: TidingsEvent) => event.type === 'bookingUpdated' && event.data.bookingId === bookingId;
+      sharedDelivery?.nameTopic(topic, accept);
+      const stream = services.bus.subscribe(topic);
+      return accept === undefined ? stream : guardStream(stream, { accept });
     },
     resolve: (event) => {
       if (typeof event === 'symbol') throw forbidden();

@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { guardStream, REVOKED } from '../bus/guarded-stream.js';
-import { CHAT_RESPONSE_STATUSES } from '../events/contracts.js';
+import { CHAT_RESPONSE_STATUSES, type TidingsEvent } from '../events/contracts.js';
 import { topics } from '../events/topics.js';
 import { badUserInput, forbidden, notFound } from '../errors.js';
 import { builder } from './builder.js';
+import type { DeliveryExtension } from './delivery.js';
 import { eventObjectRef, PublishReceipt, receiptOf, requireId } from './common.js';
 
 const ChatResponseStatus = builder.enumType('ChatResponseStatus', {
@@ -52,21 +53,24 @@ builder.subscriptionField('chatResponse', (t) =>
     description: "The assistant's replies in one of the viewer's chat sessions.",
     args: { sessionId: t.arg.id({ required: true }) },
     authScopes: (_root, args) => ({ chatSessionOwner: args.sessionId }),
-    subscribe: (_root, args, { principal, services, log }) => {
+    // Shared over WebSocket: ownership reads who subscribes, so its groups are per user.
+    extensions: { delivery: { shareable: true } satisfies DeliveryExtension },
+    subscribe: (_root, args, { principal, services, log, sharedDelivery }) => {
       if (principal.kind !== 'user') throw forbidden();
       const sessionId = requireId(args.sessionId, 'sessionId');
       const viewerId = principal.userId;
+      const topic = topics.chatSession(sessionId);
       // Ownership is checked at subscribe time (chatSessionOwner); each event is also checked
       // against the user it is addressed to, so a reply a service published for another user on
-      // this session's channel never reaches the viewer. One string comparison per event, and
-      // chatResponse is not a shared delivery (not `shareable`, see delivery.ts), so every subscriber filters.
-      return guardStream(services.bus.subscribe(topics.chatSession(sessionId)), {
-        accept: (event) => {
-          if (event.data.userId === viewerId) return true;
-          log.warn({ sessionId, eventId: event.id, reason: 'not_session_owner' }, 'dropped a chatResponse addressed to another user');
-          return false;
-        },
-      });
+      // this session's channel never reaches the viewer: one string comparison per event (per
+      // group of this user's subscriptions on the shared path).
+      const accept = (event: TidingsEvent) => {
+        if (event.type === 'chatResponse' && event.data.userId === viewerId) return true;
+        log.warn({ sessionId, eventId: event.id, reason: 'not_session_owner' }, 'dropped a chatResponse addressed to another user');
+        return false;
+      };
+      sharedDelivery?.nameTopic(topic, accept);
+      return guardStream(services.bus.subscribe(topic), { accept });
     },
     resolve: (event) => {
       // guardStream yields REVOKED only with a revocation watch, which this stream has none of.

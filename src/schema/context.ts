@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { Principal } from '../auth/principal.js';
+import type { TidingsEvent } from '../events/contracts.js';
 import type { OperationLog } from '../logging/logger.js';
 import type { EventBus } from '../bus/event-bus.js';
 import type { ChatBackend } from '../chat/chat-backend.js';
@@ -14,7 +15,12 @@ import type { SessionRevocations } from '../sessions/session-revocations.js';
  * depends on the schema and not the other way).
  */
 export interface SharedDeliveryHandle {
-  nameTopic(topic: string): void;
+  /**
+   * `accept`, when given, keeps only the events it returns true for: the stream's own filter,
+   * decided once per group (its members agree on variables and, for anything that reads who
+   * subscribes, on the user), before anything is executed.
+   */
+  nameTopic(topic: string, accept?: (event: TidingsEvent) => boolean): void;
 }
 
 /** The long-lived parts resolvers use; built once in the composition root (src/app.ts). */

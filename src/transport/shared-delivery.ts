@@ -21,6 +21,15 @@ export interface Releasable {
   release(): void;
 }
 
+/** An event filter named with a topic: only events it accepts are executed for the group. */
+export type EventFilter = (event: TidingsEvent) => boolean;
+
+/** What a shareable field's subscribe resolver named: the topic and the filter on it. */
+export interface SharedTopic {
+  readonly topic: string;
+  readonly accept?: EventFilter | undefined;
+}
+
 export interface SharedMember {
   /**
    * Groups operations that may share a result: document, operation name, variables and roles.
@@ -122,6 +131,8 @@ export function createSharedDeliveries(deps: {
        * context) makes no difference to the results.
        */
       args: ExecutionArgs,
+      /** The members' stream filter, named with the topic (see SharedDeliveryHandle). */
+      readonly accept: EventFilter | undefined,
     ) {
       const watched = watchIdentity(args);
       this.args = watched.args;
@@ -135,6 +146,7 @@ export function createSharedDeliveries(deps: {
 
     onEvent(event: TidingsEvent): void {
       if (event === this.handed) return;
+      if (this.accept && !this.accept(event)) return;
       if (!this.executing) return this.deliver(event);
       const backlog = (this.backlog ??= []);
       if (backlog.length >= SUBSCRIBER_BUFFER_EVENTS) {
@@ -237,10 +249,14 @@ export function createSharedDeliveries(deps: {
       }
       const waiting = this.backlog ?? [];
       for (const [userId, members] of others) {
-        const group = startGroup(groupKeyOf(this.memberKey, userId), this.memberKey, this.topic, this.field, {
-          ...this.args,
-          contextValue: { ...(this.args.contextValue as object), principal: members[0]!.principal },
-        });
+        const group = startGroup(
+          groupKeyOf(this.memberKey, userId),
+          this.memberKey,
+          this.topic,
+          this.field,
+          { ...this.args, contextValue: { ...(this.args.contextValue as object), principal: members[0]!.principal } },
+          this.accept,
+        );
         for (const member of members) {
           this.leave(member);
           if (group.ended) member.finish();
@@ -287,9 +303,9 @@ export function createSharedDeliveries(deps: {
   }
 
   /** A new group listening on the bus (ended at once if the bus is shutting down). */
-  const startGroup = (key: string, memberKey: string, topic: string, field: string, args: ExecutionArgs): Group => {
+  const startGroup = (key: string, memberKey: string, topic: string, field: string, args: ExecutionArgs, accept: EventFilter | undefined): Group => {
     const running = byKey.get(key);
-    const group = new Group(key, memberKey, topic, field, args);
+    const group = new Group(key, memberKey, topic, field, args, accept);
     groupCount++;
     // A key names one topic (its variables determine it); should a resolver name another, that
     // group runs beside the first without being found by key.
@@ -299,12 +315,12 @@ export function createSharedDeliveries(deps: {
     return group;
   };
 
-  /** The running group for this member's key and topic, or a new one. */
-  const groupFor = (topic: string, member: SharedMember): Group => {
+  /** The running group for this member's key and topic (its filter is theirs too), or a new one with `accept`. */
+  const groupFor = (topic: string, member: SharedMember, accept: EventFilter | undefined): Group => {
     const key = groupKeyOf(member.key, userIdOf(member.args));
     const running = byKey.get(key);
     if (running && running.topic === topic) return running;
-    return startGroup(key, member.key, topic, member.field, member.args);
+    return startGroup(key, member.key, topic, member.field, member.args, accept);
   };
 
   return {
@@ -314,9 +330,15 @@ export function createSharedDeliveries(deps: {
      * checks and authorization), or the errors the subscriber gets instead. The resolver's stream
      * is never started: it is dropped.
      */
-    async topicOf(member: SharedMember): Promise<{ readonly topic: string } | { readonly errors: readonly GraphQLError[] }> {
+    async topicOf(member: SharedMember): Promise<SharedTopic | { readonly errors: readonly GraphQLError[] }> {
       let topic: string | undefined;
-      const naming: SharedDeliveryHandle = { nameTopic: (named) => void (topic = named) };
+      let accept: EventFilter | undefined;
+      const naming: SharedDeliveryHandle = {
+        nameTopic: (named, filter) => {
+          topic = named;
+          accept = filter;
+        },
+      };
       // A copy for this one call: the arguments' own context may go on to execute a group's
       // events, and must not change shape (a deleted property would put it in dictionary mode).
       const watched = watchIdentity(member.args);
@@ -333,7 +355,7 @@ export function createSharedDeliveries(deps: {
         return { errors: (source.errors ?? []).map((error) => masked(coded(error))) };
       }
       void (source as AsyncIterableIterator<unknown>).return?.();
-      if (topic !== undefined) return { topic };
+      if (topic !== undefined) return { topic, accept };
       // Only a shareable field reaches here (see executingRootField): this is our bug, not the client's.
       deps.logger.error({ field: executingRootField(args.schema, args.document, args.operationName, args.variableValues) }, 'a shareable field did not name its topic');
       return { errors: [new GraphQLError('Unexpected error.', { extensions: { code: 'INTERNAL_SERVER_ERROR' } })] };
@@ -347,10 +369,10 @@ export function createSharedDeliveries(deps: {
      * completes when the member ends, by the client, its socket, the group or shutdown; what
      * admission took (`releases`) is then given back.
      */
-    joinAdmitted(topic: string, member: SharedMember, releases: readonly Releasable[]): AsyncIterableIterator<never> {
+    joinAdmitted(topic: string, member: SharedMember, releases: readonly Releasable[], accept?: EventFilter): AsyncIterableIterator<never> {
       // Only where results go: a member's arguments (its context) are not kept by the stream.
       const stream = new MemberStream(member.idJson, member.sink, releases, principalOf(member.args));
-      const group = groupFor(topic, member);
+      const group = groupFor(topic, member, accept);
       // The bus refused the listener (it is shutting down) and ended the group at once.
       if (group.ended) stream.finish();
       else group.add(stream);

@@ -405,6 +405,7 @@ export function attachWebSocketTransport(deps: {
     const runningTopic = deps.sharedDeliveries.runningTopic(member);
     let topic: Awaited<ReturnType<SharedDeliveries['topicOf']>>;
     try {
+      // A running group has its filter already (its members agree on what it depends on).
       topic = runningTopic === undefined ? await deps.sharedDeliveries.topicOf(member) : { topic: runningTopic };
     } catch (error) {
       context.log.error({ err: error }, 'subscribe failed');
@@ -415,7 +416,7 @@ export function attachWebSocketTransport(deps: {
       return { errors: topic.errors };
     }
     const presence = deps.presence.subscriptionStarted(member.field);
-    return deps.sharedDeliveries.joinAdmitted(topic.topic, member, admission.lease ? [presence, admission.lease, operation] : [presence, operation]);
+    return deps.sharedDeliveries.joinAdmitted(topic.topic, member, admission.lease ? [presence, admission.lease, operation] : [presence, operation], topic.accept);
   };
 
   /** Only runs while a client is behind: which operation a message is for, and what it replaces. */
