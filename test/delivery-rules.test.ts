@@ -4,9 +4,9 @@ import { deliveryRulesOf } from '../src/schema/delivery.js';
 import { buildSchema } from '../src/schema/index.js';
 
 describe('delivery rules, as the schema declares them', () => {
-  it('shares prices, notifications, bookings and chat replies, and conflates prices by room type and typing by user', () => {
+  it('shares every subscription field but chatMessageSent, and conflates prices by room type and typing by user', () => {
     const rules = deliveryRulesOf(buildSchema());
-    expect([...rules.shareable].sort()).toEqual(['bookingUpdated', 'chatResponse', 'notificationCreated', 'priceUpdated']);
+    expect([...rules.shareable].sort()).toEqual(['bookingUpdated', 'chatResponse', 'newMessage', 'notificationCreated', 'priceUpdated', 'userTyping']);
     expect(Object.fromEntries(rules.conflateBy)).toEqual({ priceUpdated: 'roomType', userTyping: 'userId' });
   });
 

@@ -45,7 +45,7 @@ builder.subscriptionField('bookingUpdated', (t) =>
       // Every update reaches both parties' own topics, so a viewer only ever listens to their own.
       const topic = topics.userBookings(principal.userId);
       const accept = bookingId === undefined ? undefined : (event: TidingsEvent) => event.type === 'bookingUpdated' && event.data.bookingId === bookingId;
-      sharedDelivery?.nameTopic(topic, accept);
+      sharedDelivery?.nameTopic(topic, accept ? { accept } : undefined);
       const stream = services.bus.subscribe(topic);
       return accept === undefined ? stream : guardStream(stream, { accept });
     },

@@ -69,7 +69,7 @@ builder.subscriptionField('chatResponse', (t) =>
         log.warn({ sessionId, eventId: event.id, reason: 'not_session_owner' }, 'dropped a chatResponse addressed to another user');
         return false;
       };
-      sharedDelivery?.nameTopic(topic, accept);
+      sharedDelivery?.nameTopic(topic, { accept });
       return guardStream(services.bus.subscribe(topic), { accept });
     },
     resolve: (event) => {

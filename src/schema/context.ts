@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { Principal } from '../auth/principal.js';
+import type { StreamGuard } from '../bus/guarded-stream.js';
 import type { TidingsEvent } from '../events/contracts.js';
 import type { OperationLog } from '../logging/logger.js';
 import type { EventBus } from '../bus/event-bus.js';
@@ -16,11 +17,13 @@ import type { SessionRevocations } from '../sessions/session-revocations.js';
  */
 export interface SharedDeliveryHandle {
   /**
-   * `accept`, when given, keeps only the events it returns true for: the stream's own filter,
-   * decided once per group (its members agree on variables and, for anything that reads who
-   * subscribes, on the user), before anything is executed.
+   * `guard`, when given, is the stream's own filter and revocation (as guardStream takes them),
+   * applied once per group: a group with a guard is per user, its members agreeing on the user
+   * and the variables. `accept` keeps only the events it returns true for, before anything is
+   * executed; a revocation (`watchRevocation`, or `stillAllowed` answering false) delivers the
+   * field's revoked result (its resolver given REVOKED) to every member and completes them.
    */
-  nameTopic(topic: string, accept?: (event: TidingsEvent) => boolean): void;
+  nameTopic(topic: string, guard?: StreamGuard<TidingsEvent>): void;
 }
 
 /** The long-lived parts resolvers use; built once in the composition root (src/app.ts). */

@@ -1,5 +1,5 @@
-import { REVOKED, guardStream, type Revoked } from '../bus/guarded-stream.js';
-import type { EventEnvelope, EventType } from '../events/contracts.js';
+import { REVOKED, guardStream, type Revoked, type StreamGuard } from '../bus/guarded-stream.js';
+import type { EventEnvelope, EventType, TidingsEvent } from '../events/contracts.js';
 import { TYPING_STATES } from '../events/contracts.js';
 import type { Topic } from '../events/topics.js';
 import { topics } from '../events/topics.js';
@@ -36,14 +36,20 @@ function memberStream<T extends EventType>(
   topic: Topic<T>,
   accept?: (event: EventEnvelope<T>) => boolean,
 ): AsyncIterableIterator<EventEnvelope<T> | Revoked> {
-  const { principal, services } = context;
+  const { principal, services, sharedDelivery } = context;
   if (principal.kind !== 'user') throw forbidden('Conversations are for members only');
   const membership = services.directory.conversations;
-  return guardStream(services.bus.subscribe(topic), {
+  const userId = principal.userId;
+  const guard: StreamGuard<EventEnvelope<T>> = {
     accept,
-    watchRevocation: (onRevoked) => membership.watchRemoval(conversationId, principal.userId, onRevoked),
-    stillAllowed: () => membership.isMember(conversationId, principal.userId),
-  });
+    watchRevocation: (onRevoked) => membership.watchRemoval(conversationId, userId, onRevoked),
+    stillAllowed: () => membership.isMember(conversationId, userId),
+  };
+  // Over WebSocket the member joins its user's group for this conversation, which applies the
+  // same guard once for the group: a removal ends all of this user's subscriptions to it.
+  // (The topic carries only EventEnvelope<T>, so the guard sees nothing else.)
+  sharedDelivery?.nameTopic(topic, guard as StreamGuard<TidingsEvent>);
+  return guardStream(services.bus.subscribe(topic), guard);
 }
 
 function unlessRevoked<T>(value: T | Revoked): T {
@@ -56,6 +62,8 @@ builder.subscriptionField('newMessage', (t) =>
     type: Message,
     description: 'Messages in a conversation. Members only; ends with FORBIDDEN when the viewer is removed.',
     args: { conversationId: t.arg.id({ required: true }) },
+    // Shared over WebSocket, per user (its guard is the member's own).
+    extensions: { delivery: { shareable: true } satisfies DeliveryExtension },
     authScopes: (_root, args) => ({ conversationMember: args.conversationId }),
     subscribe: (_root, args, context) => {
       const conversationId = requireId(args.conversationId, 'conversationId');
@@ -70,8 +78,9 @@ builder.subscriptionField('userTyping', (t) =>
     type: TypingEvent,
     description: "Other members' typing state in a conversation. Members only; the viewer's own events are not echoed.",
     args: { conversationId: t.arg.id({ required: true }) },
-    // A member's new typing state replaces the previous one.
-    extensions: { delivery: { conflateBy: 'userId' } satisfies DeliveryExtension },
+    // Shared over WebSocket, per user (its guard is the member's own); a member's new typing
+    // state replaces the previous one.
+    extensions: { delivery: { shareable: true, conflateBy: 'userId' } satisfies DeliveryExtension },
     authScopes: (_root, args) => ({ conversationMember: args.conversationId }),
     subscribe: (_root, args, context) => {
       const conversationId = requireId(args.conversationId, 'conversationId');

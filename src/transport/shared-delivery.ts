@@ -2,6 +2,7 @@ import { createSourceEventStream, execute, GraphQLError, type ExecutionArgs, typ
 import type { Logger } from 'pino';
 import type { EventBus } from '../bus/event-bus.js';
 import type { EventType, TidingsEvent } from '../events/contracts.js';
+import { REVOKED, type StreamGuard } from '../bus/guarded-stream.js';
 import { SUBSCRIBER_BUFFER_EVENTS, type Listening, type TopicListener } from '../bus/local-fanout.js';
 import type { Topic } from '../events/topics.js';
 import { ErrorCode, forSocket, isWithheldField, withExtensions } from '../errors.js';
@@ -21,13 +22,10 @@ export interface Releasable {
   release(): void;
 }
 
-/** An event filter named with a topic: only events it accepts are executed for the group. */
-export type EventFilter = (event: TidingsEvent) => boolean;
-
-/** What a shareable field's subscribe resolver named: the topic and the filter on it. */
+/** What a shareable field's subscribe resolver named: the topic, and its stream's guard. */
 export interface SharedTopic {
   readonly topic: string;
-  readonly accept?: EventFilter | undefined;
+  readonly guard?: StreamGuard<TidingsEvent> | undefined;
 }
 
 export interface SharedMember {
@@ -117,6 +115,8 @@ export function createSharedDeliveries(deps: {
     readonly watch: IdentityWatch | undefined;
     /** An event this group was handed directly when it split off, which the bus may hand it again. */
     private handed: TidingsEvent | undefined = undefined;
+    /** Ends the guard's revocation watch. */
+    private unwatch: (() => void) | undefined = undefined;
 
     constructor(
       /** The key it is found by: the member key, with the user for a per-user group. */
@@ -131,8 +131,8 @@ export function createSharedDeliveries(deps: {
        * context) makes no difference to the results.
        */
       args: ExecutionArgs,
-      /** The members' stream filter, named with the topic (see SharedDeliveryHandle). */
-      readonly accept: EventFilter | undefined,
+      /** The members' stream guard, named with the topic (see SharedDeliveryHandle): only per-user groups have one. */
+      readonly guard: StreamGuard<TidingsEvent> | undefined,
     ) {
       const watched = watchIdentity(args);
       this.args = watched.args;
@@ -146,7 +146,7 @@ export function createSharedDeliveries(deps: {
 
     onEvent(event: TidingsEvent): void {
       if (event === this.handed) return;
-      if (this.accept && !this.accept(event)) return;
+      if (this.guard?.accept && !this.guard.accept(event)) return;
       if (!this.executing) return this.deliver(event);
       const backlog = (this.backlog ??= []);
       if (backlog.length >= SUBSCRIBER_BUFFER_EVENTS) {
@@ -203,7 +203,59 @@ export function createSharedDeliveries(deps: {
       if (byKey.get(this.key) === this) byKey.delete(this.key);
       groupCount--;
       this.listening?.stop();
+      this.unwatch?.();
+      this.unwatch = undefined;
       this.backlog = undefined;
+    }
+
+    /**
+     * Starts the guard's revocation watch, then asks `stillAllowed` once (a revocation between
+     * the subscribe-time authorization and the watch is not missed). Events wait meanwhile, as
+     * behind an asynchronous execution, so nothing is delivered before the answer.
+     */
+    watchRevocation(): void {
+      const guard = this.guard;
+      if (!guard) return;
+      this.unwatch = guard.watchRevocation?.(() => this.revoke());
+      if (!guard.stillAllowed) return;
+      this.executing = true;
+      guard.stillAllowed().then(
+        (allowed) => {
+          this.executing = false;
+          if (!allowed) return this.revoke();
+          const backlog = this.backlog;
+          while (!this.executing && backlog && backlog.length > 0) this.deliver(backlog.shift()!);
+        },
+        // Not known to be allowed: treated as not allowed.
+        () => {
+          this.executing = false;
+          this.revoke();
+        },
+      );
+    }
+
+    /** Access was revoked: every member gets the field's revoked result (its resolver given REVOKED), then completes. */
+    private revoke(): void {
+      if (this.ended) return;
+      this.backlog = undefined;
+      try {
+        const result = execute({ ...this.args, rootValue: REVOKED });
+        if (isPromise(result)) {
+          result.then(
+            (settled) => {
+              if (!this.ended) this.write(settled);
+              this.end();
+            },
+            (error: unknown) => this.fail(error),
+          );
+          return;
+        }
+        this.write(result);
+      } catch (error) {
+        this.fail(error);
+        return;
+      }
+      this.end();
     }
 
     private fail(error: unknown): void {
@@ -255,7 +307,8 @@ export function createSharedDeliveries(deps: {
           this.topic,
           this.field,
           { ...this.args, contextValue: { ...(this.args.contextValue as object), principal: members[0]!.principal } },
-          this.accept,
+          // Only a group without a guard splits (a guard makes its group per user from the start).
+          undefined,
         );
         for (const member of members) {
           this.leave(member);
@@ -303,24 +356,25 @@ export function createSharedDeliveries(deps: {
   }
 
   /** A new group listening on the bus (ended at once if the bus is shutting down). */
-  const startGroup = (key: string, memberKey: string, topic: string, field: string, args: ExecutionArgs, accept: EventFilter | undefined): Group => {
+  const startGroup = (key: string, memberKey: string, topic: string, field: string, args: ExecutionArgs, guard: StreamGuard<TidingsEvent> | undefined): Group => {
     const running = byKey.get(key);
-    const group = new Group(key, memberKey, topic, field, args, accept);
+    const group = new Group(key, memberKey, topic, field, args, guard);
     groupCount++;
     // A key names one topic (its variables determine it); should a resolver name another, that
     // group runs beside the first without being found by key.
     if (!running) byKey.set(key, group);
     // Not counted itself: its members are the topic's subscribers (see `add`).
     group.listening = deps.bus.listen(topic as Topic<EventType>, group);
+    if (!group.ended) group.watchRevocation();
     return group;
   };
 
-  /** The running group for this member's key and topic (its filter is theirs too), or a new one with `accept`. */
-  const groupFor = (topic: string, member: SharedMember, accept: EventFilter | undefined): Group => {
+  /** The running group for this member's key and topic (its guard is theirs too), or a new one with `guard`. */
+  const groupFor = (topic: string, member: SharedMember, guard: StreamGuard<TidingsEvent> | undefined): Group => {
     const key = groupKeyOf(member.key, userIdOf(member.args));
     const running = byKey.get(key);
     if (running && running.topic === topic) return running;
-    return startGroup(key, member.key, topic, member.field, member.args, accept);
+    return startGroup(key, member.key, topic, member.field, member.args, guard);
   };
 
   return {
@@ -332,11 +386,11 @@ export function createSharedDeliveries(deps: {
      */
     async topicOf(member: SharedMember): Promise<SharedTopic | { readonly errors: readonly GraphQLError[] }> {
       let topic: string | undefined;
-      let accept: EventFilter | undefined;
+      let guard: StreamGuard<TidingsEvent> | undefined;
       const naming: SharedDeliveryHandle = {
-        nameTopic: (named, filter) => {
+        nameTopic: (named, namedGuard) => {
           topic = named;
-          accept = filter;
+          guard = namedGuard;
         },
       };
       // A copy for this one call: the arguments' own context may go on to execute a group's
@@ -355,7 +409,10 @@ export function createSharedDeliveries(deps: {
         return { errors: (source.errors ?? []).map((error) => masked(coded(error))) };
       }
       void (source as AsyncIterableIterator<unknown>).return?.();
-      if (topic !== undefined) return { topic, accept };
+      // A guard is the subscriber's own (its filter or revocation may close over who it is):
+      // never shared across users, whatever the execution reads.
+      if (guard) perUserKeys.set(member.key, true);
+      if (topic !== undefined) return { topic, guard };
       // Only a shareable field reaches here (see executingRootField): this is our bug, not the client's.
       deps.logger.error({ field: executingRootField(args.schema, args.document, args.operationName, args.variableValues) }, 'a shareable field did not name its topic');
       return { errors: [new GraphQLError('Unexpected error.', { extensions: { code: 'INTERNAL_SERVER_ERROR' } })] };
@@ -369,10 +426,10 @@ export function createSharedDeliveries(deps: {
      * completes when the member ends, by the client, its socket, the group or shutdown; what
      * admission took (`releases`) is then given back.
      */
-    joinAdmitted(topic: string, member: SharedMember, releases: readonly Releasable[], accept?: EventFilter): AsyncIterableIterator<never> {
+    joinAdmitted(topic: string, member: SharedMember, releases: readonly Releasable[], guard?: StreamGuard<TidingsEvent>): AsyncIterableIterator<never> {
       // Only where results go: a member's arguments (its context) are not kept by the stream.
       const stream = new MemberStream(member.idJson, member.sink, releases, principalOf(member.args));
-      const group = groupFor(topic, member, accept);
+      const group = groupFor(topic, member, guard);
       // The bus refused the listener (it is shutting down) and ended the group at once.
       if (group.ended) stream.finish();
       else group.add(stream);

@@ -416,7 +416,7 @@ export function attachWebSocketTransport(deps: {
       return { errors: topic.errors };
     }
     const presence = deps.presence.subscriptionStarted(member.field);
-    return deps.sharedDeliveries.joinAdmitted(topic.topic, member, admission.lease ? [presence, admission.lease, operation] : [presence, operation], topic.accept);
+    return deps.sharedDeliveries.joinAdmitted(topic.topic, member, admission.lease ? [presence, admission.lease, operation] : [presence, operation], topic.guard);
   };
 
   /** Only runs while a client is behind: which operation a message is for, and what it replaces. */
