@@ -11,7 +11,7 @@ import { createSharedDeliveries } from '../src/transport/shared-delivery.js';
 import { backendEnv, BACKENDS } from './support/backends.js';
 import { startGateway, tokenFor } from './support/gateway.js';
 import { counterValue } from './support/metrics.js';
-import { PRICE_UPDATED, PRICE_UPDATED_ADMIN_FIELDS, priceInput, PUBLISH_PRICE } from './support/operations.js';
+import { ADD_MEMBERS, NEW_MESSAGE, PRICE_UPDATED, PRICE_UPDATED_ADMIN_FIELDS, priceInput, PUBLISH_MESSAGE, PUBLISH_PRICE, REMOVE_MEMBERS } from './support/operations.js';
 import { openRawSocket } from './support/raw-socket.js';
 import { waitUntil } from './support/wait.js';
 import { connectWs, record, type Recording } from './support/ws-client.js';
@@ -367,5 +367,37 @@ describe('shared deliveries group by what the execution reads', () => {
     await bus.publish(price(1));
     expect(frames).toHaveLength(2);
     expect(deliveries.groupCount()).toBe(1);
+  });
+});
+
+describe.each(BACKENDS)('conversations on the shared path (%s)', (backend) => {
+  it("groups a user's subscriptions to a conversation, ends all of them with FORBIDDEN on removal, and keeps the others'", async () => {
+    const gateway = await startGateway(await backendEnv(backend));
+    await gateway.publish(ADD_MEMBERS, { conversationId: 'c1', userIds: ['alice', 'bob'] });
+    const alice = connectWs(gateway.wsUrl, await tokenFor('alice'));
+    const aliceTab = connectWs(gateway.wsUrl, await tokenFor('alice'));
+    const bob = connectWs(gateway.wsUrl, await tokenFor('bob'));
+    const alices = [record(alice.client, NEW_MESSAGE, { conversationId: 'c1' }), record(aliceTab.client, NEW_MESSAGE, { conversationId: 'c1' })];
+    const bobs = record(bob.client, NEW_MESSAGE, { conversationId: 'c1' });
+    await gateway.waitForSubscribers(topics.conversationMessages('c1'), 3);
+    // One group per user: alice's two tabs share one execution.
+    expect(gateway.app.webSockets.sharedGroupCount()).toBe(2);
+    const message = (messageId: string) => ({ input: { messageId, conversationId: 'c1', senderId: 'bob', text: messageId } });
+    await gateway.publish(PUBLISH_MESSAGE, message('m1'));
+    for (const recording of [...alices, bobs]) await recording.waitForResults(1);
+
+    await gateway.publish(REMOVE_MEMBERS, { conversationId: 'c1', userIds: ['alice'] });
+    for (const recording of alices) {
+      await recording.waitForEnd();
+      expect(recording.results.map((result) => result.errors?.[0]?.extensions?.['code'] ?? 'data')).toEqual(['data', 'FORBIDDEN']);
+    }
+    await gateway.publish(PUBLISH_MESSAGE, message('m2'));
+    await bobs.waitForResults(2);
+    expect(alices.map((recording) => recording.results.length)).toEqual([2, 2]);
+    expect(gateway.app.webSockets.sharedGroupCount()).toBe(1);
+    // Subscribing again after the removal is refused at subscribe time.
+    const again = record(alice.client, NEW_MESSAGE, { conversationId: 'c1' });
+    await again.waitForEnd();
+    expect(JSON.stringify(again.results[0]?.errors ?? again.failure.value)).toContain('FORBIDDEN');
   });
 });
