@@ -18,7 +18,7 @@ import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage } from 'node:http';
 import { Redis } from 'ioredis';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { expectedResult, inboxTopic, variantByQuery, type PriceData, type Variant } from './lib/common.js';
+import { conversationTopic, expectedResult, inboxTopic, variantByQuery, type PriceData, type Variant } from './lib/common.js';
 
 const port = Number(process.env['PORT'] ?? 4100);
 const host = process.env['HOST'] ?? '127.0.0.1';
@@ -87,6 +87,12 @@ subscriber.on('messageBuffer', (channelBuffer: Buffer, messageBuffer: Buffer) =>
   try {
     event = JSON.parse(messageBuffer.toString()) as typeof event;
   } catch {
+    return;
+  }
+  if (event.type === 'newMessage') {
+    const data = event.data as unknown as { messageId: string; text: string };
+    const tail = `${JSON.stringify({ data: { newMessage: { messageId: data.messageId, text: data.text, occurredAt: event.occurredAt } } })}}`;
+    for (const group of groups.values()) for (const sub of group.subs) sub.socket.send(sub.head + tail);
     return;
   }
   if (event.type === 'notificationCreated') {
@@ -216,6 +222,14 @@ wss.on('connection', (socket) => {
         const id = message.id ?? '';
         if (subs.has(id)) return socket.close(4409, `Subscriber for ${id} already exists`);
         const variant = variantByQuery.get(message.payload?.query ?? '');
+        const conversationId = (message.payload?.variables as { c?: unknown } | undefined)?.c;
+        if (variant?.conversation && typeof conversationId === 'string' && /^[A-Za-z0-9_.@-]{1,128}$/.test(conversationId)) {
+          // A conversation's room (no membership check: the least a gateway could do).
+          const sub: Sub = { socket, id, head: `{"id":${JSON.stringify(id)},"type":"next","payload":`, topic: conversationTopic(conversationId), group: variant.name };
+          subs.set(id, sub);
+          addSub(sub, variant, false);
+          return;
+        }
         if (variant?.ownRoom) {
           // The subscriber's own room, named by its token.
           const sub: Sub = { socket, id, head: `{"id":${JSON.stringify(id)},"type":"next","payload":`, topic: inboxTopic(claims.sub), group: variant.name };

@@ -187,7 +187,8 @@ function openOne(p: OpenPlan, index: number, secret: Uint8Array): Promise<boolea
           if (!acked) {
             if (data.includes('"connection_ack"')) {
               acked = true;
-              const variables = variant.ownRoom ? {} : { h: `${p.hotelPrefix}${conn.hotel}` };
+              const room = `${p.hotelPrefix}${conn.hotel}`;
+              const variables = variant.ownRoom ? {} : variant.conversation ? { c: room } : { h: room };
               socket.send(JSON.stringify({ id: `s${index}`, type: 'subscribe', payload: { query: variant.query, variables } }));
               conn.subscribed = true;
               settle(true);

@@ -16,7 +16,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, freemem, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { envelopeNow, Histogram, inboxTopic, INBOX, notificationEnvelopeNow, nowMs, priceData, occurredAtOf, VARIANTS, BASIC } from './lib/common.js';
+import { CONVERSATION, conversationMembersKey, conversationTopic, envelopeNow, Histogram, inboxTopic, INBOX, messageEnvelopeNow, notificationEnvelopeNow, nowMs, priceData, occurredAtOf, VARIANTS, BASIC } from './lib/common.js';
 import { cpuMs, killAll, Loader, memoryFiguresOf, openFilesLimit, ROOT, rssBytes, sleep, startFloor, startGateway, startRedis, waitFor, type LoaderReport, type RedisServer, type Target, type TargetKind } from './lib/procs.js';
 import type { OpenPlan } from './load.js';
 
@@ -50,6 +50,11 @@ const DEFAULTS = {
   inboxSubscribers: 3_000,
   inboxRate: 1_000,
   inboxDuration: 10,
+  /** 9. conversations: members online per conversation, newMessage Redis-published */
+  conversations: 1_000,
+  conversationMembers: 5,
+  conversationRate: 500,
+  conversationDuration: 10,
   /** 7. bulk publishing: events in all, items per publishPrices request (the floor posts one per request) */
   bulkEvents: 10_000,
   bulkBatch: 100,
@@ -86,6 +91,9 @@ const QUICK: Partial<typeof DEFAULTS> = {
   mixedEvents: 50,
   bulkEvents: 2_000,
   inboxSubscribers: 300,
+  conversations: 100,
+  conversationRate: 100,
+  conversationDuration: 3,
   inboxRate: 200,
   inboxDuration: 3,
   scaleTarget: 3000,
@@ -784,6 +792,67 @@ async function inboxScenario(kind: TargetKind) {
   });
 }
 
+/**
+ * 9: `conversations` conversations of `conversationMembers` members each, every member online with
+ * its conversation's `newMessage` (one connection per member); messages published straight onto
+ * Redis at `conversationRate`, each to one conversation: small groups, every member of one
+ * receiving each message. Memberships are the Redis sets the message service keeps.
+ */
+async function conversationScenario(kind: TargetKind) {
+  return withScenario(kind, [`${kind}-conversation`], options.loaders, async ([target], loaders, prefix) => {
+    const count = options.conversations * options.conversationMembers;
+    // connect() names users `u<runTag>-<target>-<index>`; member `index` is in conversation index % conversations.
+    const members = redis.client.pipeline();
+    for (let index = 0; index < count; index++) members.sadd(`${prefix}${conversationMembersKey(`conv-${index % options.conversations}`)}`, `u${runTag}-${target!.name}-${index}`);
+    await members.exec();
+    const conn = await connect(target!, loaders, { ...basePlan(count, options.conversations, 'conv-'), variants: [CONVERSATION.name] }, options.scenarioTimeout * 400);
+    const warm = redis.client.pipeline();
+    for (let c = 0; c < options.conversations; c++) warm.publish(`${prefix}${conversationTopic(`conv-${c}`)}`, messageEnvelopeNow(`conv-${c}`, 1_000_000 + c));
+    await warm.exec();
+    await awaitDelivery(loaders, conn.ok, 2_000, 20_000, target!);
+    loaders.forEach((loader) => loader.send({ cmd: 'reset' }));
+
+    const total = Math.round(options.conversationRate * options.conversationDuration);
+    const cpu0 = cpuMs(target!.pid);
+    const t0 = Date.now();
+    let sent = 0;
+    while (sent < total) {
+      const due = Math.min(total, Math.floor(((Date.now() - t0) / 1000) * options.conversationRate));
+      if (due > sent) {
+        const pipeline = redis.client.pipeline();
+        for (; sent < due; sent++) {
+          const conversationId = `conv-${(sent * 7919) % options.conversations}`;
+          pipeline.publish(`${prefix}${conversationTopic(conversationId)}`, messageEnvelopeNow(conversationId, sent));
+        }
+        void pipeline.exec();
+      }
+      await sleep(5);
+    }
+    const expected = total * options.conversationMembers;
+    const { received, cpuAtEnd } = await awaitDelivery(loaders, expected, 3_000, 60_000, target!);
+    const wall = (Date.now() - t0) / 1000;
+    const cpu = cpuAtEnd - cpu0;
+    const r = await reports(loaders, {});
+    const result = {
+      subscribers: conn.ok,
+      connectFailures: conn.failed,
+      events: total,
+      expected,
+      received,
+      loss: expected > 0 ? Math.max(0, expected - received) / expected : NaN,
+      p50: r.latency.percentile(50),
+      p99: r.latency.percentile(99),
+      max: r.latency.max,
+      serverCpuPercent: (cpu / (wall * 1000)) * 100,
+      cpuMicrosPerDelivery: (cpu * 1000) / Math.max(1, received),
+      clientErrors: r.errors,
+      closeCodes: r.closeCodes,
+    };
+    log(`  ${received}/${expected} delivered, p50 ${result.p50.toFixed(1)} ms, p99 ${result.p99.toFixed(1)} ms, ${result.cpuMicrosPerDelivery.toFixed(1)} µs CPU per delivery`);
+    return result;
+  });
+}
+
 /** 5: as many subscribed connections as one instance takes, from several source addresses. */
 async function scaleScenario(kind: TargetKind) {
   const target0 = options.scaleTarget;
@@ -880,7 +949,7 @@ function machine() {
 async function main(): Promise<void> {
   options = parseArgs(process.argv.slice(2));
   const scenarios = options.scenarios.split(',').map((s) => s.trim()).filter(Boolean);
-  const known = ['broadcast', 'targeted', 'idle', 'cross', 'mixed', 'scale', 'bulk', 'inbox'];
+  const known = ['broadcast', 'targeted', 'idle', 'cross', 'mixed', 'scale', 'bulk', 'inbox', 'conversation'];
   for (const s of scenarios) if (!known.includes(s)) throw new Error(`unknown scenario ${s} (known: ${known.join(', ')})`);
   const startedAt = new Date();
   const info = machine();
@@ -977,6 +1046,17 @@ async function main(): Promise<void> {
       case 'inbox': {
         const both = await bothTargets('inbox', inboxScenario);
         const s = `8 inbox ${options.inboxSubscribers} rooms @${options.inboxRate}/s`;
+        addRows(s, both, [
+          ['p50', 'p50 latency', 'ms', 'lower'],
+          ['p99', 'p99 latency', 'ms', 'lower'],
+          ['loss', 'loss', '%', 'lower', (v) => v * 100],
+          ['cpuMicrosPerDelivery', 'server CPU per delivered event', 'µs', 'lower'],
+        ]);
+        break;
+      }
+      case 'conversation': {
+        const both = await bothTargets('conversation', conversationScenario);
+        const s = `9 conversation ${options.conversations}×${options.conversationMembers} @${options.conversationRate}/s`;
         addRows(s, both, [
           ['p50', 'p50 latency', 'ms', 'lower'],
           ['p99', 'p99 latency', 'ms', 'lower'],

@@ -16,6 +16,8 @@ export interface Variant {
   readonly adminFields: readonly ('supplierCost' | 'margin')[];
   /** A subscription to the subscriber's own room (no variables) rather than to a hotel. */
   readonly ownRoom?: boolean;
+  /** A conversation's messages: the load generator's "hotel" is the conversation (variable `c`). */
+  readonly conversation?: boolean;
 }
 
 /** The default selection set of every latency scenario. */
@@ -53,8 +55,32 @@ export const INBOX: Variant = {
   ownRoom: true,
 };
 
-export const variantByQuery = new Map([...VARIANTS, INBOX].map((variant) => [variant.query, variant]));
-export const variantByName = new Map([...VARIANTS, INBOX].map((variant) => [variant.name, variant]));
+/** The conversation scenario: a conversation's messages (`text` carries `R-<seq>-<µs>`). */
+export const CONVERSATION: Variant = {
+  name: 'conversation',
+  query: 'subscription($c: ID!) { newMessage(conversationId: $c) { messageId text occurredAt } }',
+  adminFields: [],
+  conversation: true,
+};
+
+export const variantByQuery = new Map([...VARIANTS, INBOX, CONVERSATION].map((variant) => [variant.query, variant]));
+export const variantByName = new Map([...VARIANTS, INBOX, CONVERSATION].map((variant) => [variant.name, variant]));
+
+/** The gateway's topic of a conversation's messages, and the Redis set of its members (src/redis/keys.ts). */
+export const conversationTopic = (conversationId: string) => `conversation:${conversationId}:message`;
+export const conversationMembersKey = (conversationId: string) => `conversation:${conversationId}:members`;
+
+/** The Redis message for message `seq` in a conversation, published now. */
+export function messageEnvelopeNow(conversationId: string, seq: number): string {
+  const micros = Math.round(nowMs() * 1000);
+  return JSON.stringify({
+    id: eventIdOf(seq),
+    type: 'newMessage',
+    version: 1,
+    occurredAt: occurredAtOf(micros),
+    data: { messageId: `m-${seq}`, conversationId, senderId: 'bench-sender', text: `R-${seq}-${micros}` },
+  });
+}
 
 /** The gateway's topic of a user's notifications (src/events/topics.ts). */
 export const inboxTopic = (userId: string) => `user:${userId}:notification`;
