@@ -79,8 +79,8 @@ export function createSharedDeliveries(deps: {
    * key forgotten here is found again by the first execution that reads it (and split then).
    */
   const perUserKeys = new LRUCache<string, true>({ max: 10_000 });
-  const groupKeyOf = (key: string, userId: string | undefined): string =>
-    userId !== undefined && perUserKeys.has(key) ? `${key}\u0000user\u0000${userId}` : key;
+  const groupKeyOf = (key: string, userId: string | undefined, perUser = perUserKeys.has(key)): string =>
+    userId !== undefined && perUser ? `${key}\u0000user\u0000${userId}` : key;
   let groupCount = 0;
   let memberCount = 0;
 
@@ -139,9 +139,9 @@ export function createSharedDeliveries(deps: {
       this.watch = watched.watch;
     }
 
-    /** Per user: its key names its user, or its executions have not read anyone's identity. */
+    /** Per user: its key names its user (a guarded group's always does); otherwise no execution has read anyone's identity yet. */
     private get perUser(): boolean {
-      return this.key !== this.memberKey;
+      return this.key !== this.memberKey || this.guard !== undefined;
     }
 
     onEvent(event: TidingsEvent): void {
@@ -371,7 +371,8 @@ export function createSharedDeliveries(deps: {
 
   /** The running group for this member's key and topic (its guard is theirs too), or a new one with `guard`. */
   const groupFor = (topic: string, member: SharedMember, guard: StreamGuard<TidingsEvent> | undefined): Group => {
-    const key = groupKeyOf(member.key, userIdOf(member.args));
+    // A guard is its member's own: its group is per user whatever perUserKeys still remembers.
+    const key = groupKeyOf(member.key, userIdOf(member.args), guard !== undefined || perUserKeys.has(member.key));
     const running = byKey.get(key);
     if (running && running.topic === topic) return running;
     return startGroup(key, member.key, topic, member.field, member.args, guard);
