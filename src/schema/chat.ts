@@ -86,7 +86,13 @@ builder.subscriptionField('chatMessageSent', (t) =>
     description:
       "Users' chat messages, for an external assistant service (CHAT_RESPONDER=external), which answers with publishChatResponse. Role `service`.",
     authScopes: { service: true },
-    subscribe: (_root, _args, { services }) => services.bus.subscribe(topics.chatRequests()),
+    // Shared over WebSocket by everyone with the same selection and roles (nothing here reads who).
+    extensions: { delivery: { shareable: true } satisfies DeliveryExtension },
+    subscribe: (_root, _args, { services, sharedDelivery }) => {
+      const topic = topics.chatRequests();
+      sharedDelivery?.nameTopic(topic);
+      return services.bus.subscribe(topic);
+    },
     resolve: (event) => event,
   }),
 );
