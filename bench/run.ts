@@ -737,98 +737,57 @@ async function bulkScenario(kind: TargetKind) {
 }
 
 /**
- * 8: every user subscribed to its own room (`notificationCreated`, one connection each), the
- * shape of a team's per-user Socket.io rooms: notifications published straight onto Redis at
- * `inboxRate`, each to one user, so one delivery per event and the per-event fixed cost counts.
+ * A steady publish onto per-room Redis channels after `count` connections subscribed with
+ * `variant`: `publish(seq)` names each event's channel and message, every room has
+ * `deliveriesPerEvent` subscribers. Measures CPU per delivered event and latency.
  */
-async function inboxScenario(kind: TargetKind) {
-  return withScenario(kind, [`${kind}-inbox`], options.loaders, async ([target], loaders, prefix) => {
-    const users = options.inboxSubscribers;
-    const conn = await connect(target!, loaders, { ...basePlan(users, 1, 'unused-'), variants: [INBOX.name] }, options.scenarioTimeout * 400);
-    // connect() names the users `u<runTag>-<target>-<index>`.
+async function roomScenario(
+  kind: TargetKind,
+  name: string,
+  room: {
+    count: number;
+    rooms: number;
+    roomPrefix: string;
+    variant: string;
+    rate: number;
+    duration: number;
+    deliveriesPerEvent: number;
+    /** Before connecting, with the user id of connection `index` (e.g. memberships). */
+    prepare?: (prefix: string, userOf: (index: number) => string) => Promise<void>;
+    /** The channel (without prefix) and message of event `seq`. */
+    message: (seq: number, userOf: (index: number) => string) => [string, string];
+    /** The events that warm every room up, one per room, before measuring. */
+    warmUp: (userOf: (index: number) => string) => Array<[string, string]>;
+  },
+) {
+  return withScenario(kind, [`${kind}-${name}`], options.loaders, async ([target], loaders, prefix) => {
+    // connect() names users `u<runTag>-<target>-<index>`.
     const userOf = (index: number) => `u${runTag}-${target!.name}-${index}`;
+    await room.prepare?.(prefix, userOf);
+    const conn = await connect(target!, loaders, { ...basePlan(room.count, room.rooms, room.roomPrefix), variants: [room.variant] }, options.scenarioTimeout * 400);
     const warm = redis.client.pipeline();
-    for (let u = 0; u < users; u++) warm.publish(`${prefix}${inboxTopic(userOf(u))}`, notificationEnvelopeNow(userOf(u), 1_000_000 + u));
+    for (const [channel, message] of room.warmUp(userOf)) warm.publish(`${prefix}${channel}`, message);
     await warm.exec();
     await awaitDelivery(loaders, conn.ok, 2_000, 20_000, target!);
     loaders.forEach((loader) => loader.send({ cmd: 'reset' }));
 
-    const total = Math.round(options.inboxRate * options.inboxDuration);
+    const total = Math.round(room.rate * room.duration);
     const cpu0 = cpuMs(target!.pid);
     const t0 = Date.now();
     let sent = 0;
     while (sent < total) {
-      const due = Math.min(total, Math.floor(((Date.now() - t0) / 1000) * options.inboxRate));
+      const due = Math.min(total, Math.floor(((Date.now() - t0) / 1000) * room.rate));
       if (due > sent) {
         const pipeline = redis.client.pipeline();
         for (; sent < due; sent++) {
-          const userId = userOf((sent * 7919) % users);
-          pipeline.publish(`${prefix}${inboxTopic(userId)}`, notificationEnvelopeNow(userId, sent));
+          const [channel, message] = room.message(sent, userOf);
+          pipeline.publish(`${prefix}${channel}`, message);
         }
         void pipeline.exec();
       }
       await sleep(5);
     }
-    const { received, cpuAtEnd } = await awaitDelivery(loaders, total, 3_000, 60_000, target!);
-    const wall = (Date.now() - t0) / 1000;
-    const cpu = cpuAtEnd - cpu0;
-    const r = await reports(loaders, {});
-    const result = {
-      subscribers: conn.ok,
-      connectFailures: conn.failed,
-      events: total,
-      received,
-      loss: total > 0 ? Math.max(0, total - received) / total : NaN,
-      p50: r.latency.percentile(50),
-      p99: r.latency.percentile(99),
-      max: r.latency.max,
-      serverCpuPercent: (cpu / (wall * 1000)) * 100,
-      cpuMicrosPerDelivery: (cpu * 1000) / Math.max(1, received),
-      clientErrors: r.errors,
-      closeCodes: r.closeCodes,
-    };
-    log(`  ${received}/${total} delivered, p50 ${result.p50.toFixed(1)} ms, p99 ${result.p99.toFixed(1)} ms, ${result.cpuMicrosPerDelivery.toFixed(1)} µs CPU per delivery`);
-    return result;
-  });
-}
-
-/**
- * 9: `conversations` conversations of `conversationMembers` members each, every member online with
- * its conversation's `newMessage` (one connection per member); messages published straight onto
- * Redis at `conversationRate`, each to one conversation: small groups, every member of one
- * receiving each message. Memberships are the Redis sets the message service keeps.
- */
-async function conversationScenario(kind: TargetKind) {
-  return withScenario(kind, [`${kind}-conversation`], options.loaders, async ([target], loaders, prefix) => {
-    const count = options.conversations * options.conversationMembers;
-    // connect() names users `u<runTag>-<target>-<index>`; member `index` is in conversation index % conversations.
-    const members = redis.client.pipeline();
-    for (let index = 0; index < count; index++) members.sadd(`${prefix}${conversationMembersKey(`conv-${index % options.conversations}`)}`, `u${runTag}-${target!.name}-${index}`);
-    await members.exec();
-    const conn = await connect(target!, loaders, { ...basePlan(count, options.conversations, 'conv-'), variants: [CONVERSATION.name] }, options.scenarioTimeout * 400);
-    const warm = redis.client.pipeline();
-    for (let c = 0; c < options.conversations; c++) warm.publish(`${prefix}${conversationTopic(`conv-${c}`)}`, messageEnvelopeNow(`conv-${c}`, 1_000_000 + c));
-    await warm.exec();
-    await awaitDelivery(loaders, conn.ok, 2_000, 20_000, target!);
-    loaders.forEach((loader) => loader.send({ cmd: 'reset' }));
-
-    const total = Math.round(options.conversationRate * options.conversationDuration);
-    const cpu0 = cpuMs(target!.pid);
-    const t0 = Date.now();
-    let sent = 0;
-    while (sent < total) {
-      const due = Math.min(total, Math.floor(((Date.now() - t0) / 1000) * options.conversationRate));
-      if (due > sent) {
-        const pipeline = redis.client.pipeline();
-        for (; sent < due; sent++) {
-          const conversationId = `conv-${(sent * 7919) % options.conversations}`;
-          pipeline.publish(`${prefix}${conversationTopic(conversationId)}`, messageEnvelopeNow(conversationId, sent));
-        }
-        void pipeline.exec();
-      }
-      await sleep(5);
-    }
-    const expected = total * options.conversationMembers;
+    const expected = total * room.deliveriesPerEvent;
     const { received, cpuAtEnd } = await awaitDelivery(loaders, expected, 3_000, 60_000, target!);
     const wall = (Date.now() - t0) / 1000;
     const cpu = cpuAtEnd - cpu0;
@@ -850,6 +809,60 @@ async function conversationScenario(kind: TargetKind) {
     };
     log(`  ${received}/${expected} delivered, p50 ${result.p50.toFixed(1)} ms, p99 ${result.p99.toFixed(1)} ms, ${result.cpuMicrosPerDelivery.toFixed(1)} µs CPU per delivery`);
     return result;
+  });
+}
+
+/**
+ * 8: every user subscribed to its own room (`notificationCreated`, one connection each), the
+ * shape of a team's per-user Socket.io rooms: notifications published straight onto Redis at
+ * `inboxRate`, each to one user, so one delivery per event and the per-event fixed cost counts.
+ */
+async function inboxScenario(kind: TargetKind) {
+  const users = options.inboxSubscribers;
+  return roomScenario(kind, 'inbox', {
+    count: users,
+    rooms: 1,
+    roomPrefix: 'unused-',
+    variant: INBOX.name,
+    rate: options.inboxRate,
+    duration: options.inboxDuration,
+    deliveriesPerEvent: 1,
+    warmUp: (userOf) => Array.from({ length: users }, (_v, u) => [inboxTopic(userOf(u)), notificationEnvelopeNow(userOf(u), 1_000_000 + u)]),
+    message: (seq, userOf) => {
+      const userId = userOf((seq * 7919) % users);
+      return [inboxTopic(userId), notificationEnvelopeNow(userId, seq)];
+    },
+  });
+}
+
+/**
+ * 9: `conversations` conversations of `conversationMembers` members each, every member online with
+ * its conversation's `newMessage` (one connection per member); messages published straight onto
+ * Redis at `conversationRate`, each to one conversation: small groups, every member of one
+ * receiving each message. Memberships are the Redis sets the message service keeps; member
+ * `index` is in conversation `index % conversations`.
+ */
+async function conversationScenario(kind: TargetKind) {
+  const conversations = options.conversations;
+  const count = conversations * options.conversationMembers;
+  return roomScenario(kind, 'conversation', {
+    count,
+    rooms: conversations,
+    roomPrefix: 'conv-',
+    variant: CONVERSATION.name,
+    rate: options.conversationRate,
+    duration: options.conversationDuration,
+    deliveriesPerEvent: options.conversationMembers,
+    async prepare(prefix, userOf) {
+      const members = redis.client.pipeline();
+      for (let index = 0; index < count; index++) members.sadd(`${prefix}${conversationMembersKey(`conv-${index % conversations}`)}`, userOf(index));
+      await members.exec();
+    },
+    warmUp: () => Array.from({ length: conversations }, (_v, c) => [conversationTopic(`conv-${c}`), messageEnvelopeNow(`conv-${c}`, 1_000_000 + c)]),
+    message: (seq) => {
+      const conversationId = `conv-${(seq * 7919) % conversations}`;
+      return [conversationTopic(conversationId), messageEnvelopeNow(conversationId, seq)];
+    },
   });
 }
 
