@@ -78,7 +78,8 @@ export function createSharedDeliveries(deps: {
    * Member keys whose executions read the subscriber's identity: grouped per user. Bounded: a
    * key forgotten here is found again by the first execution that reads it (and split then).
    */
-  const perUserKeys = new LRUCache<string, true>({ max: 10_000 });
+  // Keys carry the client's variables (up to 4 KB): bounded by their total length, not only count.
+  const perUserKeys = new LRUCache<string, true>({ max: 10_000, maxSize: 4 * 1024 * 1024, sizeCalculation: (_value, key) => Math.max(1, key.length) });
   const groupKeyOf = (key: string, userId: string | undefined, perUser = perUserKeys.has(key)): string =>
     userId !== undefined && perUser ? `${key}\u0000user\u0000${userId}` : key;
   let groupCount = 0;
@@ -400,8 +401,6 @@ export function createSharedDeliveries(deps: {
       const args = watched.args;
       const contextValue = { ...(args.contextValue as object), sharedDelivery: naming };
       const source = await createSourceEventStream({ ...args, contextValue });
-      // A topic (or an authorization) that depends on who subscribes: grouped per user.
-      if (watched.watch?.read) perUserKeys.set(member.key, true);
       if (!(Symbol.asyncIterator in source)) {
         // Errors without a path come before the resolver (variable coercion): the caller's input,
         // coded as the pipeline codes them.
@@ -410,9 +409,10 @@ export function createSharedDeliveries(deps: {
         return { errors: (source.errors ?? []).map((error) => masked(coded(error))) };
       }
       void (source as AsyncIterableIterator<unknown>).return?.();
-      // A guard is the subscriber's own (its filter or revocation may close over who it is):
-      // never shared across users, whatever the execution reads.
-      if (guard) perUserKeys.set(member.key, true);
+      // A topic (or an authorization) that depends on who subscribes, or a guard (the
+      // subscriber's own filter and revocation): grouped per user. Remembered only for a
+      // subscription that starts; a refused one makes no group.
+      if (watched.watch?.read || guard) perUserKeys.set(member.key, true);
       if (topic !== undefined) return { topic, guard };
       // Only a shareable field reaches here (see executingRootField): this is our bug, not the client's.
       deps.logger.error({ field: executingRootField(args.schema, args.document, args.operationName, args.variableValues) }, 'a shareable field did not name its topic');
