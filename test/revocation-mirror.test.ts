@@ -68,6 +68,8 @@ describe('the session revocation mirror (Redis)', () => {
     await waitUntil(() => gateway.app.services.revocations.mirrorInSync?.() === true, 'the mirror to be loaded');
     await redis.kill();
     await waitUntil(() => gateway.app.services.revocations.mirrorInSync?.() === false, 'the mirror to know it is out of sync');
+    // Out of sync and Redis cannot answer: the token is refused, never let through unchecked.
+    expect(await viewerStatus(gateway, await tokenFor('erin'))).toBe('unavailable');
     await redis.restart();
     await waitUntil(() => gateway.app.services.revocations.mirrorInSync?.() === true, 'the mirror to be loaded again', 15_000);
 

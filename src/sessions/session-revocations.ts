@@ -328,10 +328,11 @@ export function createRedisSessionRevocations(options: {
       try {
         value = await connections.commands.get(keys.sessionsRevoked(principal.userId));
       } catch (error) {
-        // Fail open: the token itself was verified; an outage must not sign everybody out. The
-        // re-check after reconnect still ends sessions revoked meanwhile.
-        logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'session revocation check unavailable; allowing');
-        return;
+        // Refused, like a token whose signing keys cannot be fetched: a revoked token (a stolen
+        // one, say) must not get in because Redis is down. Only checks made while the mirror is
+        // out of sync get here; live sessions are not touched, and clients retry on `unavailable`.
+        logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'session revocation check unavailable; refusing the token');
+        throw new TokenRejectedError('unavailable', 'Session revocations cannot be checked right now; try again');
       }
       const revokedAt = Number(value);
       if (value !== null && Number.isFinite(revokedAt) && isRevokedBy(principal, revokedAt)) throw revokedError();
