@@ -33,9 +33,13 @@ function codedError(code: ErrorCode, message: string, httpStatus?: number, extra
   });
 }
 
-/** `reason` (missing, expired, bad_signature, ...) lets a client decide to refresh its token. */
+/**
+ * `reason` (missing, expired, bad_signature, ...) lets a client decide to refresh its token.
+ * `unavailable` (the token could not be checked: signing keys or revocations out of reach) is
+ * answered 503, so clients and proxies retry instead of signing the user out.
+ */
 export const unauthenticated = (message = 'Authentication required', reason?: string) =>
-  codedError(ErrorCode.Unauthenticated, message, 401, reason ? { reason } : undefined);
+  codedError(ErrorCode.Unauthenticated, message, reason === 'unavailable' ? 503 : 401, reason ? { reason } : undefined);
 
 export const forbidden = (message = 'Not authorized') => codedError(ErrorCode.Forbidden, message);
 
