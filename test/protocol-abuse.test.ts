@@ -43,7 +43,7 @@ describe('graphql-ws protocol discipline', () => {
   it('closes with 4408 when connection_init does not arrive in time', async () => {
     const { gateway, bystanderStillReceives, closeCounted } = await withBystander({ WS_CONNECTION_INIT_TIMEOUT_MS: '300' });
     const raw = await openRawSocket(gateway.wsUrl);
-    expect((await raw.waitForClose()).code).toBe(4408);
+    expect(await raw.waitForClose()).toEqual({ code: 4408, reason: 'Connection initialisation timeout' });
     await closeCounted(4408);
     await bystanderStillReceives();
   });
@@ -53,7 +53,7 @@ describe('graphql-ws protocol discipline', () => {
     const raw = await openRawSocket(gateway.wsUrl);
     await raw.init(await token());
     raw.send({ type: 'connection_init', payload: { authorization: `Bearer ${await token()}` } });
-    expect((await raw.waitForClose()).code).toBe(4429);
+    expect(await raw.waitForClose()).toEqual({ code: 4429, reason: 'Too many initialisation requests' });
     await closeCounted(4429);
     await bystanderStillReceives();
   });
@@ -62,7 +62,7 @@ describe('graphql-ws protocol discipline', () => {
     const { gateway, bystanderStillReceives, closeCounted } = await withBystander();
     const raw = await openRawSocket(gateway.wsUrl);
     raw.send({ id: '1', type: 'subscribe', payload: { query: PRICE_UPDATED, variables: { hotelId: 'hotel-b' } } });
-    expect((await raw.waitForClose()).code).toBe(4401);
+    expect(await raw.waitForClose()).toEqual({ code: 4401, reason: 'Unauthorized' });
     await closeCounted(4401);
     await bystanderStillReceives();
   });
@@ -125,7 +125,7 @@ describe('graphql-ws protocol discipline', () => {
   it('refuses unsupported subprotocols: no protocol gets 4406, the legacy one fails the handshake', async () => {
     const { gateway, bystanderStillReceives, closeCounted } = await withBystander();
     const none = await openRawSocket(gateway.wsUrl, []);
-    expect((await none.waitForClose()).code).toBe(4406);
+    expect(await none.waitForClose()).toEqual({ code: 4406, reason: 'Subprotocol not acceptable' });
     await closeCounted(4406);
     await expect(openRawSocket(gateway.wsUrl, 'graphql-ws')).rejects.toThrow(/no subprotocol/);
     await bystanderStillReceives();

@@ -30,7 +30,7 @@ function withCode(error: GraphQLError, code: string): GraphQLError {
 
 /**
  * Builds one operation through `yoga.getEnveloped`, for the transports Yoga does not drive
- * itself (graphql-ws, graphql-sse single-connection mode), so they get the same context,
+ * itself (the WebSocket transport), so they get the same context,
  * validation rules and error masking as HTTP. Never throws for bad client input: parse() and
  * validation rules throw, and an uncaught throw would take down every operation of the socket.
  */

@@ -10,7 +10,7 @@ import type { GatewayMetrics } from '../metrics/metrics.js';
 import type { Principal } from '../auth/principal.js';
 import type { GraphQLContext, SharedDeliveryHandle } from '../schema/context.js';
 import { LRUCache } from 'lru-cache';
-import { executingRootField } from '../server/executing-root-field.js';
+import { nextFrame } from './graphql-transport-ws.js';
 
 /** Where a member's frames go: its connection's outgoing queue. */
 export interface FrameSink {
@@ -22,10 +22,17 @@ export interface Releasable {
   release(): void;
 }
 
-/** What a shareable field's subscribe resolver named: the topic, and its stream's guard. */
-export interface SharedTopic {
-  readonly topic: string;
-  readonly guard?: StreamGuard<TidingsEvent> | undefined;
+/**
+ * What a subscription's root field resolver named: the topic and its stream's guard; or, for a
+ * resolver that names none, the event stream it returned, which feeds a group of its own.
+ */
+export type SharedTopic =
+  | { readonly topic: string; readonly guard?: StreamGuard<TidingsEvent> | undefined }
+  | { readonly stream: AsyncIterableIterator<unknown> };
+
+/** Ends a member (its client completed it, or its connection closed). */
+export interface MemberHandle {
+  stop(): void;
 }
 
 export interface SharedMember {
@@ -102,14 +109,16 @@ export function createSharedDeliveries(deps: {
    * group: with a hotel per subscriber, most groups have one member).
    */
   class Group implements TopicListener {
-    first: MemberStream | undefined = undefined;
-    last: MemberStream | undefined = undefined;
+    first: Member | undefined = undefined;
+    last: Member | undefined = undefined;
     size = 0;
     ended = false;
     listening: Listening | undefined = undefined;
     /** Events that arrived while an asynchronous execution was running, oldest first. */
     backlog: TidingsEvent[] | undefined = undefined;
     executing = false;
+    /** The resolver's own event stream, for a group fed by it rather than by the bus. */
+    source: AsyncIterableIterator<unknown> | undefined = undefined;
 
     /** The arguments each event is executed with, the principal seen through `watch`. */
     readonly args: ExecutionArgs;
@@ -162,7 +171,17 @@ export function createSharedDeliveries(deps: {
       this.end();
     }
 
-    add(member: MemberStream): void {
+    /** Takes the events of the resolver's own stream, then ends the group with it. */
+    async pump(source: AsyncIterableIterator<unknown>): Promise<void> {
+      try {
+        for (let step = await source.next(); !step.done && !this.ended; step = await source.next()) this.onEvent(step.value as TidingsEvent);
+      } catch (error) {
+        deps.logger.error({ err: error, field: this.field }, 'a subscription event stream failed');
+      }
+      this.end();
+    }
+
+    add(member: Member): void {
       member.group = this;
       member.after = undefined;
       member.before = this.last;
@@ -175,7 +194,7 @@ export function createSharedDeliveries(deps: {
       this.listening?.addSubscribers(1);
     }
 
-    leave(member: MemberStream): void {
+    leave(member: Member): void {
       if (member.group !== this) return;
       member.group = undefined;
       if (member.before) member.before.after = member.after;
@@ -194,7 +213,7 @@ export function createSharedDeliveries(deps: {
     end(): void {
       if (this.ended) return;
       this.stop();
-      const members: MemberStream[] = [];
+      const members: Member[] = [];
       for (let member = this.first; member; member = member.after) members.push(member);
       for (const member of members) member.finish();
     }
@@ -204,6 +223,7 @@ export function createSharedDeliveries(deps: {
       if (byKey.get(this.key) === this) byKey.delete(this.key);
       groupCount--;
       this.listening?.stop();
+      void this.source?.return?.();
       this.unwatch?.();
       this.unwatch = undefined;
       this.backlog = undefined;
@@ -269,7 +289,7 @@ export function createSharedDeliveries(deps: {
       // A send never ends a member synchronously, but take the link first anyway.
       for (let member = this.first, after; member; member = after) {
         after = member.after;
-        member.sink.send(`{"id":${member.idJson},"type":"next","payload":${payload}}`);
+        member.sink.send(nextFrame(member.idJson, payload));
       }
       deps.metrics.eventsDelivered.labels(this.field).inc(this.size);
       if (result.errors?.some(isWithheldField)) deps.metrics.eventsDropped.inc({ reason: 'unauthorized_field', source: this.field }, this.size);
@@ -293,7 +313,7 @@ export function createSharedDeliveries(deps: {
       if (byKey.get(this.key) === this) byKey.delete(this.key);
       this.key = groupKeyOf(this.memberKey, ownUser);
       if (!byKey.has(this.key)) byKey.set(this.key, this);
-      const others = new Map<string, MemberStream[]>();
+      const others = new Map<string, Member[]>();
       for (let member = this.first; member; member = member.after) {
         if (member.userId === ownUser || member.userId === undefined) continue;
         const list = others.get(member.userId) ?? [];
@@ -370,6 +390,15 @@ export function createSharedDeliveries(deps: {
     return group;
   };
 
+  /** A group of one fed by the stream its member's resolver returned (it named no topic): never found by key, never shared. */
+  const startStreamGroup = (member: SharedMember, source: AsyncIterableIterator<unknown>): Group => {
+    const group = new Group('\u0000stream', member.key, '', member.field, member.args, undefined);
+    groupCount++;
+    group.source = source;
+    void group.pump(source);
+    return group;
+  };
+
   /** The running group for this member's key and topic (its guard is theirs too), or a new one with `guard`. */
   const groupFor = (topic: string, member: SharedMember, guard: StreamGuard<TidingsEvent> | undefined): Group => {
     // A guard is its member's own: its group is per user whatever perUserKeys still remembers.
@@ -408,33 +437,33 @@ export function createSharedDeliveries(deps: {
           error.path === undefined && error.extensions['code'] === undefined ? withExtensions(error, { ...error.extensions, code: ErrorCode.BadUserInput }) : error;
         return { errors: (source.errors ?? []).map((error) => masked(coded(error))) };
       }
-      void (source as AsyncIterableIterator<unknown>).return?.();
       // A topic (or an authorization) that depends on who subscribes, or a guard (the
       // subscriber's own filter and revocation): grouped per user. Remembered only for a
       // subscription that starts; a refused one makes no group.
       if (watched.watch?.read || guard) perUserKeys.set(member.key, true);
-      if (topic !== undefined) return { topic, guard };
-      // Only a shareable field reaches here (see executingRootField): this is our bug, not the client's.
-      deps.logger.error({ field: executingRootField(args.schema, args.document, args.operationName, args.variableValues) }, 'a shareable field did not name its topic');
-      return { errors: [new GraphQLError('Unexpected error.', { extensions: { code: 'INTERNAL_SERVER_ERROR' } })] };
+      const stream = source as AsyncIterableIterator<unknown>;
+      if (topic === undefined) return { stream };
+      // Named: the bus delivers the topic to the group; the resolver's own stream is not needed.
+      void stream.return?.();
+      return { topic, guard };
     },
     /** The topic of the group running for this member's key, if one is: the member may join it directly. */
     runningTopic: (member: SharedMember): string | undefined => byKey.get(groupKeyOf(member.key, userIdOf(member.args)))?.topic,
     /**
      * Adds an admitted subscriber (rate limit, quota: see SubscriptionAdmission) to the group of
-     * `topic` and its key, starting the group with its `args` if none runs. Returns the member's
-     * stream for graphql-ws: it yields nothing (the group writes the member's results) and
-     * completes when the member ends, by the client, its socket, the group or shutdown; what
-     * admission took (`releases`) is then given back.
+     * its topic and key, starting the group with its `args` if none runs (or, for a resolver that
+     * named no topic, a group of its own fed by the resolver's stream). The group writes the
+     * member's results to its sink. When the member ends, by the client (`stop`), the group or
+     * shutdown, what it holds (`releases`) is given back, in order.
      */
-    joinAdmitted(topic: string, member: SharedMember, releases: readonly Releasable[], guard?: StreamGuard<TidingsEvent>): AsyncIterableIterator<never> {
-      // Only where results go: a member's arguments (its context) are not kept by the stream.
-      const stream = new MemberStream(member.idJson, member.sink, releases, principalOf(member.args));
-      const group = groupFor(topic, member, guard);
+    joinAdmitted(named: SharedTopic, member: SharedMember, releases: readonly Releasable[]): MemberHandle {
+      // Only where results go: a member's arguments (its context) are not kept by it.
+      const joined = new Member(member.idJson, member.sink, releases, principalOf(member.args));
+      const group = 'stream' in named ? startStreamGroup(member, named.stream) : groupFor(named.topic, member, named.guard);
       // The bus refused the listener (it is shutting down) and ended the group at once.
-      if (group.ended) stream.finish();
-      else group.add(stream);
-      return stream;
+      if (group.ended) joined.finish();
+      else group.add(joined);
+      return joined;
     },
     /** Groups currently delivering (for tests and stats). */
     groupCount: () => groupCount,
@@ -499,21 +528,17 @@ function isPromise<T>(value: T | Promise<T>): value is Promise<T> {
 
 export type SharedDeliveries = ReturnType<typeof createSharedDeliveries>;
 
-const DONE: IteratorReturnResult<undefined> = { done: true, value: undefined };
-
 /**
- * A member of a group, and its stream for graphql-ws: it yields nothing and completes when the
- * member ends, from inside (the group ends, or shutdown) or by its consumer (`return`: the client
- * completed, or the socket closed). One object per subscriber, with its links in the group's list.
+ * A member of a group: where its results go, and what it gives back when it ends, from inside
+ * (the group ends, or shutdown) or from outside (`stop`: the client completed it, or its
+ * connection closed). One object per subscriber, with its links in the group's list.
  */
-class MemberStream implements AsyncIterableIterator<never> {
-  /** Links in the group's list (`next` is the iterator's). */
-  before: MemberStream | undefined = undefined;
-  after: MemberStream | undefined = undefined;
-  group: { leave(member: MemberStream): void } | undefined = undefined;
+class Member implements MemberHandle {
+  /** Links in the group's list. */
+  before: Member | undefined = undefined;
+  after: Member | undefined = undefined;
+  group: { leave(member: Member): void } | undefined = undefined;
   private ended = false;
-  private completion: Promise<IteratorResult<never>> | undefined = undefined;
-  private complete: ((result: IteratorResult<never>) => void) | undefined = undefined;
 
   constructor(
     readonly idJson: string,
@@ -527,23 +552,8 @@ class MemberStream implements AsyncIterableIterator<never> {
     return this.principal.kind === 'user' ? this.principal.userId : undefined;
   }
 
-  next(): Promise<IteratorResult<never>> {
-    if (this.ended) return Promise.resolve(DONE);
-    return (this.completion ??= new Promise((resolve) => (this.complete = resolve)));
-  }
-
-  return(): Promise<IteratorResult<never>> {
+  stop(): void {
     this.finish();
-    return Promise.resolve(DONE);
-  }
-
-  throw(error: unknown): Promise<IteratorResult<never>> {
-    this.finish();
-    return Promise.reject(error instanceof Error ? error : new Error(String(error)));
-  }
-
-  [Symbol.asyncIterator](): AsyncIterableIterator<never> {
-    return this;
   }
 
   finish(): void {
@@ -551,6 +561,5 @@ class MemberStream implements AsyncIterableIterator<never> {
     this.ended = true;
     this.group?.leave(this);
     for (const held of this.releases) held.release();
-    this.complete?.(DONE);
   }
 }

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { GraphQLError, type DocumentNode, type ExecutionResult } from 'graphql';
-import { CloseCode, handleProtocols, makeServer, MessageType, parseMessage, stringifyMessage, type Context, type SubscribeMessage, type SubscribePayload, type WebSocket as GraphQLWsSocket } from 'graphql-ws';
+import { CloseCode, handleProtocols, type SubscribePayload } from 'graphql-ws';
 import { isAsyncIterable, type YogaServerInstance } from 'graphql-yoga';
 import type { Logger } from 'pino';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
@@ -22,6 +22,7 @@ import { KeepAliveSweep } from './keep-alive.js';
 import { DeadlineQueue, type DeadlineSlot } from '../sessions/deadline-queue.js';
 import type { DeliveryRules } from '../schema/delivery.js';
 import { type Releasable, type SharedDeliveries, type SharedMember } from './shared-delivery.js';
+import { createTransportWsProtocol, pingFrame, type ProtocolConnection, type WsOperation } from './graphql-transport-ws.js';
 import type { Admission, SubscriptionAdmission } from '../server/subscription-admission.js';
 import type { GraphQLContext } from '../schema/context.js';
 import type { ClientAddressOf } from './client-address.js';
@@ -41,19 +42,16 @@ export const CloseCodes = {
 interface ConflatableOperation {
   readonly id: string;
   readonly field: string;
-  /** Tells the operation from a newer one with the same id: its subscribe payload, or its SharedOperation. */
+  /** Tells the operation from a newer one with the same id. */
   readonly owner: unknown;
 }
-
-type ProtocolContext = Context<Record<string, unknown> | undefined, ConnectionState>;
 
 /** What a subscribe message asks for (see `decide`). */
 type Decision =
   | { readonly kind: 'errors'; readonly errors: readonly GraphQLError[] }
-  | { readonly kind: 'operation'; readonly prepared: PreparedOperation & { ok: true }; readonly field: string | undefined }
+  | { readonly kind: 'operation'; readonly prepared: PreparedOperation & { ok: true } }
   | {
       readonly kind: 'shared';
-      readonly prepared: PreparedOperation & { ok: true };
       readonly field: string;
       readonly member: SharedMember;
       /** The operation's own context, for its admission (rate-limit key, strikes, quota). */
@@ -111,9 +109,11 @@ export interface WebSocketTransport {
 }
 
 /**
- * graphql-ws over `ws`, as a thin adapter around graphql-ws' I/O-free `makeServer`. Every
- * operation is built through `yoga.getEnveloped` (prepareOperation), so WebSocket operations get
- * the same context, plugins, validation rules and error masking as HTTP and SSE.
+ * GraphQL over WebSocket (the graphql-transport-ws protocol, graphql-transport-ws.ts) on `ws`.
+ * Every operation is built through `yoga.getEnveloped` (prepareOperation), so WebSocket
+ * operations get the same context, plugins, validation rules and error masking as HTTP and SSE;
+ * every subscription is delivered by a shared delivery (shared-delivery.ts), which writes its
+ * results to the connection's outgoing queue.
  */
 export function attachWebSocketTransport(deps: {
   httpServer: HttpServer;
@@ -142,108 +142,104 @@ export function attachWebSocketTransport(deps: {
    */
   const documentIds = new WeakMap<DocumentNode, string>();
   let documentCount = 0;
+  /** Numbers the keys of subscriptions that share with no one. */
+  let ownKeyCount = 0;
   const documentIdOf = (document: DocumentNode): string => {
     let id = documentIds.get(document);
     if (id === undefined) documentIds.set(document, (id = (++documentCount).toString(36)));
     return id;
   };
 
-  const protocolServer = makeServer<Record<string, unknown> | undefined, ConnectionState>({
-    // Off in graphql-ws, which would keep its (cleared) timer for the connection's life; each
-    // connection's own is dropped once connection_init arrives (see ConnectionState).
-    connectionInitWaitTimeout: Infinity,
-
-    onConnect: async (ctx) => {
-      const { extra } = ctx;
-      const { socket, connectionId } = extra;
-      extra.initReceived();
-      extra.protocolContext = ctx;
-      const credentials = bearerFromConnectionParams(ctx.connectionParams);
-      // graphql-ws keeps the init payload for the connection's life; its token is read once, here.
-      (ctx as { connectionParams?: unknown }).connectionParams = undefined;
+  const protocol = createTransportWsProtocol<ConnectionState>({
+    connect: async (state, payload) => {
+      const { socket, connectionId } = state;
+      clearTimeout(state.initTimer);
+      state.initTimer = undefined;
+      // The init payload is read once, here, and not kept: it holds the token.
+      const credentials = bearerFromConnectionParams(payload);
       let principal: Principal;
       try {
         principal = await authenticator.authenticate(credentials);
       } catch (error) {
         if (!(error instanceof TokenRejectedError)) throw error;
-        extra.log.info({ reason: error.reason }, 'websocket authentication refused');
+        state.log.info({ reason: error.reason }, 'websocket authentication refused');
         metrics.authFailures.inc({ reason: error.reason, transport: 'websocket' });
-        // Close ourselves to give the reason; graphql-ws' own close after `false` is then a no-op.
-        closeSocket(extra, CloseCode.Forbidden, `Unauthenticated: ${error.message}`);
+        closeSocket(state, CloseCode.Forbidden, `Unauthenticated: ${error.message}`);
         return false;
       }
       if (principal.kind === 'user') {
         const lease = await deps.quotas.acquire('connections', principal.userId, options.maxConnectionsPerUser);
         if (!lease) {
-          extra.log.info({ userId: principal.userId }, 'connection limit per user reached');
+          state.log.info({ userId: principal.userId }, 'connection limit per user reached');
           metrics.limitTrips.inc({ limit: 'connections_per_user' });
-          closeSocket(extra, CloseCodes.TooManyConnections, `Too many connections: at most ${options.maxConnectionsPerUser} per user`);
+          closeSocket(state, CloseCodes.TooManyConnections, `Too many connections: at most ${options.maxConnectionsPerUser} per user`);
           return false;
         }
-        extra.connectionLease = lease;
+        state.connectionLease = lease;
       } else {
         // Anonymous: no user to count by, so by address across instances, and by instance in all
         // (one address, or many, must not open sockets until file descriptors run out).
         const slot = anonymousSlots.take();
         if (!slot) {
-          extra.log.info('anonymous connection limit of this instance reached');
+          state.log.info('anonymous connection limit of this instance reached');
           metrics.limitTrips.inc({ limit: 'anonymous_connections' });
-          closeSocket(extra, CloseCodes.TooManyConnections, `Too many connections: at most ${options.maxAnonymousConnections} anonymous ones on this instance`);
+          closeSocket(state, CloseCodes.TooManyConnections, `Too many connections: at most ${options.maxAnonymousConnections} anonymous ones on this instance`);
           return false;
         }
-        extra.instanceSlot = slot;
-        const lease = await deps.quotas.acquire('address-connections', addressQuotaKey(extra.clientAddress), options.maxAnonymousConnectionsPerAddress);
+        state.instanceSlot = slot;
+        const lease = await deps.quotas.acquire('address-connections', addressQuotaKey(state.clientAddress), options.maxAnonymousConnectionsPerAddress);
         if (!lease) {
-          extra.release();
-          extra.log.info({ clientAddress: extra.clientAddress }, 'anonymous connection limit per address reached');
+          state.release();
+          state.log.info({ clientAddress: state.clientAddress }, 'anonymous connection limit per address reached');
           metrics.limitTrips.inc({ limit: 'connections_per_address' });
-          closeSocket(extra, CloseCodes.TooManyConnections, `Too many connections: at most ${options.maxAnonymousConnectionsPerAddress} anonymous ones per address`);
+          closeSocket(state, CloseCodes.TooManyConnections, `Too many connections: at most ${options.maxAnonymousConnectionsPerAddress} anonymous ones per address`);
           return false;
         }
-        extra.connectionLease = lease;
+        state.connectionLease = lease;
       }
       // Closed while we were verifying: arm nothing (a timer would outlive the socket).
       if (socket.readyState !== socket.OPEN) {
-        extra.release();
+        state.release();
         return false;
       }
-      extra.principal = principal;
-      extra.presence = deps.presence.connectionOpened('websocket', principal);
-      if (principal.kind === 'user') extra.revocationWatch = deps.revocations.watch(principal, extra);
+      state.principal = principal;
+      state.presence = deps.presence.connectionOpened('websocket', principal);
+      if (principal.kind === 'user') state.revocationWatch = deps.revocations.watch(principal, state);
       if (principal.kind === 'user' && principal.expiresAt !== undefined) {
         // Warn first, so the client can open a fresh connection before this one is closed. Never
-        // before connection_ack, which graphql-ws sends once we return (so at least 1 ms on).
+        // before connection_ack, which is sent once we return (so at least 1 ms on).
         const warnAt = Math.max(principal.expiresAt - options.tokenExpiryWarningMs, Date.now() + 1);
-        extra.expiryWarningDue = options.tokenExpiryWarningMs > 0 && warnAt < principal.expiresAt;
-        armExpiry(extra);
+        state.expiryWarningDue = options.tokenExpiryWarningMs > 0 && warnAt < principal.expiresAt;
+        armExpiry(state);
       }
       // The parent logger with the id spelled out: a child logger per connection would be kept
       // for the connection's lifetime just for these two lines.
-      logger.info({ connectionId, userId: userIdForLog(principal), clientAddress: extra.clientAddress }, 'websocket connected');
+      logger.info({ connectionId, userId: userIdForLog(principal), clientAddress: state.clientAddress }, 'websocket connected');
       return true;
     },
 
-    onSubscribe: async (ctx, id, payload: SubscribePayload) => {
-      // Decided when the message arrived (acceptSubscribe), which hands graphql-ws only what is
-      // not shared; deciding here is for a message that did not pass through there.
-      const decision = ctx.extra.takeDecision(id) ?? (await decide(ctx.extra, Object.keys(ctx.subscriptions).length, id, payload));
-      if (decision.kind === 'errors') return decision.errors;
-      if (decision.field && deps.deliveryRules.conflateBy.has(decision.field)) ctx.extra.addConflatable({ id, field: decision.field, owner: payload });
-      // graphql-ws picks execute or subscribe by operation type; both go through Yoga's envelop.
-      return { ...decision.prepared.args, rootValue: decision.prepared };
+    subscribe: async (state, operation, payload) => {
+      const decision = await decide(state, protocol.operationCount(state), operation, payload);
+      // Completed by the client (or its socket closed) while being decided: never started.
+      if (!operation.open) return;
+      if (decision.kind === 'errors') return operation.error(decision.errors);
+      if (decision.kind === 'operation') return runOperation(state, operation, decision.prepared);
+      return joinShared(state, operation, decision);
     },
-    // Yoga's `http` extension is for HTTP responses; it means nothing over a socket.
-    onNext: (_ctx, _id, _payload, _args, result) => (result.errors ? { ...result, errors: result.errors.map(forSocket) } : undefined),
-    execute: (args) => (args.rootValue as PreparedOperation & { ok: true }).run() as never,
-    subscribe: (args) => (args.rootValue as PreparedOperation & { ok: true }).run() as never,
-    onComplete: (ctx, id, payload) => operationEnded(ctx.extra, id, payload, !(id in ctx.subscriptions)),
+
+    // Results still waiting for it must not be sent any more (a reused id would receive them).
+    completedByClient: (state, operation) => {
+      state.removeConflatable(operation);
+      state.outgoing.dropOperation(operation.id);
+    },
   });
 
   /**
-   * What a subscribe message asks for: errors, an operation for graphql-ws to run through Yoga's
-   * envelop, or a shareable subscription for a shared delivery. `openOperations` counts this one.
+   * What a subscribe message asks for: errors (it never runs), a query or mutation to run through
+   * Yoga's envelop, or a subscription for a shared delivery. `openOperations` counts this one.
    */
-  const decide = async (state: ConnectionState, openOperations: number, id: string, payload: SubscribePayload): Promise<Decision> => {
+  const decide = async (state: ConnectionState, openOperations: number, operation: WsOperation, payload: SubscribePayload): Promise<Decision> => {
+    const id = operation.id;
     if (openOperations > options.maxSubscriptionsPerConnection) {
       state.log.info({ operationId: id }, 'subscription limit per connection reached');
       metrics.limitTrips.inc({ limit: 'subscriptions_per_connection' });
@@ -264,25 +260,28 @@ export function attachWebSocketTransport(deps: {
         payload,
       );
       if (!prepared.ok) return { kind: 'errors', errors: prepared.errors };
+      if (prepared.kind !== 'subscription') return { kind: 'operation', prepared };
       // The field that will execute, not the first one written: with @skip, @include and
       // fragments they differ, and shareability and conflation follow the one that runs.
-      const field =
-        prepared.kind === 'subscription' ? executingRootField(prepared.args.schema, prepared.args.document, payload.operationName, payload.variables) : undefined;
-      const variables = field && deps.deliveryRules.shareable.has(field) ? variablesKey(payload.variables) : undefined;
-      if (!field || variables === undefined) return { kind: 'operation', prepared, field };
+      const field = executingRootField(prepared.args.schema, prepared.args.document, payload.operationName, payload.variables);
+      if (!field) return { kind: 'operation', prepared };
       const principal = state.principal;
       const roles = principal?.kind === 'user' ? [...principal.roles].sort().join(',') : 'anonymous';
+      // Only a shareable field's subscribers, with variables worth keying on, may share a group
+      // (same document, operation name, variables and roles: the same outcome); any other
+      // subscription gets a group of its own, under a key no one else has.
+      const variables = deps.deliveryRules.shareable.has(field) ? variablesKey(payload.variables) : undefined;
+      const key = variables === undefined ? `\u0000own\u0000${(++ownKeyCount).toString(36)}` : `${roles}\u0000${payload.operationName ?? ''}\u0000${variables}\u0000${documentIdOf(prepared.args.document)}`;
       const context = prepared.args.contextValue as GraphQLContext;
-      // Shareable: no pipeline of its own. Validation and the context are done (above); its rate
-      // limit and quota are checked by `joinGroup`; the topic is the running group's for this
-      // document, these variables and these roles (same outcome), or else named by the root
-      // field's own subscribe resolver, with its checks.
+      // No pipeline of its own per event. Validation and the context are done (above); its rate
+      // limit and quota are checked by `joinShared`; the topic is the running group's for this
+      // key, or else named by the root field's own subscribe resolver, with its checks.
       const member: SharedMember = {
-        key: `${roles}\u0000${payload.operationName ?? ''}\u0000${variables}\u0000${documentIdOf(prepared.args.document)}`,
-        idJson: JSON.stringify(id),
+        key,
+        idJson: operation.idJson,
         // What the root field's resolver and, if this member starts its group, every event
-        // execute with: only what a shareable field's resolvers and authorization read, so an
-        // open group keeps no operation's context (nor its connection) alive.
+        // execute with: only what subscription resolvers and authorization read, so an open
+        // group keeps no operation's context (nor its connection) alive.
         args: {
           ...prepared.args,
           contextValue: { principal: context.principal, services: context.services, transport: 'websocket', log: context.services.logger } satisfies GraphQLContext,
@@ -290,118 +289,64 @@ export function attachWebSocketTransport(deps: {
         field,
         sink: state.outgoing,
       };
-      return { kind: 'shared', prepared, field, member, context };
+      return { kind: 'shared', field, member, context };
     } catch (error) {
       state.log.error({ err: error, operationId: id }, 'subscribe failed');
-      return { kind: 'errors', errors: [new GraphQLError('Unexpected error.', { extensions: { code: 'INTERNAL_SERVER_ERROR' } })] };
+      return { kind: 'errors', errors: [internalError()] };
     }
   };
 
   /**
-   * A subscribe message on an acknowledged connection, decided before graphql-ws sees it. A
-   * shareable subscription joins its shared delivery here, without graphql-ws' loop over its
-   * stream (a suspended frame, an emitter with three closures and a pending promise for as long as
-   * it is open: about 1.3 KB each); everything else, errors included, is handed to graphql-ws with
-   * its decision, so graphql-ws answers and runs it as it would have.
+   * A query or mutation (or a subscription whose executing field could not be told): run through
+   * Yoga's envelop, its result sent as one next, then complete.
    */
-  const acceptSubscribe = async (state: ConnectionState, protocol: ProtocolContext, message: SubscribeMessage, text: string): Promise<void> => {
-    const { id, payload } = message;
-    // A duplicate id: graphql-ws' own answer (4409).
-    if (id in protocol.subscriptions) return state.handle!(text);
-    // Registered as graphql-ws does while deciding: a complete meanwhile removes it, and the
-    // operation is then not started (`subscriptions` is replaced when the socket closes: read it anew).
-    protocol.subscriptions[id] = null;
-    let decision: Decision;
+  const runOperation = async (state: ConnectionState, operation: WsOperation, prepared: PreparedOperation & { ok: true }): Promise<void> => {
+    let result: unknown;
     try {
-      decision = await decide(state, Object.keys(protocol.subscriptions).length, id, payload);
+      result = await prepared.run();
     } catch (error) {
-      if (protocol.subscriptions[id] === null) delete protocol.subscriptions[id];
-      throw error;
+      state.log.error({ err: error, operationId: operation.id }, 'operation failed');
+      return operation.error([internalError()]);
     }
-    // Completed while being decided (or the socket closed): not answered, as graphql-ws does, and
-    // not started either (graphql-ws would still execute it and drop the result; a client that
-    // completes an operation before it started does not want it).
-    if (protocol.subscriptions[id] !== null) return;
-    if (decision.kind !== 'shared') {
-      delete protocol.subscriptions[id];
-      // graphql-ws registers it again and calls onSubscribe synchronously, which takes the decision.
-      state.handDecision(id, decision);
-      try {
-        return state.handle!(text);
-      } finally {
-        state.handDecision(undefined, undefined);
-      }
+    if (!isAsyncIterable(result)) {
+      operation.nextJson(resultJson(result as ExecutionResult));
+      return operation.complete();
+    }
+    // A stream of results (a subscription that named no field we know, or incremental delivery):
+    // each result as a next, until it ends or the client completes it.
+    const iterator = (result as AsyncIterable<ExecutionResult>)[Symbol.asyncIterator]();
+    if (!operation.running({ stop: () => void iterator.return?.() })) {
+      void iterator.return?.();
+      return;
     }
     try {
-      await joinShared(state, protocol, id, decision);
-    } finally {
-      if (protocol.subscriptions[id] === null) delete protocol.subscriptions[id];
+      for (let step = await iterator.next(); !step.done && operation.open; step = await iterator.next()) operation.nextJson(resultJson(step.value));
+      operation.complete();
+    } catch (error) {
+      state.log.error({ err: error, operationId: operation.id }, 'operation failed');
+      operation.error([internalError()]);
     }
-  };
-
-  /** The rest of a shareable subscribe: admission and the group, then its place in the protocol. */
-  const joinShared = async (state: ConnectionState, protocol: ProtocolContext, id: string, decision: Decision & { kind: 'shared' }): Promise<void> => {
-    const operation = new SharedOperation(state, id, sharedOperationEnded);
-    const result = await joinGroup(decision.member, decision.context, operation);
-    if (!isAsyncIterable(result)) {
-      // Refused: as graphql-ws answers a result that is not a stream, a next and a complete.
-      if (protocol.subscriptions[id] === null) {
-        state.outgoing.send(stringifyMessage<MessageType.Next>({ id, type: MessageType.Next, payload: result.errors ? { ...result, errors: result.errors.map(forSocket) } : result }));
-        state.outgoing.send(stringifyMessage<MessageType.Complete>({ id, type: MessageType.Complete }));
-      }
-      return;
-    }
-    if (protocol.subscriptions[id] !== null) {
-      // Completed by the client (or its socket closed) while being admitted.
-      void result.return?.();
-      return;
-    }
-    if (operation.endedEarly) {
-      // The group ended it at once (shutting down): completed by the server.
-      state.outgoing.send(stringifyMessage<MessageType.Complete>({ id, type: MessageType.Complete }));
-      return;
-    }
-    // graphql-ws' bookkeeping: a client complete or the socket's close returns the stream.
-    protocol.subscriptions[id] = result as AsyncGenerator<never>;
-    operation.stream = result;
-    if (deps.deliveryRules.conflateBy.has(decision.field)) state.addConflatable({ id, field: decision.field, owner: operation });
-  };
-
-  /** A shared operation's stream ended: by the client, the socket, or the server (then a complete). */
-  const sharedOperationEnded = (operation: SharedOperation) => {
-    const { state, id } = operation;
-    const protocol = state.protocolContext!;
-    const byServer = protocol.subscriptions[id] === operation.stream;
-    if (byServer) delete protocol.subscriptions[id];
-    operationEnded(state, id, operation, !byServer);
-    if (byServer) state.outgoing.send(stringifyMessage<MessageType.Complete>({ id, type: MessageType.Complete }));
-  };
-
-  /** An operation ended; `owner` tells it from a newer one reusing its id. */
-  const operationEnded = (state: ConnectionState, id: string, owner: unknown, byClient: boolean) => {
-    const entry = state.conflatableOf(id);
-    // The id may already serve a newer operation: leave that one's state alone.
-    if (entry && entry.owner !== owner) return;
-    if (entry) state.removeConflatable(entry);
-    // Completed by the client: results still waiting for it must not be sent any more (a reused
-    // id would receive them). A server-side complete is sent after them instead.
-    if (byClient) state.outgoing.dropOperation(id);
   };
 
   /**
-   * Admits a shareable subscription to its shared delivery: its rate limit and quota as the
-   * plugins apply them, the topic (the running group's, or named by the field's resolver), then
-   * presence and the group. Its stream yields nothing: the group writes its results.
+   * A subscription joins its shared delivery: its rate limit and quota as the plugins apply them,
+   * the topic (the running group's, or named by the field's resolver), then presence and the
+   * group, which writes its results. Refused: one next with the errors, then complete, as for a
+   * subscribe resolver that throws.
    */
-  const joinGroup = async (member: SharedMember, context: GraphQLContext, operation: SharedOperation): Promise<ExecutionResult | AsyncIterableIterator<never>> => {
+  const joinShared = async (state: ConnectionState, operation: WsOperation, decision: Decision & { kind: 'shared' }): Promise<void> => {
+    const { member, context } = decision;
     let admission: Admission;
     try {
       admission = await deps.admission.admit(context);
     } catch (error) {
       context.log.error({ err: error }, 'subscribe failed');
-      return { errors: [new GraphQLError('Unexpected error.', { extensions: { code: 'INTERNAL_SERVER_ERROR' } })] };
+      admission = { ok: false, error: internalError() };
     }
-    if (!admission.ok) return { errors: [admission.error] };
+    if (!admission.ok) {
+      operation.nextJson(resultJson({ errors: [admission.error] }));
+      return operation.complete();
+    }
     const runningTopic = deps.sharedDeliveries.runningTopic(member);
     let topic: Awaited<ReturnType<SharedDeliveries['topicOf']>>;
     try {
@@ -409,14 +354,32 @@ export function attachWebSocketTransport(deps: {
       topic = runningTopic === undefined ? await deps.sharedDeliveries.topicOf(member) : { topic: runningTopic };
     } catch (error) {
       context.log.error({ err: error }, 'subscribe failed');
-      topic = { errors: [new GraphQLError('Unexpected error.', { extensions: { code: 'INTERNAL_SERVER_ERROR' } })] };
+      topic = { errors: [internalError()] };
     }
-    if (!('topic' in topic)) {
+    if ('errors' in topic) {
       admission.lease?.release();
-      return { errors: topic.errors };
+      operation.nextJson(resultJson({ errors: topic.errors }));
+      return operation.complete();
     }
+    if (!operation.open) {
+      // Completed by the client (or its socket closed) while being admitted.
+      admission.lease?.release();
+      if ('stream' in topic) void topic.stream.return?.();
+      return;
+    }
+    // Given back when the member ends: a server-side end completes the operation (the client
+    // may subscribe again); after a client's complete, the operation has ended already.
+    const ended: Releasable = {
+      release: () => {
+        state.removeConflatable(operation);
+        operation.complete();
+      },
+    };
     const presence = deps.presence.subscriptionStarted(member.field);
-    return deps.sharedDeliveries.joinAdmitted(topic.topic, member, admission.lease ? [presence, admission.lease, operation] : [presence, operation], topic.guard);
+    const releases = admission.lease ? [presence, admission.lease, ended] : [presence, ended];
+    if (deps.deliveryRules.conflateBy.has(member.field)) state.addConflatable({ id: operation.id, field: member.field, owner: operation });
+    const joined = deps.sharedDeliveries.joinAdmitted(topic, member, releases);
+    operation.running(joined);
   };
 
   /** Only runs while a client is behind: which operation a message is for, and what it replaces. */
@@ -459,7 +422,7 @@ export function attachWebSocketTransport(deps: {
     if (state.expiryWarningDue) {
       state.expiryWarningDue = false;
       state.log.debug('warning the client that its token expires soon');
-      state.outgoing.send(JSON.stringify({ type: 'ping', payload: { reason: 'token_expiring', expiresAt: new Date(expiresAt).toISOString() } }));
+      state.outgoing.send(pingFrame({ reason: 'token_expiring', expiresAt: new Date(expiresAt).toISOString() }));
       return armExpiry(state);
     }
     state.log.info('websocket token expired; closing');
@@ -531,18 +494,14 @@ export function attachWebSocketTransport(deps: {
       closeSocket(state, CloseCode.BadRequest, 'Binary frames are not supported');
       return;
     }
-    const text = data.toString();
-    const protocol = state.protocolContext;
-    // Only a message that can be a subscribe is parsed here; graphql-ws parses every message itself.
-    const subscribe = protocol?.acknowledged && text.includes('subscribe') ? subscribeMessageOf(text) : undefined;
-    // Not awaited here: a subscription's handler runs until the operation ends, and an async
-    // listener would keep a suspended frame per operation for that long.
-    (subscribe ? acceptSubscribe(state, protocol!, subscribe, text) : state.handle?.(text))?.catch((error: unknown) => {
+    // Not awaited here: a subscribe is decided asynchronously, and an async listener would keep a
+    // suspended frame per message for that long.
+    protocol.message(state, data.toString()).catch((error: unknown) => {
       state.log.error({ err: error }, 'websocket message handling failed');
       closeSocket(state, CloseCode.InternalServerError, 'Internal server error');
     });
   }
-  function onSocketClose(this: WebSocket, code: number, reason: Buffer): void {
+  function onSocketClose(this: WebSocket, code: number): void {
     const state = stateOf(this);
     keepAlive.remove(state, state.keepAliveBucket);
     expiries.cancel(state);
@@ -551,12 +510,12 @@ export function attachWebSocketTransport(deps: {
     state.release();
     logger.info({ connectionId: state.connectionId, code: state.closedWith ?? code }, 'websocket closed');
     metrics.websocketCloses.inc({ code: closeCodeLabel(state.closedWith ?? code) });
-    void state.closed?.(code, reason.toString());
+    protocol.closed(state);
   }
-  /** graphql-ws' answer when connection_init did not arrive in time (it would keep its own timer). */
+  /** connection_init did not arrive in time (PROTOCOL.md: 4408). */
   const initTimedOut = (state: ConnectionState) => {
     state.initTimer = undefined;
-    if (!state.initWasReceived) closeSocket(state, CloseCode.ConnectionInitialisationTimeout, 'Connection initialisation timeout');
+    if (!state.initReceived) closeSocket(state, CloseCode.ConnectionInitialisationTimeout, 'Connection initialisation timeout');
   };
 
   wss.on('connection', (socket: WebSocket, request: IncomingMessage) => {
@@ -570,18 +529,15 @@ export function attachWebSocketTransport(deps: {
 
     socket.on('error', onSocketError);
     socket.on('pong', onSocketPong);
+    socket.on('close', onSocketClose);
     state.keepAliveBucket = keepAlive.add(state);
     if (options.connectionInitTimeoutMs > 0) {
       state.initTimer = setTimeout(initTimedOut, options.connectionInitTimeoutMs, state);
       state.initTimer.unref();
     }
 
-    // The state is also graphql-ws' socket (protocol, send, close, onMessage): no adapter object
-    // with closures per connection.
-    state.closed = protocolServer.opened(state, state);
-    socket.on('message', onSocketMessage);
-
-    socket.on('close', onSocketClose);
+    // Another subprotocol: closed (4406), and nothing it sends is read.
+    if (protocol.opened(state)) socket.on('message', onSocketMessage);
   });
 
   const onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -685,38 +641,6 @@ function userIdForLog(principal: Principal | undefined): string | undefined {
   return principal?.kind === 'user' ? principal.userId : undefined;
 }
 
-/** A subscribe message, or undefined for any other message (and for one graphql-ws would refuse: it answers those). */
-function subscribeMessageOf(text: string): SubscribeMessage | undefined {
-  try {
-    const message = parseMessage(text);
-    return message.type === MessageType.Subscribe ? message : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/**
- * A shared-delivery subscription's place in the protocol: when its stream ends, the transport
- * completes it (see sharedOperationEnded). One of the things its member gives back on ending.
- */
-class SharedOperation implements Releasable {
-  /** Set once it is registered with graphql-ws. */
-  stream: AsyncIterableIterator<never> | undefined = undefined;
-  /** Ended before it was registered (the group was shutting down). */
-  endedEarly = false;
-
-  constructor(
-    readonly state: ConnectionState,
-    readonly id: string,
-    private readonly onEnded: (operation: SharedOperation) => void,
-  ) {}
-
-  release(): void {
-    if (this.stream) this.onEnded(this);
-    else this.endedEarly = true;
-  }
-}
-
 /** A count with a cap on this instance alone: anonymous connections. */
 class InstanceSlots {
   taken = 0;
@@ -750,12 +674,12 @@ function stateOf(socket: WebSocket): ConnectionState {
 }
 
 /**
- * What a connection carries besides graphql-ws' protocol state, as one object of one class: every
+ * What a connection carries, its protocol state included, as one object of one class: every
  * field is there from the start and the logger getter lives on the prototype, so V8 keeps one
  * compact shape for all connections. What connecting sets up is held in fields rather than as a
  * list of cleanup closures; `release` undoes it. Also the connection's revocation listener.
  */
-class ConnectionState implements RevocationListener, GraphQLWsSocket, DeadlineSlot {
+class ConnectionState implements RevocationListener, ProtocolConnection, DeadlineSlot {
   /** Times (ms) of this connection's recent rate-limited operations; made on the first. */
   rateLimitStrikes: number[] | undefined = undefined;
   /** The message bucket (see takeMessage): what is left, and when it was last refilled. */
@@ -770,14 +694,11 @@ class ConnectionState implements RevocationListener, GraphQLWsSocket, DeadlineSl
   /** Answered the last keep-alive ping (see KeepAliveSweep). */
   alive = true;
   keepAliveBucket = 0;
-  /** graphql-ws' message handler and close, and its state, for this connection. */
-  handle: ((message: string) => Promise<void>) | undefined = undefined;
-  protocolContext: ProtocolContext | undefined = undefined;
-  /** A subscribe decided by acceptSubscribe, on its way to graphql-ws' onSubscribe. */
-  private handed: { readonly id: string; readonly decision: Decision } | undefined = undefined;
-  closed: ((code?: number, reason?: string) => Promise<void>) | undefined = undefined;
+  /** The protocol's state (see graphql-transport-ws.ts). */
+  initReceived = false;
+  acknowledged = false;
+  operations: Map<string, WsOperation> | undefined = undefined;
   initTimer: NodeJS.Timeout | undefined = undefined;
-  initWasReceived = false;
   connectionLease: QuotaLease | undefined = undefined;
   /** An anonymous connection's place under this instance's cap. */
   instanceSlot: QuotaLease | undefined = undefined;
@@ -821,39 +742,18 @@ class ConnectionState implements RevocationListener, GraphQLWsSocket, DeadlineSl
     return (this.logger ??= this.parentLogger.child({ connectionId: this.connectionId }));
   }
 
-  handDecision(id: string | undefined, decision: Decision | undefined): void {
-    this.handed = id === undefined || decision === undefined ? undefined : { id, decision };
-  }
-
-  takeDecision(id: string): Decision | undefined {
-    const handed = this.handed;
-    this.handed = undefined;
-    return handed?.id === id ? handed.decision : undefined;
-  }
-
-  // graphql-ws' view of the socket.
+  // The protocol's view of the socket.
   get protocol(): string {
     return this.socket.protocol;
   }
 
-  /** Never waits for the peer: backpressure is the outgoing queue's job, so one slow client cannot stall delivery (graphql-ws awaits each send before taking the next event). */
+  /** Never waits for the peer: backpressure is the outgoing queue's job, so one slow client cannot stall delivery. */
   send(data: string): void {
     this.outgoing.send(data);
   }
 
-  close(code?: number, reason?: string): void {
-    if (code === undefined) this.socket.close();
-    else closeSocket(this, code, reason ?? '');
-  }
-
-  onMessage(handle: (message: string) => Promise<void>): void {
-    this.handle = handle;
-  }
-
-  initReceived(): void {
-    this.initWasReceived = true;
-    clearTimeout(this.initTimer);
-    this.initTimer = undefined;
+  close(code: number, reason: string): void {
+    closeSocket(this, code, reason);
   }
 
   conflatableOf(id: string): ConflatableOperation | undefined {
@@ -864,8 +764,10 @@ class ConnectionState implements RevocationListener, GraphQLWsSocket, DeadlineSl
     this.conflatable = this.conflatable ? [...this.conflatable, entry] : [entry];
   }
 
-  removeConflatable(entry: ConflatableOperation): void {
-    const left = this.conflatable?.filter((other) => other !== entry);
+  /** Forgets `owner`'s entry (an operation that ended), leaving a newer one with its id alone. */
+  removeConflatable(owner: unknown): void {
+    if (!this.conflatable) return;
+    const left = this.conflatable.filter((other) => other.owner !== owner);
     this.conflatable = left && left.length > 0 ? left : undefined;
   }
 
@@ -885,4 +787,13 @@ class ConnectionState implements RevocationListener, GraphQLWsSocket, DeadlineSl
     this.instanceSlot?.release();
     this.revocationWatch = this.presence = this.connectionLease = this.instanceSlot = undefined;
   }
+}
+
+function internalError(): GraphQLError {
+  return new GraphQLError('Unexpected error.', { extensions: { code: 'INTERNAL_SERVER_ERROR' } });
+}
+
+/** A result as a next message's payload; Yoga's `http` extension means nothing over a socket. */
+function resultJson(result: ExecutionResult): string {
+  return JSON.stringify(result.errors ? { ...result, errors: result.errors.map(forSocket) } : result);
 }
