@@ -12,6 +12,10 @@
  * `variables.input` of a publishPrice mutation from a `service` token and PUBLISHes it (for the
  * cross-instance scenario).
  *
+ * Rooms: a hotel's prices, a conversation's messages (no membership check), the subscriber's own
+ * notifications and bookings (named by its token). A connection may join several at once, one per
+ * `subscribe` (the session scenario: its user, bookings, hotel and conversation rooms).
+ *
  * Env: PORT, HOST, REDIS_URL, REDIS_PREFIX, JWT_SECRET.
  */
 import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
@@ -99,6 +103,13 @@ subscriber.on('messageBuffer', (channelBuffer: Buffer, messageBuffer: Buffer) =>
     // One subscriber per room: serialized once, as the selection of INBOX asks.
     const data = event.data as unknown as { notificationId: string; title: string };
     const tail = `${JSON.stringify({ data: { notificationCreated: { notificationId: data.notificationId, title: data.title, occurredAt: event.occurredAt } } })}}`;
+    for (const group of groups.values()) for (const sub of group.subs) sub.socket.send(sub.head + tail);
+    return;
+  }
+  if (event.type === 'bookingUpdated') {
+    // A user's bookings room: the selection of BOOKINGS (no totalPrice, so no per-field rule).
+    const data = event.data as unknown as { bookingId: string; status: string };
+    const tail = `${JSON.stringify({ data: { bookingUpdated: { bookingId: data.bookingId, status: data.status, occurredAt: event.occurredAt } } })}}`;
     for (const group of groups.values()) for (const sub of group.subs) sub.socket.send(sub.head + tail);
     return;
   }
@@ -231,8 +242,8 @@ wss.on('connection', (socket) => {
           return;
         }
         if (variant?.ownRoom) {
-          // The subscriber's own room, named by its token.
-          const sub: Sub = { socket, id, head: `{"id":${JSON.stringify(id)},"type":"next","payload":`, topic: inboxTopic(claims.sub), group: variant.name };
+          // The subscriber's own room (notifications or bookings), named by its token.
+          const sub: Sub = { socket, id, head: `{"id":${JSON.stringify(id)},"type":"next","payload":`, topic: (variant.ownTopic ?? inboxTopic)(claims.sub), group: variant.name };
           subs.set(id, sub);
           addSub(sub, variant, false);
           return;

@@ -5,6 +5,10 @@
  * records, per `next`, publish-to-receive latency from the `R-<seq>-<µs>` roomType. Only what is
  * needed is parsed: one indexOf per frame, unless `verify` is on (scenario 6), where every result
  * is parsed and compared with what that subscriber's selection set and role must see.
+ *
+ * A connection may hold more subscriptions than its first (`extra`: the session scenario), and
+ * `storm` drops every socket at once and reconnects them all with the same tokens, recording when
+ * each connection first receives again (the reconnect-storm scenario).
  */
 import { SignJWT } from 'jose';
 import WebSocket from 'ws';
@@ -32,6 +36,11 @@ export interface OpenPlan {
   connectTimeoutMs: number;
   /** stop opening after this many failures */
   maxFailures: number;
+  /**
+   * More subscriptions on every connection, subscribed right after the first: each to room
+   * `${roomPrefix}${index % rooms}` (unused by own-room variants).
+   */
+  extra?: { variant: string; rooms: number; roomPrefix: string }[];
 }
 
 export type Command =
@@ -39,9 +48,17 @@ export type Command =
   | { cmd: 'reset' }
   | { cmd: 'count' }
   | { cmd: 'report'; expectedByHotel: Record<string, number> }
+  /** Drop every socket at once, then reopen and resubscribe them all with the same tokens. */
+  | { cmd: 'storm'; concurrency: number }
+  /** Which subscribed connections have not received anything since the storm began. */
+  | { cmd: 'pending' }
+  /** Per connection, the time from `since` (epoch ms) until it first received after the storm. */
+  | { cmd: 'recovery'; since: number }
   | { cmd: 'close' };
 
 interface Conn {
+  readonly index: number;
+  jwt: string;
   socket: WebSocket | undefined;
   hotel: number;
   variant: Variant;
@@ -49,6 +66,8 @@ interface Conn {
   received: number;
   subscribed: boolean;
   closedCode: number | undefined;
+  /** When (epoch ms) this connection first received a result since the last storm began; 0 if not yet. */
+  receivedAt: number;
 }
 
 const conns: Conn[] = [];
@@ -62,6 +81,8 @@ const closeCodes: Record<string, number> = {};
 const errors: Record<string, number> = {};
 let unexpectedCloses = 0;
 let closing = false;
+/** Sockets the storm dropped on purpose: their close is not unexpected. */
+const dropped = new WeakSet<WebSocket>();
 /** Receive times (epoch ms) of the first and last result since the last reset. */
 let firstAt = 0;
 let lastAt = 0;
@@ -91,6 +112,7 @@ function onMessage(conn: Conn, data: Buffer): void {
     const parsed = parseRoomType(data, at + 3);
     if (parsed) {
       recordLatency(parsed[1]);
+      if (conn.receivedAt === 0) conn.receivedAt = nowMs();
       conn.received++;
       received++;
       return;
@@ -116,6 +138,7 @@ function onMessage(conn: Conn, data: Buffer): void {
       const seq = Number(match[1]);
       const micros = Number(match[2]);
       recordLatency(micros);
+      if (conn.receivedAt === 0) conn.receivedAt = nowMs();
       conn.received++;
       received++;
       if (plan!.verify) {
@@ -161,51 +184,62 @@ async function token(secret: Uint8Array, sub: string, admin: boolean): Promise<s
 function openOne(p: OpenPlan, index: number, secret: Uint8Array): Promise<boolean> {
   const variant = variantByName.get(p.variants[index % p.variants.length]!)!;
   const admin = p.mixedRoles && Math.floor(index / p.variants.length) % 2 === 1;
-  const conn: Conn = { socket: undefined, hotel: index % p.hotels, variant, admin, received: 0, subscribed: false, closedCode: undefined };
+  const conn: Conn = { index, jwt: '', socket: undefined, hotel: index % p.hotels, variant, admin, received: 0, subscribed: false, closedCode: undefined, receivedAt: 0 };
   conns.push(conn);
-  return token(secret, `${p.userPrefix}${index}`, admin).then(
-    (jwt) =>
-      new Promise<boolean>((resolve) => {
-        let settled = false;
-        const settle = (ok: boolean, reason?: string) => {
-          if (settled) return;
-          settled = true;
-          clearTimeout(timer);
-          if (!ok && reason) countError(reason);
-          resolve(ok);
-        };
-        const localAddress = p.localAddresses.length > 0 ? p.localAddresses[index % p.localAddresses.length] : undefined;
-        const socket = new WebSocket(p.url, 'graphql-transport-ws', { perMessageDeflate: false, skipUTF8Validation: !p.verify, ...(localAddress ? { localAddress } : {}) });
-        conn.socket = socket;
-        const timer = setTimeout(() => {
-          settle(false, 'open_timeout');
-          socket.terminate();
-        }, p.connectTimeoutMs);
-        socket.on('open', () => socket.send(JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${jwt}` } })));
-        let acked = false;
-        socket.on('message', (data: Buffer) => {
-          if (!acked) {
-            if (data.includes('"connection_ack"')) {
-              acked = true;
-              const room = `${p.hotelPrefix}${conn.hotel}`;
-              const variables = variant.ownRoom ? {} : variant.conversation ? { c: room } : { h: room };
-              socket.send(JSON.stringify({ id: `s${index}`, type: 'subscribe', payload: { query: variant.query, variables } }));
-              conn.subscribed = true;
-              settle(true);
-              return;
-            }
-          }
-          onMessage(conn, data);
-        });
-        socket.on('error', (error: Error & { code?: string }) => settle(false, `error:${error.code ?? error.message.slice(0, 80)}`));
-        socket.on('close', (code: number) => {
-          conn.closedCode = code;
-          closeCodes[code] = (closeCodes[code] ?? 0) + 1;
-          if (!closing && settled) unexpectedCloses++;
-          settle(false, `closed:${code}`);
-        });
-      }),
-  );
+  return token(secret, `${p.userPrefix}${index}`, admin).then((jwt) => {
+    conn.jwt = jwt;
+    return connectOne(p, conn);
+  });
+}
+
+/** Opens `conn`'s socket with its token, subscribes and resolves once the subscribes are sent. */
+function connectOne(p: OpenPlan, conn: Conn): Promise<boolean> {
+  const { index, variant, jwt } = conn;
+  const extra = (p.extra ?? []).map((e) => ({ variant: variantByName.get(e.variant)!, room: `${e.roomPrefix}${index % e.rooms}` }));
+  const variablesOf = (v: Variant, room: string) => (v.ownRoom ? {} : v.conversation ? { c: room } : { h: room });
+  return new Promise<boolean>((resolve) => {
+    let settled = false;
+    const settle = (ok: boolean, reason?: string) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      if (!ok && reason) countError(reason);
+      resolve(ok);
+    };
+    const localAddress = p.localAddresses.length > 0 ? p.localAddresses[index % p.localAddresses.length] : undefined;
+    const socket = new WebSocket(p.url, 'graphql-transport-ws', { perMessageDeflate: false, skipUTF8Validation: !p.verify, ...(localAddress ? { localAddress } : {}) });
+    conn.socket = socket;
+    const timer = setTimeout(() => {
+      settle(false, 'open_timeout');
+      socket.terminate();
+    }, p.connectTimeoutMs);
+    socket.on('open', () => socket.send(JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${jwt}` } })));
+    let acked = false;
+    socket.on('message', (data: Buffer) => {
+      if (conn.socket !== socket) return; // dropped by the storm
+      if (!acked) {
+        if (data.includes('"connection_ack"')) {
+          acked = true;
+          const room = `${p.hotelPrefix}${conn.hotel}`;
+          socket.send(JSON.stringify({ id: `s${index}`, type: 'subscribe', payload: { query: variant.query, variables: variablesOf(variant, room) } }));
+          extra.forEach((e, k) => socket.send(JSON.stringify({ id: `s${index}-${k}`, type: 'subscribe', payload: { query: e.variant.query, variables: variablesOf(e.variant, e.room) } })));
+          conn.subscribed = true;
+          settle(true);
+          return;
+        }
+      }
+      onMessage(conn, data);
+    });
+    socket.on('error', (error: Error & { code?: string }) => settle(false, `error:${error.code ?? error.message.slice(0, 80)}`));
+    socket.on('close', (code: number) => {
+      if (!dropped.has(socket)) {
+        conn.closedCode = code;
+        closeCodes[code] = (closeCodes[code] ?? 0) + 1;
+        if (!closing && settled) unexpectedCloses++;
+      }
+      settle(false, `closed:${code}`);
+    });
+  });
 }
 
 async function open(p: OpenPlan): Promise<void> {
@@ -227,6 +261,38 @@ async function open(p: OpenPlan): Promise<void> {
   await Promise.all(Array.from({ length: Math.min(p.concurrency, p.count) }, worker));
   clearInterval(progress);
   send({ evt: 'opened', ok, failed, errors, ms: Date.now() - started });
+}
+
+/**
+ * The storm: terminates every socket in one synchronous loop (the server sees them all reset at
+ * once), then reopens them all, `concurrency` handshakes in flight, each with its own token again.
+ */
+async function storm(concurrency: number): Promise<void> {
+  const p = plan!;
+  const errorsBefore = { ...errors };
+  const droppedAt = nowMs();
+  for (const conn of conns) {
+    conn.receivedAt = 0;
+    conn.subscribed = false;
+    if (conn.socket) {
+      dropped.add(conn.socket);
+      conn.socket.terminate();
+    }
+  }
+  let next = 0;
+  let ok = 0;
+  let failed = 0;
+  const worker = async () => {
+    while (next < conns.length) {
+      const conn = conns[next++]!;
+      if (await connectOne(p, conn)) ok++;
+      else failed++;
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, conns.length) }, worker));
+  const stormErrors: Record<string, number> = {};
+  for (const [key, value] of Object.entries(errors)) if (value > (errorsBefore[key] ?? 0)) stormErrors[key] = value - (errorsBefore[key] ?? 0);
+  send({ evt: 'stormed', ok, failed, errors: stormErrors, droppedAt, resubscribedAt: nowMs() });
 }
 
 process.on('message', (message: Command) => {
@@ -259,6 +325,33 @@ process.on('message', (message: Command) => {
         else extra += conn.received - want;
       }
       send({ evt: 'report', received, firstAt, lastAt, missing, extra, open, latency: hist.toJSON(), mismatches, checked, mismatchSamples, closeCodes, unexpectedCloses, errors, memory: process.memoryUsage().rss });
+      return;
+    }
+    case 'storm':
+      void storm(message.concurrency);
+      return;
+    case 'pending': {
+      // user indexes whose subscribes are sent and that have not received since the storm began
+      const users: number[] = [];
+      let waiting = 0;
+      let recovered = 0;
+      for (const conn of conns) {
+        if (conn.receivedAt > 0) recovered++;
+        else if (conn.subscribed) users.push(conn.index);
+        else waiting++;
+      }
+      send({ evt: 'pending', users, waiting, recovered });
+      return;
+    }
+    case 'recovery': {
+      const recovery = new Histogram();
+      let lastAt = 0;
+      for (const conn of conns) {
+        if (conn.receivedAt === 0) continue;
+        recovery.record(conn.receivedAt - message.since);
+        lastAt = Math.max(lastAt, conn.receivedAt);
+      }
+      send({ evt: 'recovery', recovery: recovery.toJSON(), lastAt });
       return;
     }
     case 'close':

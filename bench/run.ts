@@ -16,7 +16,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, freemem, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { CONVERSATION, conversationMembersKey, conversationTopic, envelopeNow, Histogram, inboxTopic, INBOX, messageEnvelopeNow, notificationEnvelopeNow, nowMs, priceData, occurredAtOf, VARIANTS, BASIC } from './lib/common.js';
+import { BOOKINGS, bookingEnvelopeNow, bookingsTopic, CONVERSATION, conversationMembersKey, conversationTopic, envelopeNow, Histogram, inboxTopic, INBOX, messageEnvelopeNow, notificationEnvelopeNow, nowMs, priceData, occurredAtOf, VARIANTS, BASIC } from './lib/common.js';
 import { cpuMs, killAll, Loader, memoryFiguresOf, openFilesLimit, ROOT, rssBytes, sleep, startFloor, startGateway, startRedis, waitFor, type LoaderReport, type RedisServer, type Target, type TargetKind } from './lib/procs.js';
 import type { OpenPlan } from './load.js';
 
@@ -55,6 +55,20 @@ const DEFAULTS = {
   conversationMembers: 5,
   conversationRate: 500,
   conversationDuration: 10,
+  /** 10. session mix: one connection per user with four subscriptions (own notifications, own bookings, a hotel, a conversation); idle for `idleSeconds` */
+  sessionConnections: 10_000,
+  sessionHotels: 1_000,
+  sessionConversationMembers: 5,
+  /** events per room kind published at the end to check delivery */
+  sessionSamples: 100,
+  /** 11. reconnect storm: subscribed clients dropped at once and reconnected at once */
+  stormClients: 10_000,
+  /** in-flight handshakes per load generator while reconnecting (kept below the servers' listen backlog of 511) */
+  stormConcurrency: 100,
+  /** ms between probe rounds: a notification to every resubscribed client not yet receiving */
+  stormProbeInterval: 100,
+  /** seconds from the drop before giving up on clients that do not receive again */
+  stormDeadline: 120,
   /** 7. bulk publishing: events in all, items per publishPrices request (the floor posts one per request) */
   bulkEvents: 10_000,
   bulkBatch: 100,
@@ -96,6 +110,11 @@ const QUICK: Partial<typeof DEFAULTS> = {
   conversationDuration: 3,
   inboxRate: 200,
   inboxDuration: 3,
+  sessionConnections: 1_000,
+  sessionHotels: 100,
+  sessionSamples: 50,
+  stormClients: 1_000,
+  stormDeadline: 40,
   scaleTarget: 3000,
   scaleDeadline: 40,
   scenarioTimeout: 120,
@@ -241,9 +260,10 @@ async function connect(target: Target, loaders: Loader[], plan: Omit<OpenPlan, '
   const errors: Record<string, number> = {};
   for (const r of results) for (const [key, value] of Object.entries(r.errors)) errors[key] = (errors[key] ?? 0) + value;
   let serverSubscriptions = 0;
-  await waitFor(`${target.name}: ${ok} subscriptions`, Math.max(5_000, timeoutMs - (Date.now() - t0)), async () => {
+  const perConnection = 1 + (plan.extra?.length ?? 0);
+  await waitFor(`${target.name}: ${ok * perConnection} subscriptions`, Math.max(5_000, timeoutMs - (Date.now() - t0)), async () => {
     serverSubscriptions = (await target.stats()).subscriptions;
-    return serverSubscriptions >= ok;
+    return serverSubscriptions >= ok * perConnection;
   }, 100).catch((error: unknown) => log(`  warning: ${(error as Error).message} (server reports ${serverSubscriptions})`));
   const result = { ok, failed, errors, cpuMs: cpuMs(target.pid) - cpu0, wallMs: Date.now() - t0, serverSubscriptions };
   log(`  ${target.name}: ${ok} subscribed, ${failed} failed in ${(result.wallMs / 1000).toFixed(1)} s, server CPU ${result.cpuMs.toFixed(0)} ms${failed ? ` ${JSON.stringify(errors)}` : ''}`);
@@ -866,6 +886,211 @@ async function conversationScenario(kind: TargetKind) {
   });
 }
 
+/**
+ * 10: a user's session: `sessionConnections` connections, each its own user holding four
+ * subscriptions at once: `notificationCreated` and `bookingUpdated` (its own rooms, no argument),
+ * `priceUpdated` of hotel `index % sessionHotels` and `newMessage` of conversation
+ * `index % conversations` (conversations of `sessionConversationMembers`, the memberships in the
+ * Redis sets the message service keeps). Measured as scenario 3 measures idle memory, then
+ * delivery is checked: `sessionSamples` events per room kind, straight onto Redis, one kind at a
+ * time, every one counted.
+ */
+async function sessionScenario(kind: TargetKind) {
+  const count = options.sessionConnections;
+  const hotels = Math.min(options.sessionHotels, count);
+  const conversations = Math.ceil(count / options.sessionConversationMembers);
+  return withScenario(kind, [`${kind}-session`], options.loaders, async ([target], loaders, prefix) => {
+    const userOf = (index: number) => `u${runTag}-${target!.name}-${index}`;
+    const members = redis.client.pipeline();
+    for (let index = 0; index < count; index++) members.sadd(`${prefix}${conversationMembersKey(`conv-${index % conversations}`)}`, userOf(index));
+    await members.exec();
+    await sleep(1_000);
+    const rss0 = rssBytes(target!.pid);
+    const plan = {
+      ...basePlan(count, hotels, 'hotel-'),
+      variants: [BASIC.name],
+      extra: [
+        { variant: INBOX.name, rooms: 1, roomPrefix: 'unused-' },
+        { variant: BOOKINGS.name, rooms: 1, roomPrefix: 'unused-' },
+        { variant: CONVERSATION.name, rooms: conversations, roomPrefix: 'conv-' },
+      ],
+    };
+    const conn = await connect(target!, loaders, plan, options.scenarioTimeout * 400);
+    // as scenario 3: let the connect burst settle, then measure idle
+    await sleep(2_000);
+    const cpuIdle0 = cpuMs(target!.pid);
+    await sleep(options.idleSeconds * 1000);
+    const idleCpu = cpuMs(target!.pid) - cpuIdle0;
+    const rss1 = rssBytes(target!.pid);
+    const memory1 = await memoryFiguresOf(target!);
+    const stats = await target!.stats();
+    const heapMB = (name: string) => (memory1.has(name) ? (memory1.get(name) ?? 0) / 1024 / 1024 : undefined);
+
+    // Delivery, one room kind at a time. Subscribers per room, over the connection indexes.
+    const samples = options.sessionSamples;
+    const inRoom = (rooms: number, room: number) => Math.floor(count / rooms) + (room < count % rooms ? 1 : 0);
+    const userSample = Array.from({ length: Math.min(samples, count) }, (_v, k) => Math.floor((k * count) / Math.min(samples, count)));
+    const hotelSample = Array.from({ length: Math.min(samples, hotels) }, (_v, k) => Math.floor((k * hotels) / Math.min(samples, hotels)));
+    const conversationSample = Array.from({ length: Math.min(samples, conversations) }, (_v, k) => Math.floor((k * conversations) / Math.min(samples, conversations)));
+    const kinds: [string, Array<[string, string]>, number][] = [
+      ['notificationCreated', userSample.map((u, k) => [inboxTopic(userOf(u)), notificationEnvelopeNow(userOf(u), k)]), userSample.length],
+      ['bookingUpdated', userSample.map((u, k) => [bookingsTopic(userOf(u)), bookingEnvelopeNow(userOf(u), k)]), userSample.length],
+      ['priceUpdated', hotelSample.map((h, k) => [`price:hotel-${h}`, envelopeNow(`hotel-${h}`, k)]), hotelSample.reduce((sum, h) => sum + inRoom(hotels, h), 0)],
+      ['newMessage', conversationSample.map((c, k) => [conversationTopic(`conv-${c}`), messageEnvelopeNow(`conv-${c}`, k)]), conversationSample.reduce((sum, c) => sum + inRoom(conversations, c), 0)],
+    ];
+    const delivery: Record<string, { events: number; expected: number; received: number }> = {};
+    for (const [field, events, expected] of kinds) {
+      loaders.forEach((loader) => loader.send({ cmd: 'reset' }));
+      const pipeline = redis.client.pipeline();
+      for (const [channel, message] of events) pipeline.publish(`${prefix}${channel}`, message);
+      await pipeline.exec();
+      const { received } = await awaitDelivery(loaders, expected, 3_000, 30_000, target!);
+      delivery[field] = { events: events.length, expected, received };
+    }
+    const expected = Object.values(delivery).reduce((sum, d) => sum + d.expected, 0);
+    const received = Object.values(delivery).reduce((sum, d) => sum + d.received, 0);
+    const r = await reports(loaders, {});
+    const result = {
+      connections: conn.ok,
+      subscriptionsPerConnection: 4,
+      connectFailures: conn.failed,
+      connectErrors: conn.errors,
+      hotels,
+      conversations,
+      serverConnections: stats.connections,
+      serverSubscriptions: stats.subscriptions,
+      rssBeforeMB: mb(rss0),
+      rssAfterMB: mb(rss1),
+      rssPerConnectionKB: (rss1 - rss0) / 1024 / conn.ok,
+      connectSeconds: conn.wallMs / 1000,
+      connectCpuMs: conn.cpuMs,
+      connectCpuMicrosPerConnection: (conn.cpuMs * 1000) / conn.ok,
+      idleCpuPercent: (idleCpu / (options.idleSeconds * 1000)) * 100,
+      heapUsedMB: heapMB('nodejs_heap_size_used_bytes'),
+      heapReservedMB: heapMB('nodejs_heap_size_total_bytes'),
+      delivery,
+      expected,
+      received,
+      /** missing results over all four checks (connections that failed to connect count as missing) */
+      lost: Math.max(0, expected - received),
+      loss: expected > 0 ? Math.max(0, expected - received) / expected : NaN,
+      duplicates: Math.max(0, received - expected),
+      clientErrors: r.errors,
+      closeCodes: r.closeCodes,
+      unexpectedCloses: r.unexpectedCloses,
+    };
+    log(`  ${conn.ok} sessions × 4 subscriptions (server: ${stats.subscriptions}): RSS ${mb(rss0).toFixed(0)} → ${mb(rss1).toFixed(0)} MB (${result.rssPerConnectionKB.toFixed(1)} KB/conn), connect ${result.connectCpuMicrosPerConnection.toFixed(0)} µs CPU/conn, idle CPU ${result.idleCpuPercent.toFixed(2)} %`);
+    log(`  delivery check: ${Object.entries(delivery).map(([field, d]) => `${field} ${d.received}/${d.expected}`).join(', ')}`);
+    return result;
+  });
+}
+
+/**
+ * 11: `stormClients` clients, each its own user with `notificationCreated` (as scenario 8), all
+ * dropped at once (every socket reset by the load generators in one loop) and reconnected at once
+ * with the same tokens, `stormConcurrency` handshakes in flight per load generator. Every
+ * `stormProbeInterval` ms the orchestrator publishes a notification straight onto Redis to every
+ * client that has resubscribed (its `subscribe` sent) and not received since the drop; a client is
+ * back when it receives its first. Measures the time from the drop until every client is back, and
+ * the server's CPU over that window (the closes, the reconnects, the resubscribes and the probes).
+ */
+async function stormScenario(kind: TargetKind) {
+  const count = options.stormClients;
+  return withScenario(kind, [`${kind}-storm`], options.loaders, async ([target], loaders, prefix) => {
+    const userOf = (index: number) => `u${runTag}-${target!.name}-${index}`;
+    const conn = await connect(target!, loaders, { ...basePlan(count, 1, 'unused-'), variants: [INBOX.name] }, options.scenarioTimeout * 400);
+    // warm-up: one notification per user, then let the server settle
+    const warm = redis.client.pipeline();
+    for (let u = 0; u < count; u++) warm.publish(`${prefix}${inboxTopic(userOf(u))}`, notificationEnvelopeNow(userOf(u), 1_000_000 + u));
+    await warm.exec();
+    const warmed = await awaitDelivery(loaders, conn.ok, 2_000, 20_000, target!);
+    await sleep(2_000);
+    const rss0 = rssBytes(target!.pid);
+
+    const cpu0 = cpuMs(target!.pid);
+    const redisCpu0 = cpuMs(redis.pid);
+    const loaderCpu0 = loaders.reduce((sum, loader) => sum + cpuMs(loader.pid), 0);
+    const t0 = nowMs();
+    let stormed: Awaited<ReturnType<Loader['storm']>>[] | undefined;
+    void Promise.all(loaders.map((loader) => loader.storm(options.stormConcurrency, options.stormDeadline * 1000))).then(
+      (replies) => void (stormed = replies),
+      (error: unknown) => log(`  storm: ${(error as Error).message}`),
+    );
+    let seq = 2_000_000;
+    let probes = 0;
+    let rounds = 0;
+    let recovered = 0;
+    let cpuAtEnd = cpu0;
+    for (;;) {
+      const round = nowMs();
+      const pending = await Promise.all(loaders.map((loader) => loader.pending()));
+      recovered = pending.reduce((sum, p) => sum + p.recovered, 0);
+      cpuAtEnd = cpuMs(target!.pid);
+      const reconnected = stormed?.reduce((sum, s) => sum + s.ok, 0);
+      if (reconnected !== undefined && recovered >= reconnected) break;
+      if (round - t0 > options.stormDeadline * 1000) {
+        log(`  storm: ${count - recovered} clients not receiving after ${options.stormDeadline} s`);
+        break;
+      }
+      const users = pending.flatMap((p) => p.users);
+      if (users.length > 0) {
+        const pipeline = redis.client.pipeline();
+        for (const u of users) pipeline.publish(`${prefix}${inboxTopic(userOf(u))}`, notificationEnvelopeNow(userOf(u), seq++));
+        await pipeline.exec();
+        probes += users.length;
+      }
+      rounds++;
+      await sleep(Math.max(0, options.stormProbeInterval - (nowMs() - round)));
+    }
+    const cpu = cpuAtEnd - cpu0;
+    const redisCpu = cpuMs(redis.pid) - redisCpu0;
+    const loaderCpu = loaders.reduce((sum, loader) => sum + cpuMs(loader.pid), 0) - loaderCpu0;
+    const droppedAt = stormed ? Math.min(...stormed.map((s) => s.droppedAt)) : t0;
+    const parts = await Promise.all(loaders.map((loader) => loader.recovery(droppedAt)));
+    const recovery = Histogram.from(parts.map((part) => part.recovery));
+    const lastAt = Math.max(...parts.map((part) => part.lastAt));
+    const stats = await target!.stats();
+    const r = await reports(loaders, {});
+    const reconnectErrors: Record<string, number> = {};
+    for (const s of stormed ?? []) for (const [key, value] of Object.entries(s.errors)) reconnectErrors[key] = (reconnectErrors[key] ?? 0) + value;
+    const result = {
+      clients: conn.ok,
+      connectFailures: conn.failed,
+      warmUpReceived: warmed.received,
+      concurrency: options.stormConcurrency * loaders.length,
+      reconnected: stormed?.reduce((sum, s) => sum + s.ok, 0),
+      reconnectFailures: stormed?.reduce((sum, s) => sum + s.failed, 0),
+      reconnectErrors,
+      recovered,
+      /** clients that connected before the drop and did not receive again */
+      unrecovered: conn.ok - recovered,
+      /** drop → the last client's first result after it, ms (probe rounds every stormProbeInterval ms: up to that much late) */
+      recoveryMs: lastAt > 0 ? lastAt - droppedAt : NaN,
+      recoveryP50Ms: recovery.percentile(50),
+      recoveryP99Ms: recovery.percentile(99),
+      /** drop → the last load generator's last subscribe sent */
+      resubscribedMs: stormed ? Math.max(...stormed.map((s) => s.resubscribedAt)) - droppedAt : NaN,
+      serverCpuMs: cpu,
+      cpuMicrosPerClient: (cpu * 1000) / Math.max(1, recovered),
+      /** the same window: on 2 shared cores the load generators' share bounds how fast clients can come back */
+      redisCpuMs: redisCpu,
+      loaderCpuMs: loaderCpu,
+      connectCpuMicrosPerConnection: (conn.cpuMs * 1000) / conn.ok,
+      probeRounds: rounds,
+      probes,
+      rssBeforeMB: mb(rss0),
+      rssAfterMB: mb(rssBytes(target!.pid)),
+      serverConnections: stats.connections,
+      serverSubscriptions: stats.subscriptions,
+      clientErrors: r.errors,
+      closeCodes: r.closeCodes,
+      unexpectedCloses: r.unexpectedCloses,
+    };
+    log(`  storm: ${result.reconnected ?? '?'}/${conn.ok} reconnected, all receiving after ${(result.recoveryMs / 1000).toFixed(2)} s (p50 ${(result.recoveryP50Ms / 1000).toFixed(2)} s, resubscribed after ${(result.resubscribedMs / 1000).toFixed(2)} s), server CPU ${cpu.toFixed(0)} ms (${result.cpuMicrosPerClient.toFixed(0)} µs/client), ${probes} probes in ${rounds} rounds${result.unrecovered ? `, ${result.unrecovered} not receiving` : ''}`);
+    return result;
+  });
+}
+
 /** 5: as many subscribed connections as one instance takes, from several source addresses. */
 async function scaleScenario(kind: TargetKind) {
   const target0 = options.scaleTarget;
@@ -962,7 +1187,7 @@ function machine() {
 async function main(): Promise<void> {
   options = parseArgs(process.argv.slice(2));
   const scenarios = options.scenarios.split(',').map((s) => s.trim()).filter(Boolean);
-  const known = ['broadcast', 'targeted', 'idle', 'cross', 'mixed', 'scale', 'bulk', 'inbox', 'conversation'];
+  const known = ['broadcast', 'targeted', 'idle', 'cross', 'mixed', 'scale', 'bulk', 'inbox', 'conversation', 'session', 'storm'];
   for (const s of scenarios) if (!known.includes(s)) throw new Error(`unknown scenario ${s} (known: ${known.join(', ')})`);
   const startedAt = new Date();
   const info = machine();
@@ -1075,6 +1300,31 @@ async function main(): Promise<void> {
           ['p99', 'p99 latency', 'ms', 'lower'],
           ['loss', 'loss', '%', 'lower', (v) => v * 100],
           ['cpuMicrosPerDelivery', 'server CPU per delivered event', 'µs', 'lower'],
+        ]);
+        break;
+      }
+      case 'session': {
+        const both = await bothTargets('session', sessionScenario);
+        const s = `10 session ${options.sessionConnections}×4 subscriptions`;
+        addRows(s, both, [
+          ['connections', 'connections (4 subscriptions each)', '', 'info'],
+          ['rssPerConnectionKB', 'RSS per connection', 'KB', 'lower'],
+          ['rssAfterMB', 'RSS total', 'MB', 'lower'],
+          ['connectCpuMicrosPerConnection', 'connection cost (4 subscribes)', 'µs CPU', 'lower'],
+          ['idleCpuPercent', 'idle CPU', '% of a core', 'lower'],
+          ['loss', 'delivery check loss', '%', 'lower', (v) => v * 100],
+        ]);
+        break;
+      }
+      case 'storm': {
+        const both = await bothTargets('storm', stormScenario);
+        const s = `11 reconnect storm ${options.stormClients}`;
+        addRows(s, both, [
+          ['recoveryMs', 'drop → every client receiving', 'ms', 'lower'],
+          ['recoveryP50Ms', 'drop → client receiving, p50', 'ms', 'lower'],
+          ['serverCpuMs', 'server CPU, drop → every client receiving', 'ms', 'lower'],
+          ['cpuMicrosPerClient', 'server CPU per reconnected client', 'µs', 'lower'],
+          ['unrecovered', 'clients not receiving again', '', 'lower'],
         ]);
         break;
       }

@@ -16,6 +16,8 @@ export interface Variant {
   readonly adminFields: readonly ('supplierCost' | 'margin')[];
   /** A subscription to the subscriber's own room (no variables) rather than to a hotel. */
   readonly ownRoom?: boolean;
+  /** The topic of an own-room variant for a user (the floor joins it; the gateway names it itself). */
+  readonly ownTopic?: (userId: string) => string;
   /** A conversation's messages: the load generator's "hotel" is the conversation (variable `c`). */
   readonly conversation?: boolean;
 }
@@ -53,6 +55,16 @@ export const INBOX: Variant = {
   query: 'subscription { notificationCreated { notificationId title occurredAt } }',
   adminFields: [],
   ownRoom: true,
+  ownTopic: (userId) => inboxTopic(userId),
+};
+
+/** The session scenario: all of a user's own bookings (no bookingId; `bookingId` carries `R-<seq>-<µs>`). */
+export const BOOKINGS: Variant = {
+  name: 'bookings',
+  query: 'subscription { bookingUpdated { bookingId status occurredAt } }',
+  adminFields: [],
+  ownRoom: true,
+  ownTopic: (userId) => bookingsTopic(userId),
 };
 
 /** The conversation scenario: a conversation's messages (`text` carries `R-<seq>-<µs>`). */
@@ -63,8 +75,8 @@ export const CONVERSATION: Variant = {
   conversation: true,
 };
 
-export const variantByQuery = new Map([...VARIANTS, INBOX, CONVERSATION].map((variant) => [variant.query, variant]));
-export const variantByName = new Map([...VARIANTS, INBOX, CONVERSATION].map((variant) => [variant.name, variant]));
+export const variantByQuery = new Map([...VARIANTS, INBOX, BOOKINGS, CONVERSATION].map((variant) => [variant.query, variant]));
+export const variantByName = new Map([...VARIANTS, INBOX, BOOKINGS, CONVERSATION].map((variant) => [variant.name, variant]));
 
 /** The gateway's topic of a conversation's messages, and the Redis set of its members (src/redis/keys.ts). */
 export const conversationTopic = (conversationId: string) => `conversation:${conversationId}:message`;
@@ -84,6 +96,25 @@ export function messageEnvelopeNow(conversationId: string, seq: number): string 
 
 /** The gateway's topic of a user's notifications (src/events/topics.ts). */
 export const inboxTopic = (userId: string) => `user:${userId}:notification`;
+
+/** The gateway's topic of a user's bookings (src/events/topics.ts). */
+export const bookingsTopic = (userId: string) => `user:${userId}:booking`;
+
+/**
+ * The Redis message for booking update `seq` of guest `userId`, published now: `bookingId` is
+ * `R-<seq>-<µs>` (an id may contain `-`). The host is another user, so the gateway's ingress
+ * accepts the message on the guest's channel (one of the event's two topics).
+ */
+export function bookingEnvelopeNow(userId: string, seq: number): string {
+  const micros = Math.round(nowMs() * 1000);
+  return JSON.stringify({
+    id: eventIdOf(seq),
+    type: 'bookingUpdated',
+    version: 1,
+    occurredAt: occurredAtOf(micros),
+    data: { bookingId: `R-${seq}-${micros}`, hotelId: 'hotel-0', guestId: userId, hostId: 'bench-host', status: 'CONFIRMED', previousStatus: 'PENDING', checkIn: '2027-01-10', checkOut: '2027-01-12', totalPrice: { amountMinor: 25_000, currency: 'EUR' } },
+  });
+}
 
 /** The notification a sequence number stands for, addressed to `userId`. */
 export function notificationData(userId: string, seq: number, publishedAtMicros: number) {

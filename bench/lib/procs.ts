@@ -288,6 +288,27 @@ export class Loader {
     return reply;
   }
 
+  /** Drops every socket at once and reconnects them all (same tokens); resolves once all are resubscribed or failed. */
+  async storm(concurrency: number, timeoutMs: number) {
+    const done = this.next<{ ok: number; failed: number; errors: Record<string, number>; droppedAt: number; resubscribedAt: number }>('stormed', timeoutMs);
+    this.send({ cmd: 'storm', concurrency });
+    return done;
+  }
+
+  /** Connections subscribed again that have not received since the storm (`users`: their indexes), still reconnecting (`waiting`), received (`recovered`). */
+  async pending() {
+    const reply = this.next<{ users: number[]; waiting: number; recovered: number }>('pending', 10_000);
+    this.send({ cmd: 'pending' });
+    return reply;
+  }
+
+  /** Per connection that received since the storm, the ms from `since` until its first result. */
+  async recovery(since: number) {
+    const reply = this.next<{ recovery: LoaderReport['latency']; lastAt: number }>('recovery', 10_000);
+    this.send({ cmd: 'recovery', since });
+    return reply;
+  }
+
   async close(): Promise<void> {
     if (this.child.exitCode !== null) return;
     const exited = new Promise((resolve) => this.child.once('exit', resolve));
