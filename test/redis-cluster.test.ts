@@ -394,7 +394,8 @@ describe('Redis refusing commands while the revocation mirror is in sync', () =>
       const lookup = await gateway.http(`subscription { newMessage(conversationId: "c") { id } }`, {}, await tokenFor('alice'));
       expect(lookup.body.errors?.[0]?.extensions?.['code']).toBe('SERVICE_UNAVAILABLE');
     } finally {
-      await admin.call('ACL', 'DELUSER', user);
+      // Given back rather than deleted: the gateway still holds connections as this user.
+      await admin.call('ACL', 'SETUSER', user, '+publish', '+sismember');
     }
   });
 });

@@ -57,17 +57,25 @@ export interface SharedMember {
  * Members have no subscribe pipeline of their own either. The transport validates the operation
  * and builds its context as for any other, checks the subscriber's own rate limit and quota
  * (SubscriptionAdmission: the plugins' checks), and joins it with `joinAdmitted`. The topic is
- * that of the running group with the same key (document, operation name, variables, roles: the
- * same validation, resolver and authorization outcome) or, for the first subscriber, the one the
- * root field's own subscribe resolver names (`topicOf`). Field-level authorization is decided by
- * each event's one execution, with the roles the key stands for.
+ * named by the root field's own subscribe resolver (`topicOf`: its argument checks and
+ * authorization, and the member's guard). A subscriber whose key (document, operation name,
+ * variables, roles: the same validation, resolver and authorization outcome) has a running group
+ * may skip that and take the group's topic, unless the resolver read who the subscriber is (its
+ * authorization or topic is the user's): then every subscriber runs it. Field-level authorization
+ * is decided by each event's one execution, with the roles the key stands for.
  *
- * Whether a result may be shared is decided by what the execution reads, not by a list: every
- * execution (the subscribe resolver that names the topic, and each event's) sees the principal
- * through an IdentityWatch, which notes any read of who the subscriber is (user id, token times).
- * A key whose execution read it is grouped per user from then on: a running group splits, each
- * other user's members moving to a group of their own that executes the same event for them, so
- * a per-user rule added to a shareable field can never hand one member's result to another.
+ * Groups are per key and topic, and whether their results may be shared is decided by what the
+ * execution reads, not by a list: every execution (the subscribe resolver that names the topic,
+ * and each event's) sees the principal through an IdentityWatch, which notes any read of who the
+ * subscriber is (user id, token times). A key whose per-event execution read it is grouped per
+ * user from then on: a running group splits, each other user's members moving to a group of
+ * their own that executes the same event for them, so a per-user rule added to a shareable field
+ * can never hand one member's result to another. A per-user topic (a user's notifications) makes
+ * groups of one user's subscribers anyway; the members of a conversation share one.
+ *
+ * What is the member's own is applied per member with plain calls: its guard's filter (its own
+ * typing is not echoed), its revocation (removed from the conversation: it alone gets the
+ * field's revoked result and ends) and the check that closes the gap before its watch.
  *
  * The group listens on the bus with a callback and executes synchronously when the resolvers are
  * synchronous (they are for priceUpdated): no stream, buffer or promise per group or per event.
@@ -79,16 +87,28 @@ export function createSharedDeliveries(deps: {
   /** Turns an unexpected error into the masked one clients see (and logs it). */
   maskError: (error: GraphQLError) => Error;
 }) {
-  /** The running group of each key (a key's variables determine its topic). */
+  /** The running group of each group key (groupKeyOf: member key, topic, and the user if per user). */
   const byKey = new Map<string, Group>();
-  /**
-   * Member keys whose executions read the subscriber's identity: grouped per user. Bounded: a
-   * key forgotten here is found again by the first execution that reads it (and split then).
-   */
+  /** A running group of each member key whose subscribe reads no identity: its topic is every such subscriber's. */
+  const byMemberKey = new Map<string, Group>();
   // Keys carry the client's variables (up to 4 KB): bounded by their total length, not only count.
-  const perUserKeys = new LRUCache<string, true>({ max: 10_000, maxSize: 4 * 1024 * 1024, sizeCalculation: (_value, key) => Math.max(1, key.length) });
-  const groupKeyOf = (key: string, userId: string | undefined, perUser = perUserKeys.has(key)): string =>
-    userId !== undefined && perUser ? `${key}\u0000user\u0000${userId}` : key;
+  const keySet = () => new LRUCache<string, true>({ max: 10_000, maxSize: 4 * 1024 * 1024, sizeCalculation: (_value, key) => Math.max(1, key.length) });
+  /**
+   * Member keys whose per-event executions read the subscriber's identity: grouped per user.
+   * Bounded: a key forgotten here is found again by the first execution that reads it (and split then).
+   */
+  const perUserKeys = keySet();
+  /**
+   * Member keys whose subscribe resolver read the subscriber's identity or named a guard: each of
+   * their subscribers runs the resolver (authorization, topic, guard) itself, and no group of
+   * theirs is offered as a running topic (byMemberKey). Forgotten, such a key is marked again by
+   * its next subscriber's resolver, which runs before that subscriber's group can start: only a
+   * resolver run that read nothing of the subscriber offers a group. A guard counts as a read
+   * (it is the member's own).
+   */
+  const subscribePerUserKeys = keySet();
+  const groupKeyOf = (key: string, topic: string, userId: string | undefined, perUser = perUserKeys.has(key)): string =>
+    userId !== undefined && perUser ? `${key}\u0000${topic}\u0000user\u0000${userId}` : `${key}\u0000${topic}`;
   let groupCount = 0;
   let memberCount = 0;
 
@@ -125,11 +145,12 @@ export function createSharedDeliveries(deps: {
     readonly watch: IdentityWatch | undefined;
     /** An event this group was handed directly when it split off, which the bus may hand it again. */
     private handed: TidingsEvent | undefined = undefined;
-    /** Ends the guard's revocation watch. */
-    private unwatch: (() => void) | undefined = undefined;
+
+    /** Members with a filter of their own (their guard's `accept`). */
+    filtered = 0;
 
     constructor(
-      /** The key it is found by: the member key, with the user for a per-user group. */
+      /** The key it is found by (groupKeyOf): member key and topic, with the user for a per-user group. */
       public key: string,
       /** The members' key (document, operation name, variables, roles). */
       readonly memberKey: string,
@@ -141,22 +162,21 @@ export function createSharedDeliveries(deps: {
        * context) makes no difference to the results.
        */
       args: ExecutionArgs,
-      /** The members' stream guard, named with the topic (see SharedDeliveryHandle): only per-user groups have one. */
-      readonly guard: StreamGuard<TidingsEvent> | undefined,
     ) {
       const watched = watchIdentity(args);
       this.args = watched.args;
       this.watch = watched.watch;
     }
 
-    /** Per user: its key names its user (a guarded group's always does); otherwise no execution has read anyone's identity yet. */
+    /** Per user: its key names its user; otherwise no execution has read anyone's identity yet. */
     private get perUser(): boolean {
-      return this.key !== this.memberKey || this.guard !== undefined;
+      return this.key !== groupKeyOf(this.memberKey, this.topic, undefined);
     }
 
     onEvent(event: TidingsEvent): void {
       if (event === this.handed) return;
-      if (this.guard?.accept && !this.guard.accept(event)) return;
+      // Not executed for nobody: when every member filters, some member must take it.
+      if (this.filtered > 0 && !this.anyAccepts(event)) return;
       if (!this.executing) return this.deliver(event);
       const backlog = (this.backlog ??= []);
       if (backlog.length >= SUBSCRIBER_BUFFER_EVENTS) {
@@ -181,8 +201,14 @@ export function createSharedDeliveries(deps: {
       this.end();
     }
 
+    private anyAccepts(event: TidingsEvent): boolean {
+      for (let member = this.first; member; member = member.after) if (member.accepts(event)) return true;
+      return false;
+    }
+
     add(member: Member): void {
       member.group = this;
+      if (member.guard?.accept) this.filtered++;
       member.after = undefined;
       member.before = this.last;
       if (this.last) this.last.after = member;
@@ -197,6 +223,7 @@ export function createSharedDeliveries(deps: {
     leave(member: Member): void {
       if (member.group !== this) return;
       member.group = undefined;
+      if (member.guard?.accept) this.filtered--;
       if (member.before) member.before.after = member.after;
       else this.first = member.after;
       if (member.after) member.after.before = member.before;
@@ -221,62 +248,36 @@ export function createSharedDeliveries(deps: {
     private stop(): void {
       this.ended = true;
       if (byKey.get(this.key) === this) byKey.delete(this.key);
+      if (byMemberKey.get(this.memberKey) === this) byMemberKey.delete(this.memberKey);
       groupCount--;
       this.listening?.stop();
       void this.source?.return?.();
-      this.unwatch?.();
-      this.unwatch = undefined;
       this.backlog = undefined;
     }
 
-    /**
-     * Starts the guard's revocation watch, then asks `stillAllowed` once (a revocation between
-     * the subscribe-time authorization and the watch is not missed). Events wait meanwhile, as
-     * behind an asynchronous execution, so nothing is delivered before the answer.
-     */
-    watchRevocation(): void {
-      const guard = this.guard;
-      if (!guard) return;
-      this.unwatch = guard.watchRevocation?.(() => this.revoke());
-      if (!guard.stillAllowed) return;
-      this.executing = true;
-      guard.stillAllowed().then(
-        (allowed) => {
-          this.executing = false;
-          if (!allowed) return this.revoke();
-          const backlog = this.backlog;
-          while (!this.executing && backlog && backlog.length > 0) this.deliver(backlog.shift()!);
-        },
-        // Not known to be allowed: treated as not allowed.
-        () => {
-          this.executing = false;
-          this.revoke();
-        },
-      );
-    }
-
-    /** Access was revoked: every member gets the field's revoked result (its resolver given REVOKED), then completes. */
-    private revoke(): void {
-      if (this.ended) return;
-      this.backlog = undefined;
+    /** A member lost access: it alone gets the field's revoked result (its resolver given REVOKED), then ends. */
+    revoke(member: Member): void {
+      if (member.group !== this) return;
       try {
         const result = execute({ ...this.args, rootValue: REVOKED });
         if (isPromise(result)) {
           result.then(
             (settled) => {
-              if (!this.ended) this.write(settled);
-              this.end();
+              if (member.group === this) member.sink.send(nextFrame(member.idJson, frameOf(settled)));
+              member.finish();
             },
-            (error: unknown) => this.fail(error),
+            (error: unknown) => {
+              deps.logger.error({ err: error, topic: this.topic }, 'a revoked result failed');
+              member.finish();
+            },
           );
           return;
         }
-        this.write(result);
+        member.sink.send(nextFrame(member.idJson, frameOf(result)));
       } catch (error) {
-        this.fail(error);
-        return;
+        deps.logger.error({ err: error, topic: this.topic }, 'a revoked result failed');
       }
-      this.end();
+      member.finish();
     }
 
     private fail(error: unknown): void {
@@ -284,21 +285,25 @@ export function createSharedDeliveries(deps: {
       this.end();
     }
 
-    private write(result: ExecutionResult): void {
+    /** The result of `event` to every member that takes it. */
+    private write(result: ExecutionResult, event: TidingsEvent): void {
       const payload = frameOf(result);
+      let written = 0;
       // A send never ends a member synchronously, but take the link first anyway.
       for (let member = this.first, after; member; member = after) {
         after = member.after;
-        member.sink.send(nextFrame(member.idJson, payload));
+        if (this.filtered > 0 && !member.accepts(event)) continue;
+        member.write(nextFrame(member.idJson, payload));
+        written++;
       }
-      deps.metrics.eventsDelivered.labels(this.field).inc(this.size);
-      if (result.errors?.some(isWithheldField)) deps.metrics.eventsDropped.inc({ reason: 'unauthorized_field', source: this.field }, this.size);
+      deps.metrics.eventsDelivered.labels(this.field).inc(written);
+      if (result.errors?.some(isWithheldField)) deps.metrics.eventsDropped.inc({ reason: 'unauthorized_field', source: this.field }, written);
     }
 
     /** An execution's result: written to every member, unless it read whose it was (see split). */
     private settle(result: ExecutionResult, event: TidingsEvent): void {
       if (!this.perUser && this.watch?.read) this.split(event);
-      this.write(result);
+      this.write(result, event);
     }
 
     /**
@@ -311,7 +316,7 @@ export function createSharedDeliveries(deps: {
       perUserKeys.set(this.memberKey, true);
       const ownUser = this.watch?.userId;
       if (byKey.get(this.key) === this) byKey.delete(this.key);
-      this.key = groupKeyOf(this.memberKey, ownUser);
+      this.key = groupKeyOf(this.memberKey, this.topic, ownUser);
       if (!byKey.has(this.key)) byKey.set(this.key, this);
       const others = new Map<string, Member[]>();
       for (let member = this.first; member; member = member.after) {
@@ -322,20 +327,16 @@ export function createSharedDeliveries(deps: {
       }
       const waiting = this.backlog ?? [];
       for (const [userId, members] of others) {
-        const group = startGroup(
-          groupKeyOf(this.memberKey, userId),
-          this.memberKey,
-          this.topic,
-          this.field,
-          { ...this.args, contextValue: { ...(this.args.contextValue as object), principal: members[0]!.principal } },
-          // Only a group without a guard splits (a guard makes its group per user from the start).
-          undefined,
-        );
+        const group = startGroup(groupKeyOf(this.memberKey, this.topic, userId), this.memberKey, this.topic, this.field, {
+          ...this.args,
+          contextValue: { ...(this.args.contextValue as object), principal: members[0]!.principal },
+        });
         for (const member of members) {
           this.leave(member);
           if (group.ended) member.finish();
           else group.add(member);
         }
+        // Only the members' frames move; their guards' watches call `member.group`, whichever it is.
         if (group.ended) continue;
         // Listening from now on, it may still be handed `event` by the bus loop that is running.
         group.handed = event;
@@ -377,35 +378,29 @@ export function createSharedDeliveries(deps: {
   }
 
   /** A new group listening on the bus (ended at once if the bus is shutting down). */
-  const startGroup = (key: string, memberKey: string, topic: string, field: string, args: ExecutionArgs, guard: StreamGuard<TidingsEvent> | undefined): Group => {
-    const running = byKey.get(key);
-    const group = new Group(key, memberKey, topic, field, args, guard);
+  const startGroup = (key: string, memberKey: string, topic: string, field: string, args: ExecutionArgs): Group => {
+    const group = new Group(key, memberKey, topic, field, args);
     groupCount++;
-    // A key names one topic (its variables determine it); should a resolver name another, that
-    // group runs beside the first without being found by key.
-    if (!running) byKey.set(key, group);
+    byKey.set(key, group);
+    if (!byMemberKey.has(memberKey) && !subscribePerUserKeys.has(memberKey)) byMemberKey.set(memberKey, group);
     // Not counted itself: its members are the topic's subscribers (see `add`).
     group.listening = deps.bus.listen(topic as Topic<EventType>, group);
-    if (!group.ended) group.watchRevocation();
     return group;
   };
 
   /** A group of one fed by the stream its member's resolver returned (it named no topic): never found by key, never shared. */
   const startStreamGroup = (member: SharedMember, source: AsyncIterableIterator<unknown>): Group => {
-    const group = new Group('\u0000stream', member.key, '', member.field, member.args, undefined);
+    const group = new Group('\u0000stream', member.key, '\u0000stream', member.field, member.args);
     groupCount++;
     group.source = source;
     void group.pump(source);
     return group;
   };
 
-  /** The running group for this member's key and topic (its guard is theirs too), or a new one with `guard`. */
-  const groupFor = (topic: string, member: SharedMember, guard: StreamGuard<TidingsEvent> | undefined): Group => {
-    // A guard is its member's own: its group is per user whatever perUserKeys still remembers.
-    const key = groupKeyOf(member.key, userIdOf(member.args), guard !== undefined || perUserKeys.has(member.key));
-    const running = byKey.get(key);
-    if (running && running.topic === topic) return running;
-    return startGroup(key, member.key, topic, member.field, member.args, guard);
+  /** The running group for this member's key and topic (and its user, if per user), or a new one. */
+  const groupFor = (topic: string, member: SharedMember): Group => {
+    const key = groupKeyOf(member.key, topic, userIdOf(member.args));
+    return byKey.get(key) ?? startGroup(key, member.key, topic, member.field, member.args);
   };
 
   return {
@@ -438,17 +433,23 @@ export function createSharedDeliveries(deps: {
         return { errors: (source.errors ?? []).map((error) => masked(coded(error))) };
       }
       // A topic (or an authorization) that depends on who subscribes, or a guard (the
-      // subscriber's own filter and revocation): grouped per user. Remembered only for a
-      // subscription that starts; a refused one makes no group.
-      if (watched.watch?.read || guard) perUserKeys.set(member.key, true);
+      // subscriber's own filter and revocation): every subscriber of this key runs the resolver.
+      // Remembered only for a subscription that starts; a refused one makes no group.
+      if (watched.watch?.read || guard) {
+        subscribePerUserKeys.set(member.key, true);
+        byMemberKey.delete(member.key);
+      }
       const stream = source as AsyncIterableIterator<unknown>;
       if (topic === undefined) return { stream };
       // Named: the bus delivers the topic to the group; the resolver's own stream is not needed.
       void stream.return?.();
       return { topic, guard };
     },
-    /** The topic of the group running for this member's key, if one is: the member may join it directly. */
-    runningTopic: (member: SharedMember): string | undefined => byKey.get(groupKeyOf(member.key, userIdOf(member.args)))?.topic,
+    /**
+     * The topic of a group running for this member's key, if one is and the key's subscribe reads
+     * no identity: the member may join it without running the resolver.
+     */
+    runningTopic: (member: SharedMember): string | undefined => (subscribePerUserKeys.has(member.key) ? undefined : byMemberKey.get(member.key)?.topic),
     /**
      * Adds an admitted subscriber (rate limit, quota: see SubscriptionAdmission) to the group of
      * its topic and key, starting the group with its `args` if none runs (or, for a resolver that
@@ -458,11 +459,14 @@ export function createSharedDeliveries(deps: {
      */
     joinAdmitted(named: SharedTopic, member: SharedMember, releases: readonly Releasable[]): MemberHandle {
       // Only where results go: a member's arguments (its context) are not kept by it.
-      const joined = new Member(member.idJson, member.sink, releases, principalOf(member.args));
-      const group = 'stream' in named ? startStreamGroup(member, named.stream) : groupFor(named.topic, member, named.guard);
+      const joined = new Member(member.idJson, member.sink, releases, principalOf(member.args), 'guard' in named ? named.guard : undefined);
+      const group = 'stream' in named ? startStreamGroup(member, named.stream) : groupFor(named.topic, member);
       // The bus refused the listener (it is shutting down) and ended the group at once.
       if (group.ended) joined.finish();
-      else group.add(joined);
+      else {
+        group.add(joined);
+        joined.watchRevocation();
+      }
       return joined;
     },
     /** Groups currently delivering (for tests and stats). */
@@ -529,15 +533,19 @@ function isPromise<T>(value: T | Promise<T>): value is Promise<T> {
 export type SharedDeliveries = ReturnType<typeof createSharedDeliveries>;
 
 /**
- * A member of a group: where its results go, and what it gives back when it ends, from inside
- * (the group ends, or shutdown) or from outside (`stop`: the client completed it, or its
- * connection closed). One object per subscriber, with its links in the group's list.
+ * A member of a group: where its results go, its guard, and what it gives back when it ends,
+ * from inside (the group ends, its access was revoked, or shutdown) or from outside (`stop`: the
+ * client completed it, or its connection closed). One object per subscriber, with its links in
+ * the group's list.
  */
 class Member implements MemberHandle {
   /** Links in the group's list. */
   before: Member | undefined = undefined;
   after: Member | undefined = undefined;
-  group: { leave(member: Member): void } | undefined = undefined;
+  group: { leave(member: Member): void; revoke(member: Member): void } | undefined = undefined;
+  /** Frames held until `stillAllowed` answers (nothing is delivered before it). */
+  private held: string[] | undefined = undefined;
+  private unwatch: (() => void) | undefined = undefined;
   private ended = false;
 
   constructor(
@@ -546,10 +554,47 @@ class Member implements MemberHandle {
     private readonly releases: readonly Releasable[],
     /** The subscriber (the object its connection holds): a per-user group is started with it. */
     readonly principal: Principal,
+    /** Its own filter and revocation, named with the topic (see SharedDeliveryHandle). */
+    readonly guard: StreamGuard<TidingsEvent> | undefined,
   ) {}
 
   get userId(): string | undefined {
     return this.principal.kind === 'user' ? this.principal.userId : undefined;
+  }
+
+  accepts(event: TidingsEvent): boolean {
+    return !this.guard?.accept || this.guard.accept(event);
+  }
+
+  write(frame: string): void {
+    const held = this.held;
+    if (!held) return this.sink.send(frame);
+    if (held.length >= SUBSCRIBER_BUFFER_EVENTS) held.shift();
+    held.push(frame);
+  }
+
+  /**
+   * Starts the guard's revocation watch, then asks `stillAllowed` once (a revocation between the
+   * subscribe-time authorization and the watch is not missed); frames wait meanwhile.
+   */
+  watchRevocation(): void {
+    const guard = this.guard;
+    if (!guard) return;
+    this.unwatch = guard.watchRevocation?.(() => this.group?.revoke(this));
+    if (!guard.stillAllowed || this.ended) return;
+    this.held = [];
+    guard.stillAllowed().then(
+      (allowed) => this.allowed(allowed),
+      // Not known to be allowed: treated as not allowed.
+      () => this.allowed(false),
+    );
+  }
+
+  private allowed(allowed: boolean): void {
+    const held = this.held ?? [];
+    this.held = undefined;
+    if (!allowed) return this.group?.revoke(this);
+    for (const frame of held) this.sink.send(frame);
   }
 
   stop(): void {
@@ -559,6 +604,9 @@ class Member implements MemberHandle {
   finish(): void {
     if (this.ended) return;
     this.ended = true;
+    this.held = undefined;
+    this.unwatch?.();
+    this.unwatch = undefined;
     this.group?.leave(this);
     for (const held of this.releases) held.release();
   }
