@@ -577,24 +577,7 @@ async function idleScenario(kind: TargetKind) {
     // each way), so none is made then.
     const memory1 = await memoryFiguresOf(target!);
     const stats = await target!.stats();
-    const heapMB = (name: string) => (memory1.has(name) ? (memory1.get(name) ?? 0) / 1024 / 1024 : undefined);
-    const result = {
-      connections: conn.ok,
-      connectFailures: conn.failed,
-      connectErrors: conn.errors,
-      serverConnections: stats.connections,
-      serverSubscriptions: stats.subscriptions,
-      rssBeforeMB: mb(rss0),
-      rssAfterMB: mb(rss1),
-      rssPerConnectionKB: (rss1 - rss0) / 1024 / conn.ok,
-      connectSeconds: conn.wallMs / 1000,
-      connectCpuMs: conn.cpuMs,
-      connectCpuMicrosPerConnection: (conn.cpuMs * 1000) / conn.ok,
-      idleCpuPercent: (idleCpu / (options.idleSeconds * 1000)) * 100,
-      fdLimit: openFilesLimit(target!.pid),
-      heapUsedMB: heapMB('nodejs_heap_size_used_bytes'),
-      heapReservedMB: heapMB('nodejs_heap_size_total_bytes'),
-    };
+    const result = { ...idleMemoryFigures(conn, stats, rss0, rss1, idleCpu, memory1), fdLimit: openFilesLimit(target!.pid) };
     if (result.heapUsedMB !== undefined) {
       // Used includes garbage not yet collected: a high figure means no full GC ran since the burst.
       log(`  V8 heap at the end: ${result.heapUsedMB.toFixed(0)} MB used (garbage included until the next full GC), ${result.heapReservedMB!.toFixed(0)} MB reserved`);
@@ -602,6 +585,34 @@ async function idleScenario(kind: TargetKind) {
     log(`  ${conn.ok} idle: RSS ${mb(rss0).toFixed(0)} → ${mb(rss1).toFixed(0)} MB (${result.rssPerConnectionKB.toFixed(1)} KB/conn), connect ${result.connectCpuMicrosPerConnection.toFixed(0)} µs CPU/conn, idle CPU ${result.idleCpuPercent.toFixed(2)} %`);
     return result;
   });
+}
+
+/** What the idle and session scenarios report of a server holding `conn`'s connections: RSS per connection, connect and idle CPU, the V8 heap. */
+function idleMemoryFigures(
+  conn: { ok: number; failed: number; errors: unknown; wallMs: number; cpuMs: number },
+  stats: { connections: number; subscriptions: number },
+  rss0: number,
+  rss1: number,
+  idleCpu: number,
+  memory: Map<string, number | undefined>,
+) {
+  const heapMB = (name: string) => (memory.has(name) ? (memory.get(name) ?? 0) / 1024 / 1024 : undefined);
+  return {
+    connections: conn.ok,
+    connectFailures: conn.failed,
+    connectErrors: conn.errors,
+    serverConnections: stats.connections,
+    serverSubscriptions: stats.subscriptions,
+    rssBeforeMB: mb(rss0),
+    rssAfterMB: mb(rss1),
+    rssPerConnectionKB: (rss1 - rss0) / 1024 / conn.ok,
+    connectSeconds: conn.wallMs / 1000,
+    connectCpuMs: conn.cpuMs,
+    connectCpuMicrosPerConnection: (conn.cpuMs * 1000) / conn.ok,
+    idleCpuPercent: (idleCpu / (options.idleSeconds * 1000)) * 100,
+    heapUsedMB: heapMB('nodejs_heap_size_used_bytes'),
+    heapReservedMB: heapMB('nodejs_heap_size_total_bytes'),
+  };
 }
 
 /** A `service` token for the publishing scenarios, signed with the run's secret. */
@@ -924,7 +935,6 @@ async function sessionScenario(kind: TargetKind) {
     const rss1 = rssBytes(target!.pid);
     const memory1 = await memoryFiguresOf(target!);
     const stats = await target!.stats();
-    const heapMB = (name: string) => (memory1.has(name) ? (memory1.get(name) ?? 0) / 1024 / 1024 : undefined);
 
     // Delivery, one room kind at a time. Subscribers per room, over the connection indexes.
     const samples = options.sessionSamples;
@@ -951,23 +961,10 @@ async function sessionScenario(kind: TargetKind) {
     const received = Object.values(delivery).reduce((sum, d) => sum + d.received, 0);
     const r = await reports(loaders, {});
     const result = {
-      connections: conn.ok,
+      ...idleMemoryFigures(conn, stats, rss0, rss1, idleCpu, memory1),
       subscriptionsPerConnection: 4,
-      connectFailures: conn.failed,
-      connectErrors: conn.errors,
       hotels,
       conversations,
-      serverConnections: stats.connections,
-      serverSubscriptions: stats.subscriptions,
-      rssBeforeMB: mb(rss0),
-      rssAfterMB: mb(rss1),
-      rssPerConnectionKB: (rss1 - rss0) / 1024 / conn.ok,
-      connectSeconds: conn.wallMs / 1000,
-      connectCpuMs: conn.cpuMs,
-      connectCpuMicrosPerConnection: (conn.cpuMs * 1000) / conn.ok,
-      idleCpuPercent: (idleCpu / (options.idleSeconds * 1000)) * 100,
-      heapUsedMB: heapMB('nodejs_heap_size_used_bytes'),
-      heapReservedMB: heapMB('nodejs_heap_size_total_bytes'),
       delivery,
       expected,
       received,
