@@ -10,21 +10,69 @@
  *   PROBE_SITES=1 node --import tsx bench/heap-probe.ts       # closures and contexts by source line
  *   PROBE_ANCHORS=1 node --import tsx bench/heap-probe.ts     # new objects by their nearest named holder
  *   PROBE_ALLOC=1 node --import tsx bench/heap-probe.ts       # everything allocated while connecting, by function
+ *   PROBE_SESSION=1 node --import tsx bench/heap-probe.ts     # scenario 10's session: four subscriptions per connection
+ *   PROBE_FIELDS=notificationCreated,newMessage node --import tsx bench/heap-probe.ts   # only these kinds
+ *   PROBE_PUBLISH=1 …                                         # one event to every topic before the second snapshot
+ *   PROBE_TARGET=floor …                                      # the floor server instead (RSS only, as PROBE_MEMORY_ONLY=1)
+ *
+ * Session mode (PROBE_SESSION=1, or PROBE_FIELDS naming any of the kinds): each connection (its own
+ * user) subscribes to its own `notificationCreated` and `bookingUpdated`, `priceUpdated` of hotel
+ * `index % PROBE_HOTELS` (default 1,000 there) and `newMessage` of conversation
+ * `index % ceil(N / PROBE_MEMBERS)` (conversations of PROBE_MEMBERS=5); the memberships are written
+ * to the gateway's Redis, under its prefix, before anyone connects, as bench/run.ts does.
  */
 import { readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { SignJWT } from 'jose';
 import WebSocket from 'ws';
-import { BASIC } from './lib/common.js';
-import { freePort, killAll, memoryFiguresOf, ROOT, sleep, startGateway, startRedis, waitFor } from './lib/procs.js';
+import {
+  BASIC,
+  bookingEnvelopeNow,
+  BOOKINGS,
+  bookingsTopic,
+  CONVERSATION,
+  conversationMembersKey,
+  conversationTopic,
+  envelopeNow,
+  INBOX,
+  inboxTopic,
+  messageEnvelopeNow,
+  notificationEnvelopeNow,
+  type Variant,
+} from './lib/common.js';
+import { freePort, killAll, memoryFiguresOf, ROOT, rssBytes, sleep, startFloor, startGateway, startRedis, waitFor, type Target } from './lib/procs.js';
 
 const connections = Number(process.argv[2] ?? 1000);
 const top = Number(process.argv[3] ?? 40);
 /** PROBE_SUBSCRIBE=0: connections without a subscription, to tell the two costs apart. */
 const subscribe = process.env['PROBE_SUBSCRIBE'] !== '0';
-/** PROBE_HOTELS=n: spread the subscriptions over n hotels (default: one hotel per connection). */
-const hotels = Number(process.env['PROBE_HOTELS'] ?? 0) || Infinity;
+/** The four kinds of a session, by root field. */
+const KINDS: Record<string, Variant> = { notificationCreated: INBOX, bookingUpdated: BOOKINGS, priceUpdated: BASIC, newMessage: CONVERSATION };
+/** PROBE_SESSION=1: all four; PROBE_FIELDS=a,b: those; otherwise one priceUpdated per connection. */
+const fields = process.env['PROBE_FIELDS']
+  ? process.env['PROBE_FIELDS'].split(',').filter(Boolean)
+  : process.env['PROBE_SESSION'] === '1'
+    ? Object.keys(KINDS)
+    : ['priceUpdated'];
+for (const field of fields) if (!KINDS[field]) throw new Error(`PROBE_FIELDS: unknown field ${field} (one of ${Object.keys(KINDS).join(', ')})`);
+const sessionMode = process.env['PROBE_SESSION'] === '1' || process.env['PROBE_FIELDS'] !== undefined;
+/** PROBE_HOTELS=n: spread the subscriptions over n hotels (default: one hotel per connection; 1,000 in session mode). */
+const hotels = Number(process.env['PROBE_HOTELS'] ?? (sessionMode ? 1000 : 0)) || Infinity;
+/** PROBE_MEMBERS=n: members per conversation (session mode). */
+const members = Number(process.env['PROBE_MEMBERS'] ?? 5);
+const conversations = Math.ceil(connections / members);
+/** The warm-up connections (indexes from WARM) have conversations of their own. */
+const WARM = 1_000_000;
+const WARM_COUNT = 50;
+const conversationOf = (index: number) =>
+  index >= WARM ? `probe-warm-conv-${Math.floor((index - WARM) / members)}` : `probe-conv-${index % conversations}`;
+const userOf = (index: number) => `probe-${index}`;
+const subscriptionsPerConnection = subscribe ? fields.length : 0;
+/** PROBE_PUBLISH=1: after connecting, one event to every subscribed topic (what a group keeps once it has executed). */
+const publish = process.env['PROBE_PUBLISH'] === '1';
+/** `next` messages received by the probe's sockets. */
+let received = 0;
 const secret = randomUUID() + randomUUID();
 
 interface Snapshot {
@@ -167,7 +215,7 @@ function printMemory(before: Map<string, number>, after: Map<string, number>, co
 async function open(url: string, index: number): Promise<WebSocket> {
   const token = await new SignJWT({ roles: ['user'] })
     .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
-    .setSubject(`probe-${index}`)
+    .setSubject(userOf(index))
     .setIssuedAt()
     .setExpirationTime(Math.floor(Date.now() / 1000) + 3600)
     .sign(new TextEncoder().encode(secret));
@@ -176,10 +224,20 @@ async function open(url: string, index: number): Promise<WebSocket> {
     socket.once('error', reject);
     socket.once('open', () => socket.send(JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${token}` } })));
     socket.on('message', (data) => {
-      const message = JSON.parse(data.toString()) as { type: string };
+      const message = JSON.parse(data.toString()) as { type: string; id?: string; payload?: unknown };
       if (message.type === 'connection_ack') {
-        if (subscribe) socket.send(JSON.stringify({ id: '1', type: 'subscribe', payload: { query: BASIC.query, variables: { h: `probe-hotel-${index % hotels}` } } }));
+        if (subscribe) {
+          fields.forEach((field, k) => {
+            const variant = KINDS[field]!;
+            const variables = variant.ownRoom ? {} : variant.conversation ? { c: conversationOf(index) } : { h: `probe-hotel-${index % hotels}` };
+            socket.send(JSON.stringify({ id: String(k + 1), type: 'subscribe', payload: { query: variant.query, variables } }));
+          });
+        }
         resolve();
+      } else if (message.type === 'next') {
+        received++;
+      } else if (message.type === 'error' || message.type === 'complete') {
+        process.stderr.write(`connection ${index}: ${message.type} of subscription ${message.id}: ${JSON.stringify(message.payload ?? null).slice(0, 300)}\n`);
       }
     });
   });
@@ -255,33 +313,79 @@ async function main() {
   const redis = await startRedis();
   const allocations = process.env['PROBE_ALLOC'] === '1';
   const inspectPort = allocations ? await freePort() : 0;
-  const gateway = await startGateway({
-    redisUrl: redis.url,
-    prefix: `probe:${randomUUID()}:`,
-    secret,
-    name: 'heap-probe',
-    nodeFlags: ['--heapsnapshot-signal=SIGUSR2', ...(allocations ? [`--inspect=127.0.0.1:${inspectPort}`] : []), ...(process.env['PROBE_NODE_FLAGS'] ?? '').split(' ').filter(Boolean)],
-  });
-  const warm = await Promise.all(Array.from({ length: 50 }, (_v, i) => open(gateway.wsUrl, 1_000_000 + i)));
+  const prefix = `probe:${randomUUID()}:`;
+  if (subscribe && fields.includes('newMessage')) {
+    // The memberships the message service keeps, under the gateway's prefix (as bench/run.ts writes them).
+    const pipeline = redis.client.pipeline();
+    for (let index = 0; index < connections; index++) pipeline.sadd(`${prefix}${conversationMembersKey(conversationOf(index))}`, userOf(index));
+    for (let index = WARM; index < WARM + WARM_COUNT; index++) pipeline.sadd(`${prefix}${conversationMembersKey(conversationOf(index))}`, userOf(index));
+    await pipeline.exec();
+  }
+  process.stdout.write(
+    `mode: ${subscribe ? `${fields.join(' + ')} per connection${fields.includes('priceUpdated') ? `, ${hotels === Infinity ? 'a hotel each' : `${hotels} hotels`}` : ''}${fields.includes('newMessage') ? `, ${conversations} conversations of ${members}` : ''}` : 'connections only'}\n`,
+  );
+  // PROBE_TARGET=floor: the floor server, for its RSS under the same clients (no heap figures, no snapshots).
+  const floor = process.env['PROBE_TARGET'] === 'floor';
+  const gateway: Target = floor
+    ? await startFloor({ redisUrl: redis.url, prefix, secret, name: 'heap-probe-floor' })
+    : await startGateway({
+        redisUrl: redis.url,
+        prefix,
+        secret,
+        name: 'heap-probe',
+        nodeFlags: ['--heapsnapshot-signal=SIGUSR2', ...(allocations ? [`--inspect=127.0.0.1:${inspectPort}`] : []), ...(process.env['PROBE_NODE_FLAGS'] ?? '').split(' ').filter(Boolean)],
+      });
+  /** The target's memory figures, with VmRSS read from /proc (the floor reports nothing itself). */
+  const figuresOf = async () => (await memoryFiguresOf(gateway)).set('VmRSS', rssBytes(gateway.pid));
+  const warm = await Promise.all(Array.from({ length: WARM_COUNT }, (_v, i) => open(gateway.wsUrl, WARM + i)));
   await sleep(1_000);
   warm.forEach((socket) => socket.close());
   await waitFor('warm-up connections gone', 10_000, async () => ((await gateway.stats()).connections === 0 ? true : undefined));
   const inspector = allocations ? await inspectorSession(inspectPort) : undefined;
   // Every allocation, sampled every 512 bytes, including what the garbage collector took back.
   await inspector?.('HeapProfiler.startSampling', { samplingInterval: 512, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
-  const memoryBefore = await memoryFiguresOf(gateway);
+  const memoryBefore = await figuresOf();
   // PROBE_MEMORY_ONLY=1: no snapshots (writing one grows the process by its own buffers).
-  const memoryOnly = process.env['PROBE_MEMORY_ONLY'] === '1';
+  const memoryOnly = process.env['PROBE_MEMORY_ONLY'] === '1' || floor;
   const before = memoryOnly ? '' : await snapshotOf(gateway.pid);
   const sockets: WebSocket[] = [];
   for (let i = 0; i < connections; i += 100) sockets.push(...(await Promise.all(Array.from({ length: Math.min(100, connections - i) }, (_v, j) => open(gateway.wsUrl, i + j)))));
   await waitFor('every connection registered', 30_000, async () => {
     const stats = await gateway.stats();
-    return stats.connections === connections && stats.subscriptions === (subscribe ? connections : 0) ? true : undefined;
+    return stats.connections === connections && stats.subscriptions === connections * subscriptionsPerConnection ? true : undefined;
   });
+  if (publish && subscribe) {
+    // Every topic once, straight onto Redis in the gateway's envelopes (as bench/run.ts publishes).
+    const messages = new Map<string, string>();
+    let expected = 0;
+    for (let index = 0; index < connections; index++) {
+      for (const field of fields) {
+        const user = userOf(index);
+        const hotel = `probe-hotel-${index % hotels}`;
+        const conversation = conversationOf(index);
+        const [channel, message] =
+          field === 'notificationCreated'
+            ? [inboxTopic(user), () => notificationEnvelopeNow(user, index)]
+            : field === 'bookingUpdated'
+              ? [bookingsTopic(user), () => bookingEnvelopeNow(user, index)]
+              : field === 'priceUpdated'
+                ? [`price:${hotel}`, () => envelopeNow(hotel, index)]
+                : [conversationTopic(conversation), () => messageEnvelopeNow(conversation, index)];
+        if (!messages.has(channel)) messages.set(channel, message());
+        expected++;
+      }
+    }
+    const pipeline = redis.client.pipeline();
+    for (const [channel, message] of messages) pipeline.publish(`${prefix}${channel}`, message);
+    await pipeline.exec();
+    await waitFor(`${expected} results (${messages.size} events)`, 30_000, () => (received >= expected ? true : undefined)).catch((error: unknown) => {
+      process.stderr.write(`${error instanceof Error ? error.message : String(error)}: ${received} received\n`);
+    });
+    process.stdout.write(`published ${messages.size} events, ${received} results received\n`);
+  }
   // PROBE_SETTLE=s: wait longer before reading memory (V8 and malloc give pages back over time).
   await sleep(Number(process.env['PROBE_SETTLE'] ?? 2) * 1000);
-  const memoryAfter = await memoryFiguresOf(gateway);
+  const memoryAfter = await figuresOf();
   if (inspector) {
     const { profile } = (await inspector('HeapProfiler.stopSampling')) as { profile: { head: SamplingNode } };
     printAllocations(profile.head, connections, top);
@@ -300,7 +404,7 @@ async function main() {
   // New objects only: present after, absent before (ids are stable within a process).
   const added = after_.rows.filter((row) => !before_.ids.has(row.id));
   const total = added.reduce((sum, row) => sum + row.bytes, 0);
-  process.stdout.write(`${connections} subscribed connections: ${(total / 1024 / 1024).toFixed(1)} MB of new objects, ${(total / connections / 1024).toFixed(2)} KB per connection\n`);
+  process.stdout.write(`${connections} connections × ${subscriptionsPerConnection} subscriptions: ${(total / 1024 / 1024).toFixed(1)} MB of new objects, ${(total / connections / 1024).toFixed(2)} KB per connection\n`);
   const table = (title: string, keyOf: (row: Heap['rows'][number]) => string) => {
     const groups = new Map<string, { bytes: number; count: number }>();
     for (const row of added) {
@@ -328,8 +432,9 @@ async function main() {
   if (process.env['PROBE_SITES'] === '1') {
     table('closures and their contexts by where the closure was written', (row) => (row.site ? `${row.kind.startsWith('closure') ? 'closure' : 'context'} ${row.site}` : '(other)'));
   }
-  if (process.env['PROBE_DETAIL']) {
-    const [kind, ownerPrefix] = process.env['PROBE_DETAIL'].split('|') as [string, string];
+  // PROBE_DETAIL='kind|owner prefix', several separated by ';'.
+  for (const detail of (process.env['PROBE_DETAIL'] ?? '').split(';').filter(Boolean)) {
+    const [kind, ownerPrefix = ''] = detail.split('|') as [string, string?];
     table(`detail: ${kind} <- ${ownerPrefix}… by the retainer's retainer {its properties}`, (row) =>
       row.kind === kind && row.owner.startsWith(ownerPrefix) ? row.grandOwner : '(other)',
     );
