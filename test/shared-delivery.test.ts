@@ -109,7 +109,7 @@ describe('shared deliveries (unit)', () => {
         field: 'priceUpdated',
         sink: { send: (frame: string) => void frames.push(frame) },
       };
-      const stream = deliveries.joinAdmitted({ topic: topics.hotelPrices('h1') }, member, [{ release: () => ended++ }]);
+      const stream = deliveries.joinAdmitted({ topic: topics.hotelPrices('h1') }, member, { ended: { release: () => ended++ } });
       return { leave: () => stream.stop(), ended: () => ended };
     };
     return { bus, deliveries, join };
@@ -157,7 +157,7 @@ describe('shared deliveries on a closed bus (unit)', () => {
       field: 'priceUpdated',
       sink: { send: () => undefined },
     };
-    const joined = deliveries.joinAdmitted({ topic: topics.hotelPrices('h1') }, member, [{ release: () => ended++ }]);
+    const joined = deliveries.joinAdmitted({ topic: topics.hotelPrices('h1') }, member, { ended: { release: () => ended++ } });
     expect(ended).toBe(1);
     // Ended already: stopping it gives nothing back twice.
     joined.stop();
@@ -314,7 +314,7 @@ describe('shared deliveries group by what the execution reads', () => {
             field: 'priceUpdated',
             sink: { send: (frame: string) => void received.get(id)!.push(frame) },
           },
-          [],
+          {},
         );
       };
       const viewersOf = (id: string) => received.get(id)!.map((frame) => (JSON.parse(frame) as { payload: { data: { priceUpdated: { viewer: string; amount: number } } } }).payload.data.priceUpdated);
@@ -363,7 +363,7 @@ describe('shared deliveries group by what the execution reads', () => {
       deliveries.joinAdmitted(
         { topic: topics.hotelPrices('h1') },
         { key: 'k', idJson: JSON.stringify(who), args: { schema, document: parse('subscription { priceUpdated { isAdmin } }'), contextValue: { principal: user(who) } }, field: 'priceUpdated', sink: { send: (frame: string) => void frames.push(frame) } },
-        [],
+        {},
       );
     }
     await bus.publish(price(1));
@@ -437,7 +437,7 @@ describe('a subscription whose resolver names no topic (unit)', () => {
     };
     const named = await deliveries.topicOf(member);
     expect('stream' in named).toBe(true);
-    const joined = deliveries.joinAdmitted(named as Exclude<typeof named, { errors: unknown }>, member, [{ release: () => ended++ }]);
+    const joined = deliveries.joinAdmitted(named as Exclude<typeof named, { errors: unknown }>, member, { ended: { release: () => ended++ } });
     // Never found by key: a second subscriber with the same key would not share it.
     expect(deliveries.runningTopic(member)).toBeUndefined();
     for (const value of [1, 2]) {

@@ -107,6 +107,11 @@ export class WsOperation {
     if (this.end()) this.connection.send(stringifyMessage<MessageType.Complete>({ id: this.id, type: MessageType.Complete }));
   }
 
+  /** What its delivery gives back when it ends: the server completes the operation (see complete). */
+  release(): void {
+    this.complete();
+  }
+
   /** Ended by the client or by the connection's close: nothing more is sent; its stopper is told. */
   stop(): void {
     if (!this.end()) return;

@@ -22,6 +22,13 @@ export interface Releasable {
   release(): void;
 }
 
+/** What a member holds until it ends, given back in this order: presence, quota unit, then `ended` (its operation's end). */
+export interface MemberHolds {
+  readonly presence?: Releasable | undefined;
+  readonly lease?: Releasable | undefined;
+  readonly ended?: Releasable | undefined;
+}
+
 /**
  * What a subscription's root field resolver named: the topic and its stream's guard; or, for a
  * resolver that names none, the event stream it returned, which feeds a group of its own.
@@ -455,11 +462,11 @@ export function createSharedDeliveries(deps: {
      * its topic and key, starting the group with its `args` if none runs (or, for a resolver that
      * named no topic, a group of its own fed by the resolver's stream). The group writes the
      * member's results to its sink. When the member ends, by the client (`stop`), the group or
-     * shutdown, what it holds (`releases`) is given back, in order.
+     * shutdown, what it holds is given back.
      */
-    joinAdmitted(named: SharedTopic, member: SharedMember, releases: readonly Releasable[]): MemberHandle {
+    joinAdmitted(named: SharedTopic, member: SharedMember, holds: MemberHolds): MemberHandle {
       // Only where results go: a member's arguments (its context) are not kept by it.
-      const joined = new Member(member.idJson, member.sink, releases, principalOf(member.args), 'guard' in named ? named.guard : undefined);
+      const joined = new Member(member.idJson, member.sink, holds, principalOf(member.args), 'guard' in named ? named.guard : undefined);
       const group = 'stream' in named ? startStreamGroup(member, named.stream) : groupFor(named.topic, member);
       // The bus refused the listener (it is shutting down) and ended the group at once.
       if (group.ended) joined.finish();
@@ -547,16 +554,24 @@ class Member implements MemberHandle {
   private held: string[] | undefined = undefined;
   private unwatch: (() => void) | undefined = undefined;
   private ended = false;
+  // What it holds, as fields: an array or a closure of them would be kept per subscriber.
+  private readonly presence: Releasable | undefined;
+  private readonly lease: Releasable | undefined;
+  private readonly onEnded: Releasable | undefined;
 
   constructor(
     readonly idJson: string,
     readonly sink: FrameSink,
-    private readonly releases: readonly Releasable[],
+    holds: MemberHolds,
     /** The subscriber (the object its connection holds): a per-user group is started with it. */
     readonly principal: Principal,
     /** Its own filter and revocation, named with the topic (see SharedDeliveryHandle). */
     readonly guard: StreamGuard<TidingsEvent> | undefined,
-  ) {}
+  ) {
+    this.presence = holds.presence;
+    this.lease = holds.lease;
+    this.onEnded = holds.ended;
+  }
 
   get userId(): string | undefined {
     return this.principal.kind === 'user' ? this.principal.userId : undefined;
@@ -608,6 +623,8 @@ class Member implements MemberHandle {
     this.unwatch?.();
     this.unwatch = undefined;
     this.group?.leave(this);
-    for (const held of this.releases) held.release();
+    this.presence?.release();
+    this.lease?.release();
+    this.onEnded?.release();
   }
 }

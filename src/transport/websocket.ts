@@ -21,7 +21,7 @@ import { OutgoingQueue, type OutgoingQueueOptions } from './outgoing-queue.js';
 import { KeepAliveSweep } from './keep-alive.js';
 import { DeadlineQueue, type DeadlineSlot } from '../sessions/deadline-queue.js';
 import type { DeliveryRules } from '../schema/delivery.js';
-import { type Releasable, type SharedDeliveries, type SharedMember } from './shared-delivery.js';
+import { type SharedDeliveries, type SharedMember } from './shared-delivery.js';
 import { createTransportWsProtocol, pingFrame, type ProtocolConnection, type WsOperation } from './graphql-transport-ws.js';
 import type { Admission, SubscriptionAdmission } from '../server/subscription-admission.js';
 import type { GraphQLContext } from '../schema/context.js';
@@ -42,8 +42,8 @@ export const CloseCodes = {
 interface ConflatableOperation {
   readonly id: string;
   readonly field: string;
-  /** Tells the operation from a newer one with the same id. */
-  readonly owner: unknown;
+  /** Tells the operation from a newer one with the same id, and whether it is still open. */
+  readonly owner: WsOperation;
 }
 
 /** What a subscribe message asks for (see `decide`). */
@@ -367,18 +367,10 @@ export function attachWebSocketTransport(deps: {
       if ('stream' in topic) void topic.stream.return?.();
       return;
     }
-    // Given back when the member ends: a server-side end completes the operation (the client
-    // may subscribe again); after a client's complete, the operation has ended already.
-    const ended: Releasable = {
-      release: () => {
-        state.removeConflatable(operation);
-        operation.complete();
-      },
-    };
-    const presence = deps.presence.subscriptionStarted(member.field);
-    const releases = admission.lease ? [presence, admission.lease, ended] : [presence, ended];
     if (deps.deliveryRules.conflateBy.has(member.field)) state.addConflatable({ id: operation.id, field: member.field, owner: operation });
-    const joined = deps.sharedDeliveries.joinAdmitted(topic, member, releases);
+    // When the member ends, the operation does: a server-side end completes it (the client may
+    // subscribe again); after a client's complete, it has ended already.
+    const joined = deps.sharedDeliveries.joinAdmitted(topic, member, { presence: deps.presence.subscriptionStarted(member.field), lease: admission.lease, ended: operation });
     operation.running(joined);
   };
 
@@ -756,18 +748,19 @@ class ConnectionState implements RevocationListener, ProtocolConnection, Deadlin
     closeSocket(this, code, reason);
   }
 
+  /** The open conflatable operation with this id (entries of ended ones are dropped lazily, here and on add). */
   conflatableOf(id: string): ConflatableOperation | undefined {
-    return this.conflatable?.find((entry) => entry.id === id);
+    return this.conflatable?.find((entry) => entry.id === id && entry.owner.open);
   }
 
   addConflatable(entry: ConflatableOperation): void {
-    this.conflatable = this.conflatable ? [...this.conflatable, entry] : [entry];
+    this.conflatable = this.conflatable ? [...this.conflatable.filter((other) => other.owner.open), entry] : [entry];
   }
 
   /** Forgets `owner`'s entry (an operation that ended), leaving a newer one with its id alone. */
   removeConflatable(owner: unknown): void {
     if (!this.conflatable) return;
-    const left = this.conflatable.filter((other) => other.owner !== owner);
+    const left = this.conflatable.filter((other) => other.owner !== owner && other.owner.open);
     this.conflatable = left && left.length > 0 ? left : undefined;
   }
 
