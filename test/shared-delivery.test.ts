@@ -107,7 +107,7 @@ describe('shared deliveries (unit)', () => {
         idJson: JSON.stringify(id),
         args: { schema, document: document as ReturnType<typeof parse>, contextValue: { principal: ANONYMOUS }, variableValues: {} },
         field: 'priceUpdated',
-        sink: { send: (frame: string) => void frames.push(frame) },
+        sink: { next: (idJson: string, payloadJson: string) => void frames.push(`{\"id\":${idJson},\"type\":\"next\",\"payload\":${payloadJson}}`) },
       };
       const stream = deliveries.joinAdmitted({ topic: topics.hotelPrices('h1') }, member, { ended: { release: () => ended++ } });
       return { leave: () => stream.stop(), ended: () => ended };
@@ -155,7 +155,7 @@ describe('shared deliveries on a closed bus (unit)', () => {
       idJson: '"a"',
       args: { schema: new GraphQLSchema({ query: new GraphQLObjectType({ name: 'Query', fields: { ok: { type: GraphQLInt } } }) }), document: parse('{ ok }'), contextValue: { principal: ANONYMOUS } },
       field: 'priceUpdated',
-      sink: { send: () => undefined },
+      sink: { next: () => undefined },
     };
     const joined = deliveries.joinAdmitted({ topic: topics.hotelPrices('h1') }, member, { ended: { release: () => ended++ } });
     expect(ended).toBe(1);
@@ -312,7 +312,7 @@ describe('shared deliveries group by what the execution reads', () => {
             idJson: JSON.stringify(id),
             args: { schema, document, contextValue: { principal }, variableValues: {} },
             field: 'priceUpdated',
-            sink: { send: (frame: string) => void received.get(id)!.push(frame) },
+            sink: { next: (idJson: string, payloadJson: string) => void received.get(id)!.push(`{\"id\":${idJson},\"type\":\"next\",\"payload\":${payloadJson}}`) },
           },
           {},
         );
@@ -362,7 +362,7 @@ describe('shared deliveries group by what the execution reads', () => {
     for (const who of ['alice', 'bob']) {
       deliveries.joinAdmitted(
         { topic: topics.hotelPrices('h1') },
-        { key: 'k', idJson: JSON.stringify(who), args: { schema, document: parse('subscription { priceUpdated { isAdmin } }'), contextValue: { principal: user(who) } }, field: 'priceUpdated', sink: { send: (frame: string) => void frames.push(frame) } },
+        { key: 'k', idJson: JSON.stringify(who), args: { schema, document: parse('subscription { priceUpdated { isAdmin } }'), contextValue: { principal: user(who) } }, field: 'priceUpdated', sink: { next: (idJson: string, payloadJson: string) => void frames.push(`{\"id\":${idJson},\"type\":\"next\",\"payload\":${payloadJson}}`) } },
         {},
       );
     }
@@ -433,7 +433,7 @@ describe('a subscription whose resolver names no topic (unit)', () => {
       idJson: '"t"',
       args: { schema, document: parse('subscription { tick }'), contextValue: { principal: ANONYMOUS } },
       field: 'tick',
-      sink: { send: (frame: string) => void frames.push(frame) },
+      sink: { next: (idJson: string, payloadJson: string) => void frames.push(`{\"id\":${idJson},\"type\":\"next\",\"payload\":${payloadJson}}`) },
     };
     const named = await deliveries.topicOf(member);
     expect('stream' in named).toBe(true);

@@ -5,16 +5,19 @@ import type { EventType, TidingsEvent } from '../events/contracts.js';
 import { REVOKED, type StreamGuard } from '../bus/guarded-stream.js';
 import { SUBSCRIBER_BUFFER_EVENTS, type Listening, type TopicListener } from '../bus/local-fanout.js';
 import type { Topic } from '../events/topics.js';
-import { ErrorCode, forSocket, isWithheldField, withExtensions } from '../errors.js';
+import { ErrorCode, isWithheldField, withExtensions } from '../errors.js';
 import type { GatewayMetrics } from '../metrics/metrics.js';
 import type { Principal } from '../auth/principal.js';
 import type { GraphQLContext, SharedDeliveryHandle } from '../schema/context.js';
 import { LRUCache } from 'lru-cache';
-import { nextFrame } from './graphql-transport-ws.js';
 
-/** Where a member's frames go: its connection's outgoing queue. */
-export interface FrameSink {
-  send(frame: string): void;
+/**
+ * Where a member's results go. A group executes and serializes each event once and hands every
+ * member both forms: the result as clients may see it (errors masked), and its JSON.
+ */
+export interface ResultSink {
+  /** `idJson` is the member's own (its operation id as JSON, spliced into a WebSocket frame). */
+  next(idJson: string, payloadJson: string, result: ExecutionResult): void;
 }
 
 /** What a member gives back when it ends (its quota unit, its presence). */
@@ -53,7 +56,7 @@ export interface SharedMember {
   /** The member's execution arguments: they execute for the whole group if it starts one. */
   readonly args: ExecutionArgs;
   readonly field: string;
-  readonly sink: FrameSink;
+  readonly sink: ResultSink;
 }
 
 /**
@@ -125,9 +128,10 @@ export function createSharedDeliveries(deps: {
     return shown instanceof GraphQLError ? shown : new GraphQLError(shown.message, { extensions: { code: 'INTERNAL_SERVER_ERROR' } });
   };
 
-  const frameOf = (result: ExecutionResult): string => {
-    const errors = result.errors?.map((error) => forSocket(masked(error)));
-    return JSON.stringify(errors ? { ...result, errors } : result);
+  /** The result as every client may see it: unexpected errors masked, and no `http` extension (it is not an HTTP response). */
+  const shownOf = (result: ExecutionResult): ExecutionResult => {
+    const errors = result.errors?.map((error) => withoutHttp(masked(error)));
+    return errors ? { ...result, errors } : result;
   };
 
   /**
@@ -270,7 +274,7 @@ export function createSharedDeliveries(deps: {
         if (isPromise(result)) {
           result.then(
             (settled) => {
-              if (member.group === this) member.sink.send(nextFrame(member.idJson, frameOf(settled)));
+              if (member.group === this) member.revoked(shownOf(settled));
               member.finish();
             },
             (error: unknown) => {
@@ -280,7 +284,7 @@ export function createSharedDeliveries(deps: {
           );
           return;
         }
-        member.sink.send(nextFrame(member.idJson, frameOf(result)));
+        member.revoked(shownOf(result));
       } catch (error) {
         deps.logger.error({ err: error, topic: this.topic }, 'a revoked result failed');
       }
@@ -294,13 +298,14 @@ export function createSharedDeliveries(deps: {
 
     /** The result of `event` to every member that takes it. */
     private write(result: ExecutionResult, event: TidingsEvent): void {
-      const payload = frameOf(result);
+      const shown = shownOf(result);
+      const payload = JSON.stringify(shown);
       let written = 0;
       // A send never ends a member synchronously, but take the link first anyway.
       for (let member = this.first, after; member; member = after) {
         after = member.after;
         if (this.filtered > 0 && !member.accepts(event)) continue;
-        member.write(nextFrame(member.idJson, payload));
+        member.write(payload, shown);
         written++;
       }
       deps.metrics.eventsDelivered.labels(this.field).inc(written);
@@ -550,8 +555,8 @@ class Member implements MemberHandle {
   before: Member | undefined = undefined;
   after: Member | undefined = undefined;
   group: { leave(member: Member): void; revoke(member: Member): void } | undefined = undefined;
-  /** Frames held until `stillAllowed` answers (nothing is delivered before it). */
-  private held: string[] | undefined = undefined;
+  /** Results held until `stillAllowed` answers (nothing is delivered before it): JSON, then the result. */
+  private held: Array<string | ExecutionResult> | undefined = undefined;
   private unwatch: (() => void) | undefined = undefined;
   private ended = false;
   // What it holds, as fields: an array or a closure of them would be kept per subscriber.
@@ -561,7 +566,7 @@ class Member implements MemberHandle {
 
   constructor(
     readonly idJson: string,
-    readonly sink: FrameSink,
+    readonly sink: ResultSink,
     holds: MemberHolds,
     /** The subscriber (the object its connection holds): a per-user group is started with it. */
     readonly principal: Principal,
@@ -581,11 +586,17 @@ class Member implements MemberHandle {
     return !this.guard?.accept || this.guard.accept(event);
   }
 
-  write(frame: string): void {
+  write(payloadJson: string, result: ExecutionResult): void {
     const held = this.held;
-    if (!held) return this.sink.send(frame);
-    if (held.length >= SUBSCRIBER_BUFFER_EVENTS) held.shift();
-    held.push(frame);
+    if (!held) return this.sink.next(this.idJson, payloadJson, result);
+    if (held.length >= 2 * SUBSCRIBER_BUFFER_EVENTS) held.splice(0, 2);
+    held.push(payloadJson, result);
+  }
+
+  /** Its access was revoked: the field's revoked result, whatever was held (the group ends it next). */
+  revoked(result: ExecutionResult): void {
+    this.held = undefined;
+    this.sink.next(this.idJson, JSON.stringify(result), result);
   }
 
   /**
@@ -609,7 +620,7 @@ class Member implements MemberHandle {
     const held = this.held ?? [];
     this.held = undefined;
     if (!allowed) return this.group?.revoke(this);
-    for (const frame of held) this.sink.send(frame);
+    for (let index = 0; index < held.length; index += 2) this.sink.next(this.idJson, held[index] as string, held[index + 1] as ExecutionResult);
   }
 
   stop(): void {
@@ -627,4 +638,11 @@ class Member implements MemberHandle {
     this.lease?.release();
     this.onEnded?.release();
   }
+}
+
+/** Yoga's `http` extension is for an HTTP response's status; it means nothing in a stream's result. */
+function withoutHttp(error: GraphQLError): GraphQLError {
+  if (error.extensions['http'] === undefined) return error;
+  const { http: _http, ...extensions } = error.extensions;
+  return withExtensions(error, extensions);
 }

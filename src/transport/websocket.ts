@@ -21,8 +21,8 @@ import { OutgoingQueue, type OutgoingQueueOptions } from './outgoing-queue.js';
 import { KeepAliveSweep } from './keep-alive.js';
 import { DeadlineQueue, type DeadlineSlot } from '../sessions/deadline-queue.js';
 import type { DeliveryRules } from '../schema/delivery.js';
-import { type SharedDeliveries, type SharedMember } from './shared-delivery.js';
-import { createTransportWsProtocol, pingFrame, type ProtocolConnection, type WsOperation } from './graphql-transport-ws.js';
+import { type ResultSink, type SharedDeliveries, type SharedMember } from './shared-delivery.js';
+import { createTransportWsProtocol, nextFrame, pingFrame, type ProtocolConnection, type WsOperation } from './graphql-transport-ws.js';
 import type { Admission, SubscriptionAdmission } from '../server/subscription-admission.js';
 import type { GraphQLContext } from '../schema/context.js';
 import type { ClientAddressOf } from './client-address.js';
@@ -287,7 +287,7 @@ export function attachWebSocketTransport(deps: {
           contextValue: { principal: context.principal, services: context.services, transport: 'websocket', log: context.services.logger } satisfies GraphQLContext,
         },
         field,
-        sink: state.outgoing,
+        sink: state,
       };
       return { kind: 'shared', field, member, context };
     } catch (error) {
@@ -671,7 +671,7 @@ function stateOf(socket: WebSocket): ConnectionState {
  * compact shape for all connections. What connecting sets up is held in fields rather than as a
  * list of cleanup closures; `release` undoes it. Also the connection's revocation listener.
  */
-class ConnectionState implements RevocationListener, ProtocolConnection, DeadlineSlot {
+class ConnectionState implements RevocationListener, ProtocolConnection, DeadlineSlot, ResultSink {
   /** Times (ms) of this connection's recent rate-limited operations; made on the first. */
   rateLimitStrikes: number[] | undefined = undefined;
   /** The message bucket (see takeMessage): what is left, and when it was last refilled. */
@@ -737,6 +737,11 @@ class ConnectionState implements RevocationListener, ProtocolConnection, Deadlin
   // The protocol's view of the socket.
   get protocol(): string {
     return this.socket.protocol;
+  }
+
+  /** A shared delivery's result for one of this connection's operations. */
+  next(idJson: string, payloadJson: string): void {
+    this.outgoing.send(nextFrame(idJson, payloadJson));
   }
 
   /** Never waits for the peer: backpressure is the outgoing queue's job, so one slow client cannot stall delivery. */
