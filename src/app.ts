@@ -25,6 +25,7 @@ import { buildSchema } from './schema/index.js';
 import { deliveryRulesOf } from './schema/delivery.js';
 import { createErrorMasker, createGatewayYoga, GRAPHQL_PATH, type GatewayYoga } from './server/yoga.js';
 import { createSharedDeliveries } from './transport/shared-delivery.js';
+import { useSharedSseDeliveries } from './transport/sse-delivery.js';
 import { createSubscriptionAdmission } from './server/subscription-admission.js';
 import { attachWebSocketTransport, type WebSocketTransport } from './transport/websocket.js';
 import { createWebAppHandler } from './web-app/web-app.js';
@@ -127,6 +128,8 @@ export function buildApp(config: Config, overrides: { logger?: Logger; bus?: Eve
     metrics,
   });
   const schema = buildSchema();
+  const deliveryRules = deliveryRulesOf(schema);
+  const sharedDeliveries = createSharedDeliveries({ bus, metrics, logger, maskError: createErrorMasker(logger, config.errorDetails.enabled), shareable: deliveryRules.shareable });
   const yoga = createGatewayYoga({
     schema,
     services,
@@ -148,6 +151,7 @@ export function buildApp(config: Config, overrides: { logger?: Logger; bus?: Eve
     clientAddressOf,
     presence,
     isReady: () => bus.isReady() && directory.isReady(),
+    sseDelivery: useSharedSseDeliveries(sharedDeliveries),
   });
 
   const webApp = config.webApp.enabled ? createWebAppHandler(config.webApp.directory) : undefined;
@@ -165,9 +169,9 @@ export function buildApp(config: Config, overrides: { logger?: Logger; bus?: Eve
     revocations,
     clientAddressOf,
     presence,
-    sharedDeliveries: createSharedDeliveries({ bus, metrics, logger, maskError: createErrorMasker(logger, config.errorDetails.enabled) }),
+    sharedDeliveries,
     admission,
-    deliveryRules: deliveryRulesOf(schema),
+    deliveryRules,
     logger,
     metrics,
     options: {

@@ -99,7 +99,7 @@ describe('shared deliveries (unit)', () => {
 
   const setUp = () => {
     const bus = createMemoryEventBus();
-    const deliveries = createSharedDeliveries({ bus, metrics: createMetrics(), logger: pino({ level: 'silent' }), maskError: (error) => error });
+    const deliveries = createSharedDeliveries({ bus, metrics: createMetrics(), logger: pino({ level: 'silent' }), maskError: (error) => error, shareable: new Set(['priceUpdated']) });
     const join = (id: string, document: ReturnType<typeof parse> | undefined, frames: string[]) => {
       let ended = 0;
       const member = {
@@ -148,7 +148,7 @@ describe('shared deliveries on a closed bus (unit)', () => {
   it('end a member at once instead of joining a group that cannot deliver', async () => {
     const bus = createMemoryEventBus();
     await bus.close();
-    const deliveries = createSharedDeliveries({ bus, metrics: createMetrics(), logger: pino({ level: 'silent' }), maskError: (error) => error });
+    const deliveries = createSharedDeliveries({ bus, metrics: createMetrics(), logger: pino({ level: 'silent' }), maskError: (error) => error, shareable: new Set(['priceUpdated']) });
     let ended = 0;
     const member = {
       key: 'k',
@@ -299,7 +299,7 @@ describe('shared deliveries group by what the execution reads', () => {
   for (const asynchronous of [false, true]) {
     it(`splits a group per user once an execution reads the subscriber's identity (${asynchronous ? 'asynchronous' : 'synchronous'} resolvers)`, async () => {
       const bus = createMemoryEventBus();
-      const deliveries = createSharedDeliveries({ bus, metrics: createMetrics(), logger: pino({ level: 'silent' }), maskError: (error) => error });
+      const deliveries = createSharedDeliveries({ bus, metrics: createMetrics(), logger: pino({ level: 'silent' }), maskError: (error) => error, shareable: new Set(['priceUpdated']) });
       const schema = schemaWithPerUserRule(asynchronous);
       const document = parse('subscription { priceUpdated { amount viewer } }');
       const received = new Map<string, string[]>();
@@ -349,7 +349,7 @@ describe('shared deliveries group by what the execution reads', () => {
 
   it('keeps one group for a rule that reads only roles', async () => {
     const bus = createMemoryEventBus();
-    const deliveries = createSharedDeliveries({ bus, metrics: createMetrics(), logger: pino({ level: 'silent' }), maskError: (error) => error });
+    const deliveries = createSharedDeliveries({ bus, metrics: createMetrics(), logger: pino({ level: 'silent' }), maskError: (error) => error, shareable: new Set(['priceUpdated']) });
     const PriceType = new GraphQLObjectType({
       name: 'Price',
       fields: { isAdmin: { type: GraphQLString, resolve: (_e: unknown, _a: unknown, context: { principal: Principal }) => String(context.principal.kind === 'user' && context.principal.roles.has('admin')) } },
@@ -408,7 +408,7 @@ describe.each(BACKENDS)('conversations on the shared path (%s)', (backend) => {
 describe('a subscription whose resolver names no topic (unit)', () => {
   it("is delivered from the resolver's own stream by a group of its own, which the client's complete ends", async () => {
     const bus = createMemoryEventBus();
-    const deliveries = createSharedDeliveries({ bus, metrics: createMetrics(), logger: pino({ level: 'silent' }), maskError: (error) => error });
+    const deliveries = createSharedDeliveries({ bus, metrics: createMetrics(), logger: pino({ level: 'silent' }), maskError: (error) => error, shareable: new Set(['priceUpdated']) });
     let returned = 0;
     let pushed: ((value: number) => void) | undefined;
     /** A stream of ticks, pushed by the test, that counts being returned. */

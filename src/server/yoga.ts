@@ -1,4 +1,4 @@
-import { createYoga, maskError, useReadinessCheck, type YogaInitialContext } from 'graphql-yoga';
+import { createYoga, maskError, useReadinessCheck, type Plugin, type YogaInitialContext } from 'graphql-yoga';
 import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
 import { usePrometheus } from '@graphql-yoga/plugin-prometheus';
 import { GraphQLError, type GraphQLSchema } from 'graphql';
@@ -68,6 +68,8 @@ export function createGatewayYoga(deps: {
   clientAddressOf: (request: IncomingMessage) => string;
   presence: Presence;
   isReady: () => boolean;
+  /** How subscriptions are delivered over SSE (the transports' plugin: useSharedSseDeliveries), after admission. */
+  sseDelivery: Plugin<GraphQLContext>;
 }) {
   const { services, authenticator, logger } = deps;
 
@@ -143,6 +145,7 @@ export function createGatewayYoga(deps: {
       // Queries and mutations; subscribes are charged with their quota by useSubscriptionAdmission.
       useRateLimits({ limiter: deps.protection.rateLimiter, budgets: deps.protection.rateBudgets, metrics: deps.metrics }),
       useSubscriptionAdmission(deps.protection.admission),
+      deps.sseDelivery,
       useStreamGuards({ clockToleranceMs: deps.clockToleranceMs, revocations: deps.protection.revocations, metrics: deps.metrics, presence: deps.presence }),
       useReadinessCheck({ endpoint: '/ready', check: () => deps.isReady() }),
     ],

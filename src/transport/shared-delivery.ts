@@ -1,4 +1,4 @@
-import { createSourceEventStream, execute, GraphQLError, type ExecutionArgs, type ExecutionResult } from 'graphql';
+import { createSourceEventStream, execute, GraphQLError, type DocumentNode, type ExecutionArgs, type ExecutionResult } from 'graphql';
 import type { Logger } from 'pino';
 import type { EventBus } from '../bus/event-bus.js';
 import type { EventType, TidingsEvent } from '../events/contracts.js';
@@ -10,6 +10,7 @@ import type { GatewayMetrics } from '../metrics/metrics.js';
 import type { Principal } from '../auth/principal.js';
 import type { GraphQLContext, SharedDeliveryHandle } from '../schema/context.js';
 import { LRUCache } from 'lru-cache';
+import { executingRootField } from '../server/executing-root-field.js';
 
 /**
  * Where a member's results go. A group executes and serializes each event once and hands every
@@ -18,6 +19,8 @@ import { LRUCache } from 'lru-cache';
 export interface ResultSink {
   /** `idJson` is the member's own (its operation id as JSON, spliced into a WebSocket frame). */
   next(idJson: string, payloadJson: string, result: ExecutionResult): void;
+  /** Its results are counted in the delivery metrics by its transport (an SSE stream's guard), not by the group. */
+  readonly countedByTransport?: boolean;
 }
 
 /** What a member gives back when it ends (its quota unit, its presence). */
@@ -96,7 +99,23 @@ export function createSharedDeliveries(deps: {
   logger: Logger;
   /** Turns an unexpected error into the masked one clients see (and logs it). */
   maskError: (error: GraphQLError) => Error;
+  /** Which subscription fields may share a group (deliveryRulesOf). */
+  shareable: ReadonlySet<string>;
 }) {
+  /**
+   * A short name for each parsed document, for member keys: Yoga's parse cache hands out one
+   * document per query text, so the key need not hold the text (a group per hotel would
+   * otherwise keep its own copy of it).
+   */
+  const documentIds = new WeakMap<DocumentNode, string>();
+  let documentCount = 0;
+  const documentIdOf = (document: DocumentNode): string => {
+    let id = documentIds.get(document);
+    if (id === undefined) documentIds.set(document, (id = (++documentCount).toString(36)));
+    return id;
+  };
+  /** Numbers the keys of subscriptions that share with no one. */
+  let ownKeyCount = 0;
   /** The running group of each group key (groupKeyOf: member key, topic, and the user if per user). */
   const byKey = new Map<string, Group>();
   /** A running group of each member key whose subscribe reads no identity: its topic is every such subscriber's. */
@@ -306,7 +325,7 @@ export function createSharedDeliveries(deps: {
         after = member.after;
         if (this.filtered > 0 && !member.accepts(event)) continue;
         member.write(payload, shown);
-        written++;
+        if (!member.sink.countedByTransport) written++;
       }
       deps.metrics.eventsDelivered.labels(this.field).inc(written);
       if (result.errors?.some(isWithheldField)) deps.metrics.eventsDropped.inc({ reason: 'unauthorized_field', source: this.field }, written);
@@ -417,6 +436,40 @@ export function createSharedDeliveries(deps: {
 
   return {
     /**
+     * A subscription as a member of some group, from its validated operation (its context is the
+     * subscriber's), or undefined when the field that will execute cannot be told. Only a
+     * shareable field's subscribers, with variables worth keying on, may share a group (same
+     * document, operation name, variables and roles: the same outcome); any other subscription
+     * gets a group of its own, under a key no one else has.
+     */
+    memberOf(args: ExecutionArgs, idJson: string, sink: ResultSink): SharedMember | undefined {
+      // The field that will execute, not the first one written: with @skip, @include and
+      // fragments they differ, and shareability follows the one that runs.
+      const field = executingRootField(args.schema, args.document, args.operationName, args.variableValues);
+      if (!field) return undefined;
+      const context = args.contextValue as GraphQLContext;
+      const principal = context.principal;
+      const roles = principal.kind === 'user' ? [...principal.roles].sort().join(',') : 'anonymous';
+      const variables = deps.shareable.has(field) ? variablesKey(args.variableValues) : undefined;
+      const key = variables === undefined ? `\u0000own\u0000${(++ownKeyCount).toString(36)}` : `${roles}\u0000${args.operationName ?? ''}\u0000${variables}\u0000${documentIdOf(args.document)}`;
+      return {
+        key,
+        idJson,
+        // What the root field's resolver and, if this member starts its group, every event
+        // execute with: only what subscription resolvers and authorization read, so an open
+        // group keeps no operation's context (nor its connection or request) alive.
+        args: {
+          schema: args.schema,
+          document: args.document,
+          operationName: args.operationName,
+          variableValues: args.variableValues,
+          contextValue: { principal, services: context.services, transport: context.transport, log: context.services.logger } satisfies GraphQLContext,
+        },
+        field,
+        sink,
+      };
+    },
+    /**
      * The topic a shareable subscription listens to, named by its root field's own subscribe
      * resolver (graphql's createSourceEventStream: variable coercion, the resolver's argument
      * checks and authorization), or the errors the subscriber gets instead. The resolver's stream
@@ -456,6 +509,12 @@ export function createSharedDeliveries(deps: {
       // Named: the bus delivers the topic to the group; the resolver's own stream is not needed.
       void stream.return?.();
       return { topic, guard };
+    },
+    /** The topic for a member: a running group's (see runningTopic), or named by its resolver (topicOf). */
+    async topicFor(member: SharedMember): Promise<SharedTopic | { readonly errors: readonly GraphQLError[] }> {
+      const running = this.runningTopic(member);
+      // A running group has its filter already (its members agree on what it depends on).
+      return running === undefined ? this.topicOf(member) : { topic: running };
     },
     /**
      * The topic of a group running for this member's key, if one is and the key's subscribe reads
@@ -645,4 +704,17 @@ function withoutHttp(error: GraphQLError): GraphQLError {
   if (error.extensions['http'] === undefined) return error;
   const { http: _http, ...extensions } = error.extensions;
   return withExtensions(error, extensions);
+}
+
+/**
+ * The variables as part of a member key, or undefined when they are not worth sharing on: too
+ * big or too deep to serialize (they will fail coercion anyway and get BAD_USER_INPUT).
+ */
+function variablesKey(variables: Readonly<Record<string, unknown>> | null | undefined): string | undefined {
+  try {
+    const key = JSON.stringify(variables ?? {});
+    return key.length <= 4_096 ? key : undefined;
+  } catch {
+    return undefined;
+  }
 }

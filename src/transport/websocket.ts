@@ -135,21 +135,6 @@ export function attachWebSocketTransport(deps: {
   const { yoga, authenticator, logger, metrics, options } = deps;
   const wss = new WebSocketServer({ noServer: true, maxPayload: options.maxPayloadBytes, handleProtocols });
 
-  /**
-   * A short name for each parsed document, for shared-delivery keys: Yoga's parse cache hands out
-   * one document per query text, so the key need not hold the text (a group per hotel would
-   * otherwise keep its own copy of it).
-   */
-  const documentIds = new WeakMap<DocumentNode, string>();
-  let documentCount = 0;
-  /** Numbers the keys of subscriptions that share with no one. */
-  let ownKeyCount = 0;
-  const documentIdOf = (document: DocumentNode): string => {
-    let id = documentIds.get(document);
-    if (id === undefined) documentIds.set(document, (id = (++documentCount).toString(36)));
-    return id;
-  };
-
   const protocol = createTransportWsProtocol<ConnectionState>({
     connect: async (state, payload) => {
       const { socket, connectionId } = state;
@@ -263,33 +248,12 @@ export function attachWebSocketTransport(deps: {
       if (prepared.kind !== 'subscription') return { kind: 'operation', prepared };
       // The field that will execute, not the first one written: with @skip, @include and
       // fragments they differ, and shareability and conflation follow the one that runs.
-      const field = executingRootField(prepared.args.schema, prepared.args.document, payload.operationName, payload.variables);
-      if (!field) return { kind: 'operation', prepared };
-      const principal = state.principal;
-      const roles = principal?.kind === 'user' ? [...principal.roles].sort().join(',') : 'anonymous';
-      // Only a shareable field's subscribers, with variables worth keying on, may share a group
-      // (same document, operation name, variables and roles: the same outcome); any other
-      // subscription gets a group of its own, under a key no one else has.
-      const variables = deps.deliveryRules.shareable.has(field) ? variablesKey(payload.variables) : undefined;
-      const key = variables === undefined ? `\u0000own\u0000${(++ownKeyCount).toString(36)}` : `${roles}\u0000${payload.operationName ?? ''}\u0000${variables}\u0000${documentIdOf(prepared.args.document)}`;
-      const context = prepared.args.contextValue as GraphQLContext;
+      const member = deps.sharedDeliveries.memberOf(prepared.args, operation.idJson, state);
+      if (!member) return { kind: 'operation', prepared };
       // No pipeline of its own per event. Validation and the context are done (above); its rate
       // limit and quota are checked by `joinShared`; the topic is the running group's for this
       // key, or else named by the root field's own subscribe resolver, with its checks.
-      const member: SharedMember = {
-        key,
-        idJson: operation.idJson,
-        // What the root field's resolver and, if this member starts its group, every event
-        // execute with: only what subscription resolvers and authorization read, so an open
-        // group keeps no operation's context (nor its connection) alive.
-        args: {
-          ...prepared.args,
-          contextValue: { principal: context.principal, services: context.services, transport: 'websocket', log: context.services.logger } satisfies GraphQLContext,
-        },
-        field,
-        sink: state,
-      };
-      return { kind: 'shared', field, member, context };
+      return { kind: 'shared', field: member.field, member, context: prepared.args.contextValue as GraphQLContext };
     } catch (error) {
       state.log.error({ err: error, operationId: id }, 'subscribe failed');
       return { kind: 'errors', errors: [internalError()] };
@@ -347,11 +311,9 @@ export function attachWebSocketTransport(deps: {
       operation.nextJson(resultJson({ errors: [admission.error] }));
       return operation.complete();
     }
-    const runningTopic = deps.sharedDeliveries.runningTopic(member);
-    let topic: Awaited<ReturnType<SharedDeliveries['topicOf']>>;
+    let topic: Awaited<ReturnType<SharedDeliveries['topicFor']>>;
     try {
-      // A running group has its filter already (its members agree on what it depends on).
-      topic = runningTopic === undefined ? await deps.sharedDeliveries.topicOf(member) : { topic: runningTopic };
+      topic = await deps.sharedDeliveries.topicFor(member);
     } catch (error) {
       context.log.error({ err: error }, 'subscribe failed');
       topic = { errors: [internalError()] };
@@ -615,19 +577,6 @@ const WS_ERROR_CLOSE_CODES: Readonly<Record<string, number>> = {
   WS_ERR_UNSUPPORTED_MESSAGE_LENGTH: 1009,
   WS_ERR_INVALID_UTF8: 1007,
 };
-
-/**
- * The variables as part of a shared-delivery key, or undefined when they are not worth sharing
- * on: too big or too deep to serialize (they will fail coercion anyway and get BAD_USER_INPUT).
- */
-function variablesKey(variables: Record<string, unknown> | null | undefined): string | undefined {
-  try {
-    const key = JSON.stringify(variables ?? {});
-    return key.length <= 4_096 ? key : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 function userIdForLog(principal: Principal | undefined): string | undefined {
   return principal?.kind === 'user' ? principal.userId : undefined;
