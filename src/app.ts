@@ -1,3 +1,5 @@
+import type { Plugin } from 'graphql-yoga';
+import type { GraphQLContext } from './schema/context.js';
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -74,7 +76,16 @@ function logDevelopmentFeatures(logger: Logger, features: Config['developmentFea
  * The composition root: builds every part from the configuration and wires them together.
  * Nothing else in src/ creates long-lived parts. Tests build apps with their own config.
  */
-export function buildApp(config: Config, overrides: { logger?: Logger; bus?: EventBus; directory?: AccessDirectory } = {}): App {
+export function buildApp(
+  config: Config,
+  overrides: {
+    logger?: Logger;
+    bus?: EventBus;
+    directory?: AccessDirectory;
+    /** An embedding application's own envelop plugins, after Tidings' own: they apply to every operation on every transport. */
+    plugins?: readonly Plugin<GraphQLContext>[];
+  } = {},
+): App {
   const logger = overrides.logger ?? createLogger({ level: config.log.level, instanceId: config.instanceId });
   const metrics = createMetrics({ processMetrics: true });
   const presence = new Presence();
@@ -152,6 +163,7 @@ export function buildApp(config: Config, overrides: { logger?: Logger; bus?: Eve
     presence,
     isReady: () => bus.isReady() && directory.isReady(),
     sseDelivery: useSharedSseDeliveries(sharedDeliveries),
+    plugins: overrides.plugins ?? [],
   });
 
   const webApp = config.webApp.enabled ? createWebAppHandler(config.webApp.directory) : undefined;
@@ -170,7 +182,6 @@ export function buildApp(config: Config, overrides: { logger?: Logger; bus?: Eve
     clientAddressOf,
     presence,
     sharedDeliveries,
-    admission,
     deliveryRules,
     logger,
     metrics,

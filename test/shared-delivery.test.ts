@@ -109,7 +109,7 @@ describe('shared deliveries (unit)', () => {
         field: 'priceUpdated',
         sink: { next: (idJson: string, payloadJson: string) => void frames.push(`{\"id\":${idJson},\"type\":\"next\",\"payload\":${payloadJson}}`) },
       };
-      const stream = deliveries.joinAdmitted({ topic: topics.hotelPrices('h1') }, member, { ended: { release: () => ended++ } });
+      const stream = deliveries.join({ topic: topics.hotelPrices('h1') }, member, { ended: { release: () => ended++ } });
       return { leave: () => stream.stop(), ended: () => ended };
     };
     return { bus, deliveries, join };
@@ -157,7 +157,7 @@ describe('shared deliveries on a closed bus (unit)', () => {
       field: 'priceUpdated',
       sink: { next: () => undefined },
     };
-    const joined = deliveries.joinAdmitted({ topic: topics.hotelPrices('h1') }, member, { ended: { release: () => ended++ } });
+    const joined = deliveries.join({ topic: topics.hotelPrices('h1') }, member, { ended: { release: () => ended++ } });
     expect(ended).toBe(1);
     // Ended already: stopping it gives nothing back twice.
     joined.stop();
@@ -305,7 +305,7 @@ describe('shared deliveries group by what the execution reads', () => {
       const received = new Map<string, string[]>();
       const join = (id: string, principal: Principal) => {
         received.set(id, []);
-        deliveries.joinAdmitted(
+        deliveries.join(
           { topic: topics.hotelPrices('h1') },
           {
             key: 'same-document-variables-roles',
@@ -360,7 +360,7 @@ describe('shared deliveries group by what the execution reads', () => {
     });
     const frames: string[] = [];
     for (const who of ['alice', 'bob']) {
-      deliveries.joinAdmitted(
+      deliveries.join(
         { topic: topics.hotelPrices('h1') },
         { key: 'k', idJson: JSON.stringify(who), args: { schema, document: parse('subscription { priceUpdated { isAdmin } }'), contextValue: { principal: user(who) } }, field: 'priceUpdated', sink: { next: (idJson: string, payloadJson: string) => void frames.push(`{\"id\":${idJson},\"type\":\"next\",\"payload\":${payloadJson}}`) } },
         {},
@@ -402,55 +402,5 @@ describe.each(BACKENDS)('conversations on the shared path (%s)', (backend) => {
     const again = record(alice.client, NEW_MESSAGE, { conversationId: 'c1' });
     await again.waitForEnd();
     expect(JSON.stringify(again.results[0]?.errors ?? again.failure.value)).toContain('FORBIDDEN');
-  });
-});
-
-describe('a subscription whose resolver names no topic (unit)', () => {
-  it("is delivered from the resolver's own stream by a group of its own, which the client's complete ends", async () => {
-    const bus = createMemoryEventBus();
-    const deliveries = createSharedDeliveries({ bus, metrics: createMetrics(), logger: pino({ level: 'silent' }), maskError: (error) => error, shareable: new Set(['priceUpdated']) });
-    let returned = 0;
-    let pushed: ((value: number) => void) | undefined;
-    /** A stream of ticks, pushed by the test, that counts being returned. */
-    const ticks = (): AsyncIterableIterator<number> => ({
-      next: () => new Promise((resolve) => (pushed = (value) => resolve({ done: false, value }))),
-      return: () => {
-        returned++;
-        return Promise.resolve({ done: true, value: undefined });
-      },
-      [Symbol.asyncIterator]() {
-        return this;
-      },
-    });
-    const schema = new GraphQLSchema({
-      query: new GraphQLObjectType({ name: 'Query', fields: { ok: { type: GraphQLInt } } }),
-      subscription: new GraphQLObjectType({ name: 'Subscription', fields: { tick: { type: GraphQLInt, subscribe: () => ticks(), resolve: (value: number) => value * 10 } } }),
-    });
-    const frames: string[] = [];
-    let ended = 0;
-    const member = {
-      key: 'k',
-      idJson: '"t"',
-      args: { schema, document: parse('subscription { tick }'), contextValue: { principal: ANONYMOUS } },
-      field: 'tick',
-      sink: { next: (idJson: string, payloadJson: string) => void frames.push(`{\"id\":${idJson},\"type\":\"next\",\"payload\":${payloadJson}}`) },
-    };
-    const named = await deliveries.topicOf(member);
-    expect('stream' in named).toBe(true);
-    const joined = deliveries.joinAdmitted(named as Exclude<typeof named, { errors: unknown }>, member, { ended: { release: () => ended++ } });
-    // Never found by key: a second subscriber with the same key would not share it.
-    expect(deliveries.runningTopic(member)).toBeUndefined();
-    for (const value of [1, 2]) {
-      await waitUntil(() => pushed !== undefined, 'the group to wait for the next tick');
-      const push = pushed!;
-      pushed = undefined;
-      push(value);
-    }
-    await waitUntil(() => frames.length === 2, 'two frames');
-    expect(frames).toEqual(['{"id":"t","type":"next","payload":{"data":{"tick":10}}}', '{"id":"t","type":"next","payload":{"data":{"tick":20}}}']);
-    joined.stop();
-    expect(ended).toBe(1);
-    expect(returned).toBe(1);
-    expect(deliveries.groupCount()).toBe(0);
   });
 });

@@ -37,7 +37,7 @@ builder.subscriptionField('bookingUpdated', (t) =>
       "Status changes of one booking (its guest or host only), or without bookingId of all the viewer's bookings.",
     args: { bookingId: t.arg.id({ required: false }) },
     authScopes: (_root, args) => (args.bookingId ? { bookingParty: args.bookingId } : { authenticated: true }),
-    // Shared over WebSocket: its topic is the viewer's own, so its groups are per user.
+    // Its topic is the viewer's own, so its groups are the user's.
     extensions: { delivery: { shareable: true } satisfies DeliveryExtension },
     subscribe: (_root, args, { principal, services, sharedDelivery }) => {
       if (principal.kind !== 'user') throw forbidden('Sign in to follow bookings');
@@ -45,7 +45,7 @@ builder.subscriptionField('bookingUpdated', (t) =>
       // Every update reaches both parties' own topics, so a viewer only ever listens to their own.
       const topic = topics.userBookings(principal.userId);
       const accept = bookingId === undefined ? undefined : (event: TidingsEvent) => event.type === 'bookingUpdated' && event.data.bookingId === bookingId;
-      sharedDelivery?.nameTopic(topic, accept ? { accept } : undefined);
+      if (sharedDelivery) return sharedDelivery.nameTopic(topic, accept ? { accept } : undefined);
       const stream = services.bus.subscribe(topic);
       return accept === undefined ? stream : guardStream(stream, { accept });
     },

@@ -53,7 +53,7 @@ builder.subscriptionField('chatResponse', (t) =>
     description: "The assistant's replies in one of the viewer's chat sessions.",
     args: { sessionId: t.arg.id({ required: true }) },
     authScopes: (_root, args) => ({ chatSessionOwner: args.sessionId }),
-    // Shared over WebSocket: ownership reads who subscribes, so its groups are per user.
+    // Its topic is the session's; the owner check on each event is the member's own (its guard).
     extensions: { delivery: { shareable: true } satisfies DeliveryExtension },
     subscribe: (_root, args, { principal, services, log, sharedDelivery }) => {
       if (principal.kind !== 'user') throw forbidden();
@@ -62,14 +62,13 @@ builder.subscriptionField('chatResponse', (t) =>
       const topic = topics.chatSession(sessionId);
       // Ownership is checked at subscribe time (chatSessionOwner); each event is also checked
       // against the user it is addressed to, so a reply a service published for another user on
-      // this session's channel never reaches the viewer: one string comparison per event (per
-      // group of this user's subscriptions on the shared path).
+      // this session's channel never reaches the viewer: one string comparison per event and member.
       const accept = (event: TidingsEvent) => {
         if (event.type === 'chatResponse' && event.data.userId === viewerId) return true;
         log.warn({ sessionId, eventId: event.id, reason: 'not_session_owner' }, 'dropped a chatResponse addressed to another user');
         return false;
       };
-      sharedDelivery?.nameTopic(topic, { accept });
+      if (sharedDelivery) return sharedDelivery.nameTopic(topic, { accept });
       return guardStream(services.bus.subscribe(topic), { accept });
     },
     resolve: (event) => {
@@ -86,12 +85,11 @@ builder.subscriptionField('chatMessageSent', (t) =>
     description:
       "Users' chat messages, for an external assistant service (CHAT_RESPONDER=external), which answers with publishChatResponse. Role `service`.",
     authScopes: { service: true },
-    // Shared over WebSocket by everyone with the same selection and roles (nothing here reads who).
+    // Shared by everyone with the same selection and roles (nothing here reads who).
     extensions: { delivery: { shareable: true } satisfies DeliveryExtension },
     subscribe: (_root, _args, { services, sharedDelivery }) => {
       const topic = topics.chatRequests();
-      sharedDelivery?.nameTopic(topic);
-      return services.bus.subscribe(topic);
+      return sharedDelivery ? sharedDelivery.nameTopic(topic) : services.bus.subscribe(topic);
     },
     resolve: (event) => event,
   }),

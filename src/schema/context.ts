@@ -11,19 +11,28 @@ import type { TypingThrottle } from '../publish/typing-throttle.js';
 import type { SessionRevocations } from '../sessions/session-revocations.js';
 
 /**
- * What a shareable field's subscribe resolver reports its topic to, in place of a stream of its
- * own: the transport that shares deliveries asks it (a contract of the schema's, so the transport
- * depends on the schema and not the other way).
+ * What a subscription field's subscribe resolver reports its topic to, in place of opening a
+ * stream of its own: the transports' shared deliveries set it (a contract of the schema's, so the
+ * transports depend on the schema and not the other way).
  */
 export interface SharedDeliveryHandle {
   /**
-   * `guard`, when given, is the stream's own filter and revocation (as guardStream takes them),
-   * applied once per group: a group with a guard is per user, its members agreeing on the user
-   * and the variables. `accept` keeps only the events it returns true for, before anything is
-   * executed; a revocation (`watchRevocation`, or `stillAllowed` answering false) delivers the
-   * field's revoked result (its resolver given REVOKED) to every member and completes them.
+   * Names the subscriber's topic; the resolver returns what this returns (a stream that yields
+   * nothing: the shared delivery feeds the subscriber). `guard`, when given, is the subscriber's
+   * own filter and revocation (as guardStream takes them), applied per member: `accept` keeps
+   * only the events it returns true for; a revocation (`watchRevocation`, or `stillAllowed`
+   * answering false) delivers the field's revoked result (its resolver given REVOKED) to that
+   * member and completes it.
    */
-  nameTopic(topic: string, guard?: StreamGuard<TidingsEvent>): void;
+  nameTopic(topic: string, guard?: StreamGuard<TidingsEvent>): AsyncIterableIterator<never>;
+  /**
+   * For plugins: what a subscription holds for its life (a quota unit, a presence entry) is
+   * given back when its delivery ends. A shared delivery returns the subscribe's result stream
+   * as soon as the subscriber has joined (keeping it would cost kilobytes per subscription), so
+   * `onEnd` hooks run then: a plugin that holds something until the subscription ends hands it
+   * here when this handle is set. Given back too when the subscribe is refused after this call.
+   */
+  holdUntilEnded(held: { release(): void }): void;
 }
 
 /** The long-lived parts resolvers use; built once in the composition root (src/app.ts). */
@@ -49,9 +58,9 @@ export interface GraphQLContext {
   /** Set for mutations: charges an expensive field's own rate budget (RATE_LIMITED when spent). */
   readonly chargeRateBudget?: (budget: 'chat') => Promise<void>;
   /**
-   * Set while the WebSocket transport asks a shareable field's subscribe resolver (its
-   * `extensions.delivery`, see delivery.ts) for its topic: the resolver reports it here, and the
-   * subscriber joins a group that shares one execution per event (SharedDeliveries.topicOf).
+   * Set when a subscription is delivered by the shared deliveries (every subscription, over
+   * WebSocket and SSE): the resolver reports its topic here instead of subscribing to the bus,
+   * and the subscriber joins a group that executes each event once for all its members.
    */
   readonly sharedDelivery?: SharedDeliveryHandle;
   /** Set on WebSocket operations: tells the connection one of its operations was rate limited. */

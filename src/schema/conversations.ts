@@ -45,10 +45,10 @@ function memberStream<T extends EventType>(
     watchRevocation: (onRevoked) => membership.watchRemoval(conversationId, userId, onRevoked),
     stillAllowed: () => membership.isMember(conversationId, userId),
   };
-  // Over WebSocket the member joins its user's group for this conversation, which applies the
-  // same guard once for the group: a removal ends all of this user's subscriptions to it.
-  // (The topic carries only EventEnvelope<T>, so the guard sees nothing else.)
-  sharedDelivery?.nameTopic(topic, guard as StreamGuard<TidingsEvent>);
+  // With a shared delivery the member joins the conversation's group and its guard is its own: a
+  // removal ends this member's subscriptions only. (The topic carries only EventEnvelope<T>, so
+  // the guard sees nothing else.)
+  if (sharedDelivery) return sharedDelivery.nameTopic(topic, guard as StreamGuard<TidingsEvent>);
   return guardStream(services.bus.subscribe(topic), guard);
 }
 
@@ -62,7 +62,7 @@ builder.subscriptionField('newMessage', (t) =>
     type: Message,
     description: 'Messages in a conversation. Members only; ends with FORBIDDEN when the viewer is removed.',
     args: { conversationId: t.arg.id({ required: true }) },
-    // Shared over WebSocket, per user (its guard is the member's own).
+    // Shared by the conversation's members (its guard is each member's own).
     extensions: { delivery: { shareable: true } satisfies DeliveryExtension },
     authScopes: (_root, args) => ({ conversationMember: args.conversationId }),
     subscribe: (_root, args, context) => {
@@ -78,8 +78,8 @@ builder.subscriptionField('userTyping', (t) =>
     type: TypingEvent,
     description: "Other members' typing state in a conversation. Members only; the viewer's own events are not echoed.",
     args: { conversationId: t.arg.id({ required: true }) },
-    // Shared over WebSocket, per user (its guard is the member's own); a member's new typing
-    // state replaces the previous one.
+    // Shared by the conversation's members (its guard, not echoing one's own typing, is each
+    // member's own); a member's new typing state replaces the previous one.
     extensions: { delivery: { shareable: true, conflateBy: 'userId' } satisfies DeliveryExtension },
     authScopes: (_root, args) => ({ conversationMember: args.conversationId }),
     subscribe: (_root, args, context) => {

@@ -22,8 +22,8 @@ builder.subscriptionField('notificationCreated', (t) =>
     type: Notification,
     description: "The viewer's notifications. An admin may name another user with userId.",
     args: { userId: t.arg.id({ required: false, description: 'Admins only, when not the viewer.' }) },
-    // Shared over WebSocket: naming the topic reads who subscribes, so its groups are per user
-    // (see src/transport/shared-delivery.ts) and a user's own room costs one lean execution.
+    // Its topic is a user's own, so its groups are that user's and a user's own room costs one
+    // lean execution per event (see src/transport/shared-delivery.ts).
     extensions: { delivery: { shareable: true } satisfies DeliveryExtension },
     authScopes: (_root, args) =>
       args.userId ? { $any: { self: args.userId, admin: true } } : { authenticated: true },
@@ -31,8 +31,7 @@ builder.subscriptionField('notificationCreated', (t) =>
       if (principal.kind !== 'user') throw forbidden('Sign in to receive notifications');
       const userId = args.userId ? requireId(args.userId, 'userId') : principal.userId;
       const topic = topics.userNotifications(userId);
-      sharedDelivery?.nameTopic(topic);
-      return services.bus.subscribe(topic);
+      return sharedDelivery ? sharedDelivery.nameTopic(topic) : services.bus.subscribe(topic);
     },
     resolve: (event) => event,
   }),

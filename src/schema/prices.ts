@@ -40,10 +40,8 @@ builder.subscriptionField('priceUpdated', (t) =>
     extensions: { delivery: { shareable: true, conflateBy: 'roomType' } satisfies DeliveryExtension },
     subscribe: (_root, args, { services, sharedDelivery }) => {
       const topic = topics.hotelPrices(requireId(args.hotelId, 'hotelId'));
-      // Over WebSocket the transport only asks which topic (sharedDelivery) and joins the
-      // subscriber to a group sharing one execution per event; the stream, never started, is dropped.
-      sharedDelivery?.nameTopic(topic);
-      return services.bus.subscribe(topic);
+      // The transports' shared deliveries join the subscriber to a group sharing one execution per event.
+      return sharedDelivery ? sharedDelivery.nameTopic(topic) : services.bus.subscribe(topic);
     },
     resolve: (event) => event,
   }),

@@ -10,9 +10,8 @@ import { createSubscriptionUnits } from './use-subscription-admission.js';
 export type Admission = { readonly ok: true; readonly lease: QuotaLease | undefined } | { readonly ok: false; readonly error: GraphQLError };
 
 /**
- * The per-subscriber checks of a subscribe: the rate limit and the caller's subscription quota.
- * Used by the envelop plugin (useSubscriptionAdmission) for every transport and by the WebSocket
- * transport for subscribers joining a running shared delivery, so both admit alike.
+ * The per-subscriber checks of a subscribe: the rate limit and the caller's subscription quota,
+ * applied by the envelop plugin (useSubscriptionAdmission) to every subscribe on every transport.
  *
  * Both are asked at once: with Redis they are two scripts on one connection, sent together, so a
  * subscribe (a reconnecting crowd resubscribes everything) waits for one round trip, not two.

@@ -48,9 +48,12 @@ export function useStreamGuards(deps: {
           subscriptionPresence?.release();
           subscriptionPresence = undefined;
         };
+        const shared = context.sharedDelivery;
         return {
           onSubscribeResult({ result }) {
             if (!isAsyncIterable(result)) return;
+            // A shared delivery counts its own deliveries and ends the subscription itself.
+            if (shared) return void shared.holdUntilEnded(deps.presence.subscriptionStarted(field));
             subscriptionPresence = deps.presence.subscriptionStarted(field);
             const delivered = deps.metrics.eventsDelivered.labels(field);
             return {

@@ -29,9 +29,9 @@ export function createSubscriptionUnits(deps: { quotas: UserQuotas; maxPerUser: 
 
 /**
  * Admits every subscribe on every transport through SubscriptionAdmission (the rate limit and
- * the caller's subscription quota, checked together), the same function the WebSocket transport's
- * shared deliveries call. The quota unit is given back when the subscription ends for any
- * reason: completed by the client, refused, errored, or its connection closed.
+ * the caller's subscription quota, checked together). The quota unit is given back when the
+ * subscription ends for any reason: completed by the client, refused, errored, or its connection
+ * closed; a shared delivery (context.sharedDelivery) is handed the unit and gives it back then.
  */
 export function useSubscriptionAdmission(admission: SubscriptionAdmission): Plugin<GraphQLContext> {
   return {
@@ -43,6 +43,12 @@ export function useSubscriptionAdmission(admission: SubscriptionAdmission): Plug
       }
       const lease = admitted.lease;
       if (!lease) return;
+      // A shared delivery ends the subscription itself, after its result stream is long gone.
+      const shared = (args.contextValue as GraphQLContext).sharedDelivery;
+      if (shared) {
+        shared.holdUntilEnded(lease);
+        return;
+      }
       // An SSE client may leave while its subscription is being set up; then no stream ever
       // starts (and nothing would end it), so the request's end gives the unit back.
       const request = (args.contextValue as { request?: Request }).request;

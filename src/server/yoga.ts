@@ -70,6 +70,8 @@ export function createGatewayYoga(deps: {
   isReady: () => boolean;
   /** How subscriptions are delivered over SSE (the transports' plugin: useSharedSseDeliveries), after admission. */
   sseDelivery: Plugin<GraphQLContext>;
+  /** Further plugins (an embedding application's), after Tidings' own. */
+  plugins: readonly Plugin<GraphQLContext>[];
 }) {
   const { services, authenticator, logger } = deps;
 
@@ -148,6 +150,7 @@ export function createGatewayYoga(deps: {
       deps.sseDelivery,
       useStreamGuards({ clockToleranceMs: deps.clockToleranceMs, revocations: deps.protection.revocations, metrics: deps.metrics, presence: deps.presence }),
       useReadinessCheck({ endpoint: '/ready', check: () => deps.isReady() }),
+      ...deps.plugins,
     ],
   });
 }

@@ -28,20 +28,62 @@ export interface Releasable {
   release(): void;
 }
 
-/** What a member holds until it ends, given back in this order: presence, quota unit, then `ended` (its operation's end). */
+/**
+ * What a member holds until it ends, given back in this order: what the pipeline's plugins
+ * handed over (holdUntilEnded: the quota unit, presence), then `ended` (its operation's end on
+ * the transport).
+ */
 export interface MemberHolds {
-  readonly presence?: Releasable | undefined;
-  readonly lease?: Releasable | undefined;
+  readonly held?: readonly Releasable[] | undefined;
   readonly ended?: Releasable | undefined;
 }
 
+/** What a subscription's root field resolver named: its topic, and the member's guard. */
+export interface NamedTopic {
+  readonly topic: string;
+  readonly guard?: StreamGuard<TidingsEvent> | undefined;
+}
+
+const DONE: IteratorReturnResult<undefined> = { done: true, value: undefined };
+
 /**
- * What a subscription's root field resolver named: the topic and its stream's guard; or, for a
- * resolver that names none, the event stream it returned, which feeds a group of its own.
+ * The handle a subscribe resolver names its topic to, for one subscribe, and what it named. The
+ * stream it hands the resolver to return yields nothing: nobody reads it (the group writes the
+ * member's results), and returning it ends nothing but itself.
  */
-export type SharedTopic =
-  | { readonly topic: string; readonly guard?: StreamGuard<TidingsEvent> | undefined }
-  | { readonly stream: AsyncIterableIterator<unknown> };
+export class TopicNaming implements SharedDeliveryHandle, AsyncIterableIterator<never> {
+  named: NamedTopic | undefined = undefined;
+  /** What plugins handed over to be given back when the member ends (holdUntilEnded). */
+  held: Releasable[] | undefined = undefined;
+
+  nameTopic(topic: string, guard?: StreamGuard<TidingsEvent>): AsyncIterableIterator<never> {
+    this.named = { topic, guard };
+    return this;
+  }
+
+  holdUntilEnded(held: Releasable): void {
+    (this.held ??= []).push(held);
+  }
+
+  /** The subscribe did not join (refused, completed meanwhile, or no topic named): gives back what was handed over. */
+  releaseHeld(): void {
+    const held = this.held;
+    this.held = undefined;
+    for (const each of held ?? []) each.release();
+  }
+
+  next(): Promise<IteratorResult<never>> {
+    return Promise.resolve(DONE);
+  }
+
+  return(): Promise<IteratorResult<never>> {
+    return Promise.resolve(DONE);
+  }
+
+  [Symbol.asyncIterator](): AsyncIterableIterator<never> {
+    return this;
+  }
+}
 
 /** Ends a member (its client completed it, or its connection closed). */
 export interface MemberHandle {
@@ -118,24 +160,12 @@ export function createSharedDeliveries(deps: {
   let ownKeyCount = 0;
   /** The running group of each group key (groupKeyOf: member key, topic, and the user if per user). */
   const byKey = new Map<string, Group>();
-  /** A running group of each member key whose subscribe reads no identity: its topic is every such subscriber's. */
-  const byMemberKey = new Map<string, Group>();
   // Keys carry the client's variables (up to 4 KB): bounded by their total length, not only count.
-  const keySet = () => new LRUCache<string, true>({ max: 10_000, maxSize: 4 * 1024 * 1024, sizeCalculation: (_value, key) => Math.max(1, key.length) });
   /**
    * Member keys whose per-event executions read the subscriber's identity: grouped per user.
    * Bounded: a key forgotten here is found again by the first execution that reads it (and split then).
    */
-  const perUserKeys = keySet();
-  /**
-   * Member keys whose subscribe resolver read the subscriber's identity or named a guard: each of
-   * their subscribers runs the resolver (authorization, topic, guard) itself, and no group of
-   * theirs is offered as a running topic (byMemberKey). Forgotten, such a key is marked again by
-   * its next subscriber's resolver, which runs before that subscriber's group can start: only a
-   * resolver run that read nothing of the subscriber offers a group. A guard counts as a read
-   * (it is the member's own).
-   */
-  const subscribePerUserKeys = keySet();
+  const perUserKeys = new LRUCache<string, true>({ max: 10_000, maxSize: 4 * 1024 * 1024, sizeCalculation: (_value, key) => Math.max(1, key.length) });
   const groupKeyOf = (key: string, topic: string, userId: string | undefined, perUser = perUserKeys.has(key)): string =>
     userId !== undefined && perUser ? `${key}\u0000${topic}\u0000user\u0000${userId}` : `${key}\u0000${topic}`;
   let groupCount = 0;
@@ -167,8 +197,6 @@ export function createSharedDeliveries(deps: {
     /** Events that arrived while an asynchronous execution was running, oldest first. */
     backlog: TidingsEvent[] | undefined = undefined;
     executing = false;
-    /** The resolver's own event stream, for a group fed by it rather than by the bus. */
-    source: AsyncIterableIterator<unknown> | undefined = undefined;
 
     /** The arguments each event is executed with, the principal seen through `watch`. */
     readonly args: ExecutionArgs;
@@ -221,16 +249,6 @@ export function createSharedDeliveries(deps: {
       this.end();
     }
 
-    /** Takes the events of the resolver's own stream, then ends the group with it. */
-    async pump(source: AsyncIterableIterator<unknown>): Promise<void> {
-      try {
-        for (let step = await source.next(); !step.done && !this.ended; step = await source.next()) this.onEvent(step.value as TidingsEvent);
-      } catch (error) {
-        deps.logger.error({ err: error, field: this.field }, 'a subscription event stream failed');
-      }
-      this.end();
-    }
-
     private anyAccepts(event: TidingsEvent): boolean {
       for (let member = this.first; member; member = member.after) if (member.accepts(event)) return true;
       return false;
@@ -278,10 +296,8 @@ export function createSharedDeliveries(deps: {
     private stop(): void {
       this.ended = true;
       if (byKey.get(this.key) === this) byKey.delete(this.key);
-      if (byMemberKey.get(this.memberKey) === this) byMemberKey.delete(this.memberKey);
       groupCount--;
       this.listening?.stop();
-      void this.source?.return?.();
       this.backlog = undefined;
     }
 
@@ -413,18 +429,8 @@ export function createSharedDeliveries(deps: {
     const group = new Group(key, memberKey, topic, field, args);
     groupCount++;
     byKey.set(key, group);
-    if (!byMemberKey.has(memberKey) && !subscribePerUserKeys.has(memberKey)) byMemberKey.set(memberKey, group);
     // Not counted itself: its members are the topic's subscribers (see `add`).
     group.listening = deps.bus.listen(topic as Topic<EventType>, group);
-    return group;
-  };
-
-  /** A group of one fed by the stream its member's resolver returned (it named no topic): never found by key, never shared. */
-  const startStreamGroup = (member: SharedMember, source: AsyncIterableIterator<unknown>): Group => {
-    const group = new Group('\u0000stream', member.key, '\u0000stream', member.field, member.args);
-    groupCount++;
-    group.source = source;
-    void group.pump(source);
     return group;
   };
 
@@ -470,68 +476,22 @@ export function createSharedDeliveries(deps: {
       };
     },
     /**
-     * The topic a shareable subscription listens to, named by its root field's own subscribe
-     * resolver (graphql's createSourceEventStream: variable coercion, the resolver's argument
-     * checks and authorization), or the errors the subscriber gets instead. The resolver's stream
-     * is never started: it is dropped.
+     * What a subscribe resolver names its topic to (`handle`, set as the subscription's
+     * `context.sharedDelivery`), and what it named once the subscribe has run through the
+     * pipeline: the topic and the member's guard, or nothing (the resolver opened a stream of
+     * its own, which then runs as it is).
      */
-    async topicOf(member: SharedMember): Promise<SharedTopic | { readonly errors: readonly GraphQLError[] }> {
-      let topic: string | undefined;
-      let guard: StreamGuard<TidingsEvent> | undefined;
-      const naming: SharedDeliveryHandle = {
-        nameTopic: (named, namedGuard) => {
-          topic = named;
-          guard = namedGuard;
-        },
-      };
-      // A copy for this one call: the arguments' own context may go on to execute a group's
-      // events, and must not change shape (a deleted property would put it in dictionary mode).
-      const watched = watchIdentity(member.args);
-      const args = watched.args;
-      const contextValue = { ...(args.contextValue as object), sharedDelivery: naming };
-      const source = await createSourceEventStream({ ...args, contextValue });
-      if (!(Symbol.asyncIterator in source)) {
-        // Errors without a path come before the resolver (variable coercion): the caller's input,
-        // coded as the pipeline codes them.
-        const coded = (error: GraphQLError) =>
-          error.path === undefined && error.extensions['code'] === undefined ? withExtensions(error, { ...error.extensions, code: ErrorCode.BadUserInput }) : error;
-        return { errors: (source.errors ?? []).map((error) => masked(coded(error))) };
-      }
-      // A topic (or an authorization) that depends on who subscribes, or a guard (the
-      // subscriber's own filter and revocation): every subscriber of this key runs the resolver.
-      // Remembered only for a subscription that starts; a refused one makes no group.
-      if (watched.watch?.read || guard) {
-        subscribePerUserKeys.set(member.key, true);
-        byMemberKey.delete(member.key);
-      }
-      const stream = source as AsyncIterableIterator<unknown>;
-      if (topic === undefined) return { stream };
-      // Named: the bus delivers the topic to the group; the resolver's own stream is not needed.
-      void stream.return?.();
-      return { topic, guard };
-    },
-    /** The topic for a member: a running group's (see runningTopic), or named by its resolver (topicOf). */
-    async topicFor(member: SharedMember): Promise<SharedTopic | { readonly errors: readonly GraphQLError[] }> {
-      const running = this.runningTopic(member);
-      // A running group has its filter already (its members agree on what it depends on).
-      return running === undefined ? this.topicOf(member) : { topic: running };
-    },
+    naming: (): TopicNaming => new TopicNaming(),
     /**
-     * The topic of a group running for this member's key, if one is and the key's subscribe reads
-     * no identity: the member may join it without running the resolver.
+     * Adds a subscriber, admitted by the pipeline (its subscribe ran through Yoga's envelop), to
+     * the group of its key and the topic its resolver named, starting the group with its `args`
+     * if none runs. The group writes the member's results to its sink. When the member ends, by
+     * the client (`stop`), the group or shutdown, what it holds is given back.
      */
-    runningTopic: (member: SharedMember): string | undefined => (subscribePerUserKeys.has(member.key) ? undefined : byMemberKey.get(member.key)?.topic),
-    /**
-     * Adds an admitted subscriber (rate limit, quota: see SubscriptionAdmission) to the group of
-     * its topic and key, starting the group with its `args` if none runs (or, for a resolver that
-     * named no topic, a group of its own fed by the resolver's stream). The group writes the
-     * member's results to its sink. When the member ends, by the client (`stop`), the group or
-     * shutdown, what it holds is given back.
-     */
-    joinAdmitted(named: SharedTopic, member: SharedMember, holds: MemberHolds): MemberHandle {
+    join(named: NamedTopic, member: SharedMember, holds: MemberHolds): MemberHandle {
       // Only where results go: a member's arguments (its context) are not kept by it.
-      const joined = new Member(member.idJson, member.sink, holds, principalOf(member.args), 'guard' in named ? named.guard : undefined);
-      const group = 'stream' in named ? startStreamGroup(member, named.stream) : groupFor(named.topic, member);
+      const joined = new Member(member.idJson, member.sink, holds, principalOf(member.args), named.guard);
+      const group = groupFor(named.topic, member);
       // The bus refused the listener (it is shutting down) and ended the group at once.
       if (group.ended) joined.finish();
       else {
@@ -542,7 +502,7 @@ export function createSharedDeliveries(deps: {
     },
     /** Groups currently delivering (for tests and stats). */
     groupCount: () => groupCount,
-    /** Members open (each admitted without a subscribe pipeline of its own). */
+    /** Members open. */
     joinedCount: () => memberCount,
   };
 }
@@ -619,8 +579,7 @@ class Member implements MemberHandle {
   private unwatch: (() => void) | undefined = undefined;
   private ended = false;
   // What it holds, as fields: an array or a closure of them would be kept per subscriber.
-  private readonly presence: Releasable | undefined;
-  private readonly lease: Releasable | undefined;
+  private readonly kept: readonly Releasable[] | undefined;
   private readonly onEnded: Releasable | undefined;
 
   constructor(
@@ -632,8 +591,7 @@ class Member implements MemberHandle {
     /** Its own filter and revocation, named with the topic (see SharedDeliveryHandle). */
     readonly guard: StreamGuard<TidingsEvent> | undefined,
   ) {
-    this.presence = holds.presence;
-    this.lease = holds.lease;
+    this.kept = holds.held;
     this.onEnded = holds.ended;
   }
 
@@ -693,8 +651,7 @@ class Member implements MemberHandle {
     this.unwatch?.();
     this.unwatch = undefined;
     this.group?.leave(this);
-    this.presence?.release();
-    this.lease?.release();
+    for (const each of this.kept ?? []) each.release();
     this.onEnded?.release();
   }
 }

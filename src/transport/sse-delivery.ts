@@ -1,20 +1,18 @@
 import type { ExecutionResult } from 'graphql';
-import { Repeater, type Plugin } from 'graphql-yoga';
+import { isAsyncIterable, Repeater, type Plugin } from 'graphql-yoga';
 import type { GraphQLContext } from '../schema/context.js';
 import type { ResultSink, SharedDeliveries } from './shared-delivery.js';
 
 /**
  * SSE subscriptions delivered by the shared deliveries, as WebSocket ones are: the same groups
- * (an SSE subscriber and a WebSocket one with the same key share one execution per event), the
- * same topic naming and authorization (the root field's resolver, or a running group's topic),
- * the same per-member guard. What Yoga does for every subscription still happens around it, as
- * an envelop plugin: parse, validation, the context, every plugin's `onSubscribe` (admission:
- * rate limit and quota; its unit is given back when this stream ends) and the stream guards'
- * wrapper (expiry, revocation, slow consumers, presence). The stream handed back yields the
- * group's results; Yoga writes them as SSE events.
- *
- * A subscription whose resolver names no topic (no shared delivery can feed it) runs through
- * Yoga's own subscribe, as it would without this plugin.
+ * (an SSE subscriber and a WebSocket one with the same key share one execution per event) and
+ * the same per-member guards. An envelop plugin, so everything Yoga does for a subscription
+ * still happens: parse, validation, the context, every plugin's `onSubscribe` (admission: rate
+ * limit and quota, its unit given back when this stream ends), the subscribe itself (the root
+ * field's authorization, and its resolver naming the topic through `context.sharedDelivery`),
+ * and the plugins' wrappers around the stream handed back (the stream guards: expiry,
+ * revocation, slow consumers, presence). That stream yields the group's results; Yoga writes
+ * them as SSE events. A resolver that opens a stream of its own instead runs as it is.
  */
 export function useSharedSseDeliveries(deliveries: SharedDeliveries): Plugin<GraphQLContext> {
   return {
@@ -24,16 +22,16 @@ export function useSharedSseDeliveries(deliveries: SharedDeliveries): Plugin<Gra
         const sink = new StreamSink();
         const member = deliveries.memberOf(subscribeArgs, '""', sink);
         if (!member) return subscribeFn(subscribeArgs);
-        const named = await deliveries.topicFor(member);
-        if ('errors' in named) return { errors: [...named.errors] } satisfies ExecutionResult;
-        if ('stream' in named) {
-          void named.stream.return?.();
-          return subscribeFn(subscribeArgs);
-        }
+        const naming = deliveries.naming();
+        const result = await subscribeFn({ ...subscribeArgs, contextValue: { ...(subscribeArgs.contextValue as GraphQLContext), sharedDelivery: naming } });
+        const named = naming.named;
+        if (!named || !isAsyncIterable(result)) return result;
+        // The executor's stream over the resolver's (which yields nothing): the group feeds this one.
+        void (result as AsyncIterableIterator<unknown>).return?.();
         // Joined once Yoga starts reading (at once, for the response), and left when it stops.
         return new Repeater<ExecutionResult>(async (push, stop) => {
           sink.push = push;
-          const joined = deliveries.joinAdmitted(named, member, { ended: { release: () => stop() } });
+          const joined = deliveries.join(named, member, { ended: { release: () => stop() } });
           await stop;
           joined.stop();
         });

@@ -21,9 +21,8 @@ import { OutgoingQueue, type OutgoingQueueOptions } from './outgoing-queue.js';
 import { KeepAliveSweep } from './keep-alive.js';
 import { DeadlineQueue, type DeadlineSlot } from '../sessions/deadline-queue.js';
 import type { DeliveryRules } from '../schema/delivery.js';
-import { type ResultSink, type SharedDeliveries, type SharedMember } from './shared-delivery.js';
+import { type ResultSink, type SharedDeliveries, type SharedMember, type TopicNaming } from './shared-delivery.js';
 import { createTransportWsProtocol, nextFrame, pingFrame, type ProtocolConnection, type WsOperation } from './graphql-transport-ws.js';
-import type { Admission, SubscriptionAdmission } from '../server/subscription-admission.js';
 import type { GraphQLContext } from '../schema/context.js';
 import type { ClientAddressOf } from './client-address.js';
 import type { Presence, PresenceEntry } from '../observability/presence.js';
@@ -52,10 +51,11 @@ type Decision =
   | { readonly kind: 'operation'; readonly prepared: PreparedOperation & { ok: true } }
   | {
       readonly kind: 'shared';
-      readonly field: string;
       readonly member: SharedMember;
-      /** The operation's own context, for its admission (rate-limit key, strikes, quota). */
+      readonly prepared: PreparedOperation & { ok: true };
       readonly context: GraphQLContext;
+      /** Its context's `sharedDelivery`: what the resolver names, and what plugins hand over. */
+      readonly naming: TopicNaming;
     };
 
 export interface WebSocketTransportOptions {
@@ -125,7 +125,6 @@ export function attachWebSocketTransport(deps: {
   clientAddressOf: ClientAddressOf;
   presence: Presence;
   sharedDeliveries: SharedDeliveries;
-  admission: SubscriptionAdmission;
   /** Which subscription fields are shared and which conflate, as the schema declares them (deliveryRulesOf). */
   deliveryRules: DeliveryRules;
   logger: Logger;
@@ -225,6 +224,8 @@ export function attachWebSocketTransport(deps: {
    */
   const decide = async (state: ConnectionState, openOperations: number, operation: WsOperation, payload: SubscribePayload): Promise<Decision> => {
     const id = operation.id;
+    // The handle a subscription's resolver names its topic to (queries and mutations ignore it).
+    const naming = deps.sharedDeliveries.naming();
     if (openOperations > options.maxSubscriptionsPerConnection) {
       state.log.info({ operationId: id }, 'subscription limit per connection reached');
       metrics.limitTrips.inc({ limit: 'subscriptions_per_connection' });
@@ -241,6 +242,7 @@ export function attachWebSocketTransport(deps: {
           operationId: id,
           clientAddress: state.clientAddress,
           onRateLimited: () => strike(state),
+          sharedDelivery: naming,
         },
         payload,
       );
@@ -253,7 +255,7 @@ export function attachWebSocketTransport(deps: {
       // No pipeline of its own per event. Validation and the context are done (above); its rate
       // limit and quota are checked by `joinShared`; the topic is the running group's for this
       // key, or else named by the root field's own subscribe resolver, with its checks.
-      return { kind: 'shared', field: member.field, member, context: prepared.args.contextValue as GraphQLContext };
+      return { kind: 'shared', member, prepared, context: prepared.args.contextValue as GraphQLContext, naming };
     } catch (error) {
       state.log.error({ err: error, operationId: id }, 'subscribe failed');
       return { kind: 'errors', errors: [internalError()] };
@@ -276,9 +278,22 @@ export function attachWebSocketTransport(deps: {
       operation.nextJson(resultJson(result as ExecutionResult));
       return operation.complete();
     }
-    // A stream of results (a subscription that named no field we know, or incremental delivery):
-    // each result as a next, until it ends or the client completes it.
-    const iterator = (result as AsyncIterable<ExecutionResult>)[Symbol.asyncIterator]();
+    return runStream(state, operation, result as AsyncIterable<ExecutionResult>);
+  };
+
+  /**
+   * A stream of results as next messages, until it ends or the client completes it: a
+   * subscription whose resolver opened a stream of its own, or whose field could not be told.
+   */
+  const runStream = async (state: ConnectionState, operation: WsOperation, results: AsyncIterable<ExecutionResult>, naming?: TopicNaming): Promise<void> => {
+    try {
+      await streamResults(state, operation, results);
+    } finally {
+      naming?.releaseHeld();
+    }
+  };
+  const streamResults = async (state: ConnectionState, operation: WsOperation, results: AsyncIterable<ExecutionResult>): Promise<void> => {
+    const iterator = results[Symbol.asyncIterator]();
     if (!operation.running({ stop: () => void iterator.return?.() })) {
       void iterator.return?.();
       return;
@@ -293,47 +308,45 @@ export function attachWebSocketTransport(deps: {
   };
 
   /**
-   * A subscription joins its shared delivery: its rate limit and quota as the plugins apply them,
-   * the topic (the running group's, or named by the field's resolver), then presence and the
-   * group, which writes its results. Refused: one next with the errors, then complete, as for a
-   * subscribe resolver that throws.
+   * A subscription runs its subscribe through Yoga's envelop like any operation (every plugin's
+   * onSubscribe: admission, that is rate limit and quota; the root field's authorization and
+   * resolver), with a context that carries the naming handle: the resolver names its topic and
+   * the subscriber joins that topic's group, which writes its results. What plugins hold for the
+   * subscription's life they hand to the handle (holdUntilEnded), given back when the member
+   * ends. Refused: the pipeline's result (errors) as one next, then complete. A resolver that
+   * opened a stream of its own instead runs as it is (runStream).
    */
   const joinShared = async (state: ConnectionState, operation: WsOperation, decision: Decision & { kind: 'shared' }): Promise<void> => {
-    const { member, context } = decision;
-    let admission: Admission;
+    const { member, prepared, context, naming } = decision;
+    let result: unknown;
     try {
-      admission = await deps.admission.admit(context);
+      // In the context built for it (plugins may keep state by context), which holds the handle.
+      result = await prepared.run();
     } catch (error) {
       context.log.error({ err: error }, 'subscribe failed');
-      admission = { ok: false, error: internalError() };
+      result = { errors: [internalError()] };
     }
-    if (!admission.ok) {
-      operation.nextJson(resultJson({ errors: [admission.error] }));
+    if (!isAsyncIterable(result)) {
+      naming.releaseHeld();
+      operation.nextJson(resultJson(result as ExecutionResult));
       return operation.complete();
     }
-    let topic: Awaited<ReturnType<SharedDeliveries['topicFor']>>;
-    try {
-      topic = await deps.sharedDeliveries.topicFor(member);
-    } catch (error) {
-      context.log.error({ err: error }, 'subscribe failed');
-      topic = { errors: [internalError()] };
-    }
-    if ('errors' in topic) {
-      admission.lease?.release();
-      operation.nextJson(resultJson({ errors: topic.errors }));
-      return operation.complete();
-    }
+    const stream = result as AsyncIterableIterator<ExecutionResult>;
+    const named = naming.named;
+    // The resolver opened a stream of its own: it runs as it is, holding what was handed over.
+    if (!named) return runStream(state, operation, stream, naming);
+    // Not kept: the plugins handed what they hold over to the member (holdUntilEnded), and the
+    // stream with its hooks and context would cost kilobytes per subscription.
+    void stream.return?.();
     if (!operation.open) {
       // Completed by the client (or its socket closed) while being admitted.
-      admission.lease?.release();
-      if ('stream' in topic) void topic.stream.return?.();
+      naming.releaseHeld();
       return;
     }
     if (deps.deliveryRules.conflateBy.has(member.field)) state.addConflatable({ id: operation.id, field: member.field, owner: operation });
     // When the member ends, the operation does: a server-side end completes it (the client may
     // subscribe again); after a client's complete, it has ended already.
-    const joined = deps.sharedDeliveries.joinAdmitted(topic, member, { presence: deps.presence.subscriptionStarted(member.field), lease: admission.lease, ended: operation });
-    operation.running(joined);
+    operation.running(deps.sharedDeliveries.join(named, member, { held: naming.held, ended: operation }));
   };
 
   /** Only runs while a client is behind: which operation a message is for, and what it replaces. */
