@@ -1,11 +1,11 @@
-import { createSourceEventStream, execute, GraphQLError, type DocumentNode, type ExecutionArgs, type ExecutionResult } from 'graphql';
+import { execute, GraphQLError, type DocumentNode, type ExecutionArgs, type ExecutionResult } from 'graphql';
 import type { Logger } from 'pino';
 import type { EventBus } from '../bus/event-bus.js';
 import type { EventType, TidingsEvent } from '../events/contracts.js';
 import { REVOKED, type StreamGuard } from '../bus/guarded-stream.js';
 import { SUBSCRIBER_BUFFER_EVENTS, type Listening, type TopicListener } from '../bus/local-fanout.js';
 import type { Topic } from '../events/topics.js';
-import { ErrorCode, isWithheldField, withExtensions } from '../errors.js';
+import { isWithheldField, withExtensions } from '../errors.js';
 import type { GatewayMetrics } from '../metrics/metrics.js';
 import type { Principal } from '../auth/principal.js';
 import type { GraphQLContext, SharedDeliveryHandle } from '../schema/context.js';
@@ -105,24 +105,23 @@ export interface SharedMember {
 }
 
 /**
- * One execution and one serialization per event for every WebSocket subscription of a group,
- * written to each member's socket with only the operation id differing: the per-subscriber cost
- * of a broadcast becomes a string concatenation and a socket write.
+ * One execution and one serialization per event for every subscription of a group, over
+ * WebSocket and SSE: each member's sink gets the same result and JSON (a WebSocket frame differs
+ * only by the operation id), so the per-subscriber cost of a broadcast becomes a string
+ * concatenation and a socket write.
  *
- * Members have no subscribe pipeline of their own either. The transport validates the operation
- * and builds its context as for any other, checks the subscriber's own rate limit and quota
- * (SubscriptionAdmission: the plugins' checks), and joins it with `joinAdmitted`. The topic is
- * named by the root field's own subscribe resolver (`topicOf`: its argument checks and
- * authorization, and the member's guard). A subscriber whose key (document, operation name,
- * variables, roles: the same validation, resolver and authorization outcome) has a running group
- * may skip that and take the group's topic, unless the resolver read who the subscriber is (its
- * authorization or topic is the user's): then every subscriber runs it. Field-level authorization
- * is decided by each event's one execution, with the roles the key stands for.
+ * Decided once at subscribe, by the one pipeline: the transport runs the subscribe through Yoga's
+ * envelop (parse, validation, context, every plugin's onSubscribe: admission; the root field's
+ * authorization and resolver) with a TopicNaming as `context.sharedDelivery`; the resolver names
+ * its topic and the member's guard there instead of subscribing to the bus, and the transport
+ * joins the member (`join`) to the group of its key (document, operation name, variables, roles:
+ * the same outcome; `memberOf`) and that topic. Field-level authorization is decided by each
+ * event's one execution, with the roles the key stands for. Per-event hooks of plugins (onNext)
+ * do not run: masking and delivery metrics are the group's, once per event.
  *
- * Groups are per key and topic, and whether their results may be shared is decided by what the
- * execution reads, not by a list: every execution (the subscribe resolver that names the topic,
- * and each event's) sees the principal through an IdentityWatch, which notes any read of who the
- * subscriber is (user id, token times). A key whose per-event execution read it is grouped per
+ * Whether a group's results may be shared is decided by what the execution reads, not by a list:
+ * each event's execution sees the principal through an IdentityWatch, which notes any read of
+ * who the subscriber is (user id, token times). A key whose per-event execution read it is grouped per
  * user from then on: a running group splits, each other user's members moving to a group of
  * their own that executes the same event for them, so a per-user rule added to a shareable field
  * can never hand one member's result to another. A per-user topic (a user's notifications) makes

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { GraphQLError, type DocumentNode, type ExecutionResult } from 'graphql';
+import { GraphQLError, type ExecutionResult } from 'graphql';
 import { CloseCode, handleProtocols, type SubscribePayload } from 'graphql-ws';
 import { isAsyncIterable, type YogaServerInstance } from 'graphql-yoga';
 import type { Logger } from 'pino';
@@ -12,7 +12,6 @@ import type { Principal } from '../auth/principal.js';
 import { TokenRejectedError } from '../auth/token-verifier.js';
 import { forSocket, limitExceeded } from '../errors.js';
 import type { GatewayMetrics } from '../metrics/metrics.js';
-import { executingRootField } from '../server/executing-root-field.js';
 import { prepareOperation, type PreparedOperation } from '../server/prepare-operation.js';
 import { addressQuotaKey } from '../protection/address-key.js';
 import type { QuotaLease, UserQuotas } from '../protection/user-quotas.js';
