@@ -61,4 +61,31 @@ describe.each(BACKENDS)('one pipeline for every subscription (%s)', (backend) =>
     // stream is its response, open until it ends).
     expect(counted?.reduce((sum, value) => sum + value.value, 0)).toBe(3);
   });
+
+  it("gives back the quota unit a plugin handed over when a WebSocket subscribe is refused after admission (variables that do not coerce, the resolver's authorization)", async () => {
+    const gateway = await startGateway({ ...(await backendEnv(backend)), MAX_SUBSCRIPTIONS_PER_USER: '2' });
+    const socket = connectWs(gateway.wsUrl, await tokenFor('quinn'));
+    // Admitted (a unit taken), then refused by the executor: its variable does not coerce.
+    const byVariable = 'subscription($h: ID!) { priceUpdated(hotelId: $h) { hotelId } }';
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const refused = record(socket.client, byVariable, { h: { not: 'an id' } });
+      await refused.waitForEnd();
+      expect(refused.results[0]?.errors?.[0]?.extensions?.['code']).toBe('BAD_USER_INPUT');
+      // Refused by the resolver's authorization after admission.
+      const forbidden = record(socket.client, 'subscription { notificationCreated(userId: "someone-else") { id } }');
+      await forbidden.waitForEnd();
+      expect(forbidden.results[0]?.errors?.[0]?.extensions?.['code']).toBe('FORBIDDEN');
+    }
+    // Both units are still free.
+    const first = record(socket.client, PRICE_UPDATED, { hotelId: 'h1' });
+    const second = record(socket.client, PRICE_UPDATED, { hotelId: 'h2' });
+    await gateway.waitForSubscribers(topics.hotelPrices('h1'));
+    await gateway.waitForSubscribers(topics.hotelPrices('h2'));
+    await gateway.publish(PUBLISH_PRICE, priceInput('h1', 100));
+    await first.waitForResults(1);
+    expect(second.results).toEqual([]);
+    const third = record(socket.client, PRICE_UPDATED, { hotelId: 'h3' });
+    await third.waitForEnd();
+    expect(third.results[0]?.errors?.[0]?.extensions?.['code']).toBe('LIMIT_EXCEEDED');
+  });
 });

@@ -47,7 +47,12 @@ interface ConflatableOperation {
 /** What a subscribe message asks for (see `decide`). */
 type Decision =
   | { readonly kind: 'errors'; readonly errors: readonly GraphQLError[] }
-  | { readonly kind: 'operation'; readonly prepared: PreparedOperation & { ok: true } }
+  | {
+      readonly kind: 'operation';
+      readonly prepared: PreparedOperation & { ok: true };
+      /** Its context's `sharedDelivery`: plugins may have handed it what they hold (a subscription's quota unit). */
+      readonly naming: TopicNaming;
+    }
   | {
       readonly kind: 'shared';
       readonly member: SharedMember;
@@ -206,7 +211,7 @@ export function attachWebSocketTransport(deps: {
       // Completed by the client (or its socket closed) while being decided: never started.
       if (!operation.open) return;
       if (decision.kind === 'errors') return operation.error(decision.errors);
-      if (decision.kind === 'operation') return runOperation(state, operation, decision.prepared);
+      if (decision.kind === 'operation') return runOperation(state, operation, decision.prepared, decision.naming);
       return joinShared(state, operation, decision);
     },
 
@@ -246,11 +251,11 @@ export function attachWebSocketTransport(deps: {
         payload,
       );
       if (!prepared.ok) return { kind: 'errors', errors: prepared.errors };
-      if (prepared.kind !== 'subscription') return { kind: 'operation', prepared };
+      if (prepared.kind !== 'subscription') return { kind: 'operation', prepared, naming };
       // The field that will execute, not the first one written: with @skip, @include and
       // fragments they differ, and shareability and conflation follow the one that runs.
       const member = deps.sharedDeliveries.memberOf(prepared.args, operation.idJson, state);
-      if (!member) return { kind: 'operation', prepared };
+      if (!member) return { kind: 'operation', prepared, naming };
       // No pipeline of its own per event. Validation and the context are done (above); its rate
       // limit and quota are checked by `joinShared`; the topic is the running group's for this
       // key, or else named by the root field's own subscribe resolver, with its checks.
@@ -265,19 +270,22 @@ export function attachWebSocketTransport(deps: {
    * A query or mutation (or a subscription whose executing field could not be told): run through
    * Yoga's envelop, its result sent as one next, then complete.
    */
-  const runOperation = async (state: ConnectionState, operation: WsOperation, prepared: PreparedOperation & { ok: true }): Promise<void> => {
+  const runOperation = async (state: ConnectionState, operation: WsOperation, prepared: PreparedOperation & { ok: true }, naming: TopicNaming): Promise<void> => {
     let result: unknown;
     try {
       result = await prepared.run();
     } catch (error) {
+      naming.releaseHeld();
       state.log.error({ err: error, operationId: operation.id }, 'operation failed');
       return operation.error([internalError()]);
     }
     if (!isAsyncIterable(result)) {
+      // A subscription refused after admission (its variables do not coerce) gives its unit back.
+      naming.releaseHeld();
       operation.nextJson(resultJson(result as ExecutionResult));
       return operation.complete();
     }
-    return runStream(state, operation, result as AsyncIterable<ExecutionResult>);
+    return runStream(state, operation, result as AsyncIterable<ExecutionResult>, naming);
   };
 
   /**
