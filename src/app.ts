@@ -82,7 +82,13 @@ export function buildApp(
     logger?: Logger;
     bus?: EventBus;
     directory?: AccessDirectory;
-    /** An embedding application's own envelop plugins, after Tidings' own: they apply to every operation on every transport. */
+    /**
+     * An embedding application's own envelop plugins, after Tidings' own: they apply to every
+     * operation on every transport. A subscription's per-event results are its shared
+     * delivery's (one execution per group): `onNext` hooks see them over SSE only, and `onEnd`
+     * runs once a WebSocket subscriber has joined its group. Per-event rules belong in the
+     * schema (field authorization), which every group's execution applies.
+     */
     plugins?: readonly Plugin<GraphQLContext>[];
   } = {},
 ): App {

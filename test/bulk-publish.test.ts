@@ -1,3 +1,4 @@
+import { createClient as createSseClient } from 'graphql-sse';
 import { Redis } from 'ioredis';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { createRedisPublisher, InvalidEventError } from '../src/sdk/redis-publisher.js';
@@ -6,6 +7,7 @@ import { backendEnv, BACKENDS } from './support/backends.js';
 import { startGateway, tokenFor } from './support/gateway.js';
 import { bookingInput, NEW_MESSAGE, ADD_MEMBERS, NOTIFICATION_CREATED, PRICE_UPDATED, priceInput } from './support/operations.js';
 import { counterValue } from './support/metrics.js';
+import { waitUntil } from './support/wait.js';
 import { connectWs, record } from './support/ws-client.js';
 
 const PUBLISH_PRICES = 'mutation Prices($inputs: [PublishPriceInput!]!) { publishPrices(inputs: $inputs) { eventId type } }';
@@ -94,5 +96,34 @@ describe('bulk publishing through the Redis publisher helper', () => {
     expect(results.map((result) => (result instanceof InvalidEventError ? 'invalid' : result.type))).toEqual(['priceUpdated', 'invalid', 'priceUpdated']);
     const received = await prices.waitForResults(2);
     expect(received.map((result) => (result.data?.['priceUpdated'] as { price: { amountMinor: number } }).price.amountMinor)).toEqual([1, 3]);
+  });
+});
+
+describe('a burst larger than a stream can take in one dispatch (memory)', () => {
+  it('does not fail the group an SSE subscriber shares with a WebSocket one', async () => {
+    const gateway = await startGateway({ PUBLISH_MAX_BATCH: '2000', HTTP_MAX_BODY_BYTES: '2000000' });
+    const token = await tokenFor('alice');
+    const { client } = connectWs(gateway.wsUrl, token);
+    const overSocket = record(client, PRICE_UPDATED, { hotelId: 'h1' });
+    const sse = createSseClient({ url: gateway.httpUrl, headers: { authorization: `Bearer ${token}` }, retryAttempts: 0 });
+    onTestFinished(() => sse.dispose());
+    const overSse: unknown[] = [];
+    let sseEnded = false;
+    sse.subscribe({ query: PRICE_UPDATED, variables: { hotelId: 'h1' } }, { next: (value) => void overSse.push(value), error: () => (sseEnded = true), complete: () => (sseEnded = true) });
+    await gateway.waitForSubscribers(topics.hotelPrices('h1'), 2);
+    expect(gateway.app.webSockets.sharedGroupCount()).toBe(1);
+    // The memory bus hands all 1,500 events to the group in one synchronous loop: more than a
+    // stream's 1,024 pending pushes.
+    const inputs = Array.from({ length: 1_500 }, (_, index) => priceInput('h1', 100 + index).input);
+    const { body } = await gateway.http(PUBLISH_PRICES, { inputs }, await tokenFor('pricing', ['service']));
+    expect(body.errors).toBeUndefined();
+    await waitUntil(() => overSse.length >= 1_000, 'the SSE results');
+    // The WebSocket subscriber, later in the group's list, got the last event, and neither ended.
+    await waitUntil(() => (overSocket.results.at(-1)?.data?.['priceUpdated'] as { price?: { amountMinor: number } } | undefined)?.price?.amountMinor === 1_599, 'the last price over WebSocket');
+    expect(overSocket.isComplete()).toBe(false);
+    expect(gateway.app.webSockets.sharedGroupCount()).toBe(1);
+    // The SSE subscriber may be ended for itself (more than MAX_PENDING_RESULTS waiting): only ever
+    // with SLOW_CONSUMER, never by a failure of the group.
+    if (sseEnded) expect(JSON.stringify(overSse.at(-1))).toContain('SLOW_CONSUMER');
   });
 });

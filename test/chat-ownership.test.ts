@@ -53,7 +53,7 @@ const chatResponse = (sessionId: string, userId: string, replyId: string) => ({
   text: `for ${userId}`,
 });
 
-it('chatResponse is a shared delivery over WebSocket, which runs its filter per group (see the WebSocket test below)', () => {
+it('chatResponse is a shared delivery, which runs its owner filter per member (see the WebSocket test below)', () => {
   expect(deliveryRulesOf(buildSchema()).shareable.has('chatResponse')).toBe(true);
 });
 

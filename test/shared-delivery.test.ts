@@ -166,7 +166,7 @@ describe('shared deliveries on a closed bus (unit)', () => {
   });
 });
 
-describe.each(BACKENDS)('shared-delivery subscribers admitted without a pipeline of their own (%s)', (backend) => {
+describe.each(BACKENDS)('shared-delivery subscribers, admitted by the one pipeline (%s)', (backend) => {
   const subscribeAs = async (gateway: Awaited<ReturnType<typeof startGateway>>, who: string, hotelId: string, count: number) => {
     const connection = connectWs(gateway.wsUrl, await tokenFor(who, ['user']));
     return { connection, recordings: Array.from({ length: count }, () => record(connection.client, PRICE_UPDATED, { hotelId })) };
@@ -346,6 +346,38 @@ describe('shared deliveries group by what the execution reads', () => {
       expect(received.get('alice-1')).toHaveLength(3);
     });
   }
+
+  it('does not revive a group whose last member left while an execution that reads identity was running', async () => {
+    const bus = createMemoryEventBus();
+    const deliveries = createSharedDeliveries({ bus, metrics: createMetrics(), logger: pino({ level: 'silent' }), maskError: (error) => error, shareable: new Set(['priceUpdated']) });
+    const schema = schemaWithPerUserRule(true);
+    const document = parse('subscription { priceUpdated { amount viewer } }');
+    const join = (id: string, frames: string[]) =>
+      deliveries.join(
+        { topic: topics.hotelPrices('h1') },
+        {
+          key: 'k',
+          idJson: JSON.stringify(id),
+          args: { schema, document, contextValue: { principal: user('alice') }, variableValues: {} },
+          field: 'priceUpdated',
+          sink: { next: (_idJson: string, payloadJson: string) => void frames.push(payloadJson) },
+        },
+        {},
+      );
+    const first = join('a-1', []);
+    await bus.publish(price(1));
+    // The execution (20 ms, reading the user) is running when its only member leaves.
+    first.stop();
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    expect(deliveries.groupCount()).toBe(0);
+    // A newcomer of the same user and key gets a live group, and its events.
+    const frames: string[] = [];
+    join('a-2', frames);
+    expect(deliveries.groupCount()).toBe(1);
+    await bus.publish(price(2));
+    await waitUntil(() => frames.length === 1, 'the newcomer’s result');
+    expect(JSON.parse(frames[0]!)).toEqual({ data: { priceUpdated: { amount: 2, viewer: 'alice' } } });
+  });
 
   it('keeps one group for a rule that reads only roles', async () => {
     const bus = createMemoryEventBus();

@@ -15,6 +15,9 @@ import { randomPrefix } from './support/redis-server.js';
 async function startedApp(env: Record<string, string> = {}, overrides: Parameters<typeof buildApp>[1] = {}) {
   const app = buildApp(testConfig(env), overrides);
   const { port } = await app.start();
+  // As a load balancer would: no client before /ready (with Redis, tokens cannot be checked
+  // against revocations until it is connected, and are refused as `unavailable` until then).
+  await waitUntil(async () => (await fetch(`http://127.0.0.1:${port}/ready`)).ok, 'the gateway to be ready');
   return { app, httpUrl: `http://127.0.0.1:${port}/graphql`, wsUrl: `ws://127.0.0.1:${port}/graphql` };
 }
 

@@ -52,9 +52,11 @@ export function useStreamGuards(deps: {
         return {
           onSubscribeResult({ result }) {
             if (!isAsyncIterable(result)) return;
-            // A shared delivery counts its own deliveries and ends the subscription itself.
-            if (shared) return void shared.holdUntilEnded(deps.presence.subscriptionStarted(field));
-            subscriptionPresence = deps.presence.subscriptionStarted(field);
+            // A shared delivery ends the subscription itself (and counts what its groups deliver:
+            // a joined subscriber's stream yields nothing, so onNext below counts only a stream
+            // that runs as it is).
+            if (shared) shared.holdUntilEnded(deps.presence.subscriptionStarted(field));
+            else subscriptionPresence = deps.presence.subscriptionStarted(field);
             const delivered = deps.metrics.eventsDelivered.labels(field);
             return {
               onNext({ result: value }) {

@@ -18,9 +18,10 @@ import { CloseCode, GRAPHQL_TRANSPORT_WS_PROTOCOL, MessageType, parseMessage, st
  * - `ping` is answered with `pong`, echoing its payload if it had one, before and after init;
  *   `pong` is ignored.
  * - `subscribe` before the ack closes with 4401; an id already in use closes with 4409. An
- *   operation ends with exactly one of: `error` (it never ran: parse, validation or context
- *   errors), or any number of `next` and then `complete` from the server, or `complete` from the
- *   client (after which the server sends nothing more for it). The id is free again once it ended.
+ *   operation ends with exactly one of: `error` (it could not run: parse, validation or context
+ *   errors, or a failure of the server's own), any number of `next` and then `complete` from the
+ *   server, or `complete` from the client (after which the server sends nothing more for it).
+ *   The id is free again once it ended.
  * - A `complete` for an id not in use is ignored.
  * - Anything else (not JSON, not a valid message, a message only the server sends) closes with
  *   4400 "Invalid message received".

@@ -348,6 +348,9 @@ export function createSharedDeliveries(deps: {
 
     /** An execution's result: written to every member, unless it read whose it was (see split). */
     private settle(result: ExecutionResult, event: TidingsEvent): void {
+      // Its last member left while an asynchronous execution ran: nobody to write to, and a split
+      // would put an ended group back under a key where it would end every newcomer at once.
+      if (this.ended) return;
       if (!this.perUser && this.watch?.read) this.split(event);
       this.write(result, event);
     }

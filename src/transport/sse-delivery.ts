@@ -1,5 +1,6 @@
 import type { ExecutionResult } from 'graphql';
-import { isAsyncIterable, Repeater, type Plugin } from 'graphql-yoga';
+import { isAsyncIterable, Repeater, SlidingBuffer, type Plugin } from 'graphql-yoga';
+import { SUBSCRIBER_BUFFER_EVENTS } from '../bus/local-fanout.js';
 import type { GraphQLContext } from '../schema/context.js';
 import type { ResultSink, SharedDeliveries } from './shared-delivery.js';
 
@@ -29,12 +30,14 @@ export function useSharedSseDeliveries(deliveries: SharedDeliveries): Plugin<Gra
         // The executor's stream over the resolver's (which yields nothing): the group feeds this one.
         void (result as AsyncIterableIterator<unknown>).return?.();
         // Joined once Yoga starts reading (at once, for the response), and left when it stops.
+        // Buffered, so a burst (one dispatch of many events) can never make a push throw, which
+        // would fail the group for every member; a reader that falls behind is the stream guards'.
         return new Repeater<ExecutionResult>(async (push, stop) => {
           sink.push = push;
           const joined = deliveries.join(named, member, { ended: { release: () => stop() } });
           await stop;
           joined.stop();
-        });
+        }, new SlidingBuffer(SUBSCRIBER_BUFFER_EVENTS));
       });
     },
   };
@@ -47,7 +50,11 @@ class StreamSink implements ResultSink {
   readonly countedByTransport = true;
 
   next(_idJson: string, _payloadJson: string, result: ExecutionResult): void {
-    this.push?.(result).catch(ignore);
+    try {
+      this.push?.(result).catch(ignore);
+    } catch {
+      // A stream that cannot take more is this subscriber's alone: the others still get it.
+    }
   }
 }
 

@@ -101,9 +101,9 @@ export interface ConnectionSnapshot {
 export interface WebSocketTransport {
   connectionCount(): number;
   connections(): ConnectionSnapshot[];
-  /** Shared deliveries running: groups of subscriptions served by one execution per event. */
+  /** Shared deliveries running: groups of subscriptions (WebSocket and SSE) served by one execution per event. */
   sharedGroupCount(): number;
-  /** Shared-delivery subscriptions open (each admitted without a subscribe pipeline of its own). */
+  /** Subscriptions open in shared deliveries, over WebSocket and SSE. */
   sharedJoinedCount(): number;
   /**
    * Closes every socket with 1001 so clients reconnect elsewhere; sockets that have not finished
@@ -256,9 +256,8 @@ export function attachWebSocketTransport(deps: {
       // fragments they differ, and shareability and conflation follow the one that runs.
       const member = deps.sharedDeliveries.memberOf(prepared.args, operation.idJson, state);
       if (!member) return { kind: 'operation', prepared, naming };
-      // No pipeline of its own per event. Validation and the context are done (above); its rate
-      // limit and quota are checked by `joinShared`; the topic is the running group's for this
-      // key, or else named by the root field's own subscribe resolver, with its checks.
+      // Validation and the context are done (above); its subscribe runs through the pipeline in
+      // `joinShared` (admission, the resolver naming its topic), and no pipeline runs per event.
       return { kind: 'shared', member, prepared, context: prepared.args.contextValue as GraphQLContext, naming };
     } catch (error) {
       state.log.error({ err: error, operationId: id }, 'subscribe failed');
@@ -301,8 +300,8 @@ export function attachWebSocketTransport(deps: {
   };
   const streamResults = async (state: ConnectionState, operation: WsOperation, results: AsyncIterable<ExecutionResult>): Promise<void> => {
     const iterator = results[Symbol.asyncIterator]();
-    if (!operation.running({ stop: () => void iterator.return?.() })) {
-      void iterator.return?.();
+    if (!operation.running({ stop: () => returnQuietly(iterator) })) {
+      returnQuietly(iterator);
       return;
     }
     try {
@@ -344,16 +343,25 @@ export function attachWebSocketTransport(deps: {
     if (!named) return runStream(state, operation, stream, naming);
     // Not kept: the plugins handed what they hold over to the member (holdUntilEnded), and the
     // stream with its hooks and context would cost kilobytes per subscription.
-    void stream.return?.();
+    returnQuietly(stream);
     if (!operation.open) {
       // Completed by the client (or its socket closed) while being admitted.
       naming.releaseHeld();
       return;
     }
-    if (deps.deliveryRules.conflateBy.has(member.field)) state.addConflatable({ id: operation.id, field: member.field, owner: operation });
-    // When the member ends, the operation does: a server-side end completes it (the client may
-    // subscribe again); after a client's complete, it has ended already.
-    operation.running(deps.sharedDeliveries.join(named, member, { held: naming.held, ended: operation }));
+    let joined;
+    try {
+      // When the member ends, the operation does: a server-side end completes it (the client may
+      // subscribe again); after a client's complete, it has ended already.
+      joined = deps.sharedDeliveries.join(named, member, { held: naming.held, ended: operation });
+    } catch (error) {
+      // A bug of ours (a guard's watch, the bus) ends this one subscription, not the socket.
+      naming.releaseHeld();
+      context.log.error({ err: error }, 'joining a shared delivery failed');
+      return operation.error([internalError()]);
+    }
+    if (deps.deliveryRules.conflateBy.has(member.field) && operation.open) state.addConflatable({ id: operation.id, field: member.field, owner: operation });
+    operation.running(joined);
   };
 
   /** Only runs while a client is behind: which operation a message is for, and what it replaces. */
@@ -763,4 +771,9 @@ function internalError(): GraphQLError {
 /** A result as a next message's payload; Yoga's `http` extension means nothing over a socket. */
 function resultJson(result: ExecutionResult): string {
   return JSON.stringify(result.errors ? { ...result, errors: result.errors.map(forSocket) } : result);
+}
+
+/** Returns a stream whose end nobody awaits: a rejection there has no one to tell. */
+function returnQuietly(stream: AsyncIterator<unknown>): void {
+  stream.return?.()?.catch(() => undefined);
 }
