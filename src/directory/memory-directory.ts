@@ -24,11 +24,20 @@ function createMemoryMembership(): ConversationMembership {
     },
     async removeMembers(conversationId, userIds) {
       const set = members.get(conversationId);
+      let failed = false;
+      let failure: unknown;
       for (const userId of userIds) {
         set?.delete(userId);
-        removalWatchers.notifyRemoved(conversationId, userId);
+        try {
+          removalWatchers.notifyRemoved(conversationId, userId);
+        } catch (error) {
+          // Every member is still removed and told; the first failure fails the call (it is ours).
+          if (!failed) failure = error;
+          failed = true;
+        }
       }
       if (set?.size === 0) members.delete(conversationId);
+      if (failed) throw failure;
     },
     watchRemoval: (conversationId, userId, onRemoved) => removalWatchers.watch(conversationId, userId, onRemoved),
   };

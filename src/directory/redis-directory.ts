@@ -57,7 +57,12 @@ function createRedisMembership(options: RedisDirectoryOptions): ConversationMemb
     for (const userId of removed) {
       changed(keyOf(conversationId, userId));
       cache.set(keyOf(conversationId, userId), false);
-      watchers.notifyRemoved(conversationId, userId);
+      try {
+        watchers.notifyRemoved(conversationId, userId);
+      } catch (error) {
+        // Called from ioredis' message event: a throw would take the process down.
+        logger.error({ err: error, conversationId, userId }, 'ending a removed member’s subscriptions failed');
+      }
     }
   };
 

@@ -22,11 +22,25 @@ export class RemovalWatchers {
     };
   }
 
+  /**
+   * Tells every watcher of this member. One that throws does not keep the others' streams open:
+   * all are called, then the first error is thrown for the caller to log.
+   */
   notifyRemoved(conversationId: string, userId: string): void {
     const key = RemovalWatchers.key(conversationId, userId);
     const entry = this.watchers.get(key);
     this.watchers.delete(key);
-    for (const callback of entry?.callbacks ?? []) callback();
+    let failed = false;
+    let failure: unknown;
+    for (const callback of entry?.callbacks ?? []) {
+      try {
+        callback();
+      } catch (error) {
+        if (!failed) failure = error;
+        failed = true;
+      }
+    }
+    if (failed) throw failure;
   }
 
   /** Every member someone is watching, e.g. to re-check them after a lost connection. */
