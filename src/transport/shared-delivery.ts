@@ -159,10 +159,10 @@ export function createSharedDeliveries(deps: {
   let ownKeyCount = 0;
   /** The running group of each group key (groupKeyOf: member key, topic, and the user if per user). */
   const byKey = new Map<string, Group>();
-  // Keys carry the client's variables (up to 4 KB): bounded by their total length, not only count.
   /**
    * Member keys whose per-event executions read the subscriber's identity: grouped per user.
-   * Bounded: a key forgotten here is found again by the first execution that reads it (and split then).
+   * Bounded: a key forgotten here is found again by the first execution that reads it (and split
+   * then). Keys carry the client's variables (up to 4 KB): bounded by their total length too.
    */
   const perUserKeys = new LRUCache<string, true>({ max: 10_000, maxSize: 4 * 1024 * 1024, sizeCalculation: (_value, key) => Math.max(1, key.length) });
   const groupKeyOf = (key: string, topic: string, userId: string | undefined, perUser = perUserKeys.has(key)): string =>
@@ -205,6 +205,8 @@ export function createSharedDeliveries(deps: {
 
     /** Members with a filter of their own (their guard's `accept`). */
     filtered = 0;
+    /** Its key names its user; otherwise no execution has read anyone's identity yet. */
+    private perUser: boolean;
 
     constructor(
       /** The key it is found by (groupKeyOf): member key and topic, with the user for a per-user group. */
@@ -223,17 +225,12 @@ export function createSharedDeliveries(deps: {
       const watched = watchIdentity(args);
       this.args = watched.args;
       this.watch = watched.watch;
-    }
-
-    /** Per user: its key names its user; otherwise no execution has read anyone's identity yet. */
-    private get perUser(): boolean {
-      return this.key !== groupKeyOf(this.memberKey, this.topic, undefined);
+      this.perUser = key !== groupKeyOf(memberKey, topic, undefined);
     }
 
     onEvent(event: TidingsEvent): void {
       if (event === this.handed) return;
-      // Not executed for nobody: when every member filters, some member must take it.
-      if (this.filtered > 0 && !this.anyAccepts(event)) return;
+      // Members' own filters are applied as each result is written (once per member and event).
       if (!this.executing) return this.deliver(event);
       const backlog = (this.backlog ??= []);
       if (backlog.length >= SUBSCRIBER_BUFFER_EVENTS) {
@@ -246,11 +243,6 @@ export function createSharedDeliveries(deps: {
     /** The bus ended the group (shutdown). */
     onEnd(): void {
       this.end();
-    }
-
-    private anyAccepts(event: TidingsEvent): boolean {
-      for (let member = this.first; member; member = member.after) if (member.accepts(event)) return true;
-      return false;
     }
 
     add(member: Member): void {
@@ -366,6 +358,7 @@ export function createSharedDeliveries(deps: {
       const ownUser = this.watch?.userId;
       if (byKey.get(this.key) === this) byKey.delete(this.key);
       this.key = groupKeyOf(this.memberKey, this.topic, ownUser);
+      this.perUser = true;
       if (!byKey.has(this.key)) byKey.set(this.key, this);
       const others = new Map<string, Member[]>();
       for (let member = this.first; member; member = member.after) {

@@ -28,7 +28,7 @@ export function useSharedSseDeliveries(deliveries: SharedDeliveries): Plugin<Gra
         const named = naming.named;
         if (!named || !isAsyncIterable(result)) return result;
         // The executor's stream over the resolver's (which yields nothing): the group feeds this one.
-        void (result as AsyncIterableIterator<unknown>).return?.();
+        (result as AsyncIterableIterator<unknown>).return?.()?.catch(ignore);
         // Joined once Yoga starts reading (at once, for the response), and left when it stops.
         // Buffered, so a burst (one dispatch of many events) can never make a push throw, which
         // would fail the group for every member; a reader that falls behind is the stream guards'.

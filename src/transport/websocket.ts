@@ -228,13 +228,13 @@ export function attachWebSocketTransport(deps: {
    */
   const decide = async (state: ConnectionState, openOperations: number, operation: WsOperation, payload: SubscribePayload): Promise<Decision> => {
     const id = operation.id;
-    // The handle a subscription's resolver names its topic to (queries and mutations ignore it).
-    const naming = deps.sharedDeliveries.naming();
     if (openOperations > options.maxSubscriptionsPerConnection) {
       state.log.info({ operationId: id }, 'subscription limit per connection reached');
       metrics.limitTrips.inc({ limit: 'subscriptions_per_connection' });
       return { kind: 'errors', errors: [limitExceeded(`At most ${options.maxSubscriptionsPerConnection} operations may be open on one connection`, 'subscriptions_per_connection')] };
     }
+    // The handle a subscription's resolver names its topic to (queries and mutations ignore it).
+    const naming = deps.sharedDeliveries.naming();
     try {
       const prepared = await prepareOperation(
         yoga,
