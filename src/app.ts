@@ -27,6 +27,7 @@ import { buildSchema } from './schema/index.js';
 import { deliveryRulesOf } from './schema/delivery.js';
 import { createErrorMasker, createGatewayYoga, GRAPHQL_PATH, type GatewayYoga } from './server/yoga.js';
 import { createSharedDeliveries } from './transport/shared-delivery.js';
+import { COMPILE_EVENT_DOCUMENTS_AFTER, createEventExecution } from './server/event-execution.js';
 import { useSharedSseDeliveries } from './transport/sse-delivery.js';
 import { createSubscriptionAdmission } from './server/subscription-admission.js';
 import { attachWebSocketTransport, type WebSocketTransport } from './transport/websocket.js';
@@ -90,6 +91,11 @@ export function buildApp(
      * schema (field authorization), which every group's execution applies.
      */
     plugins?: readonly Plugin<GraphQLContext>[];
+    /**
+     * graphql-js executions of a subscription document before its events run compiled
+     * (src/server/event-execution.ts); tests set 0 to hold the compiled path to graphql-js.
+     */
+    compileEventDocumentsAfter?: number;
   } = {},
 ): App {
   const logger = overrides.logger ?? createLogger({ level: config.log.level, instanceId: config.instanceId });
@@ -146,7 +152,14 @@ export function buildApp(
   });
   const schema = buildSchema();
   const deliveryRules = deliveryRulesOf(schema);
-  const sharedDeliveries = createSharedDeliveries({ bus, metrics, logger, maskError: createErrorMasker(logger, config.errorDetails.enabled), shareable: deliveryRules.shareable });
+  const sharedDeliveries = createSharedDeliveries({
+    bus,
+    metrics,
+    logger,
+    maskError: createErrorMasker(logger, config.errorDetails.enabled),
+    shareable: deliveryRules.shareable,
+    execution: createEventExecution({ compileAfter: overrides.compileEventDocumentsAfter ?? COMPILE_EVENT_DOCUMENTS_AFTER, logger }),
+  });
   const yoga = createGatewayYoga({
     schema,
     services,

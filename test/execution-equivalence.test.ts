@@ -68,9 +68,16 @@ async function bothWays(gateway: TestGateway, who: string, roles: Role[], query:
   };
 }
 
-describe.each(BACKENDS)('shared deliveries over WebSocket and SSE agree with graphql-js (%s)', (backend) => {
+// graphql-js executes a document's first events, its graphql-jit compilation the later ones
+// (src/server/event-execution.ts); with 0, every event here runs compiled.
+const EXECUTIONS = [
+  ['graphql-js', undefined],
+  ['compiled', 0],
+] as const;
+
+describe.each(BACKENDS.flatMap((backend) => EXECUTIONS.map(([execution, after]) => [backend, execution, after] as const)))('shared deliveries over WebSocket and SSE agree with graphql-js (%s, %s)', (backend, _execution, compileAfter) => {
   it('on every subscription field and per-field rule', async () => {
-    const gateway = await startGateway(await backendEnv(backend));
+    const gateway = await startGateway(await backendEnv(backend), { compileEventDocumentsAfter: compileAfter });
     // Prices: admin-only fields refused for a user, shown to an admin.
     const priceUser = await bothWays(gateway, 'pat', ['user'], PRICE_UPDATED_ADMIN_FIELDS, { hotelId: 'h1' });
     const priceAdmin = await bothWays(gateway, 'root', ['user', 'admin'], PRICE_UPDATED_ADMIN_FIELDS, { hotelId: 'h1' });

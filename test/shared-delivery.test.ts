@@ -8,6 +8,7 @@ import { buildEvent, type TidingsEvent } from '../src/events/contracts.js';
 import { topics } from '../src/events/topics.js';
 import { createMetrics } from '../src/metrics/metrics.js';
 import { createSharedDeliveries } from '../src/transport/shared-delivery.js';
+import { createEventExecution } from '../src/server/event-execution.js';
 import { backendEnv, BACKENDS } from './support/backends.js';
 import { startGateway, tokenFor } from './support/gateway.js';
 import { counterValue } from './support/metrics.js';
@@ -99,7 +100,7 @@ describe('shared deliveries (unit)', () => {
 
   const setUp = () => {
     const bus = createMemoryEventBus();
-    const deliveries = createSharedDeliveries({ bus, metrics: createMetrics(), logger: pino({ level: 'silent' }), maskError: (error) => error, shareable: new Set(['priceUpdated']) });
+    const deliveries = createSharedDeliveries({ bus, metrics: createMetrics(), logger: pino({ level: 'silent' }), maskError: (error) => error, shareable: new Set(['priceUpdated']), execution: createEventExecution({ compileAfter: 0, logger: pino({ level: 'silent' }) }) });
     const join = (id: string, document: ReturnType<typeof parse> | undefined, frames: string[]) => {
       let ended = 0;
       const member = {
@@ -148,7 +149,7 @@ describe('shared deliveries on a closed bus (unit)', () => {
   it('end a member at once instead of joining a group that cannot deliver', async () => {
     const bus = createMemoryEventBus();
     await bus.close();
-    const deliveries = createSharedDeliveries({ bus, metrics: createMetrics(), logger: pino({ level: 'silent' }), maskError: (error) => error, shareable: new Set(['priceUpdated']) });
+    const deliveries = createSharedDeliveries({ bus, metrics: createMetrics(), logger: pino({ level: 'silent' }), maskError: (error) => error, shareable: new Set(['priceUpdated']), execution: createEventExecution({ compileAfter: 0, logger: pino({ level: 'silent' }) }) });
     let ended = 0;
     const member = {
       key: 'k',
@@ -299,7 +300,7 @@ describe('shared deliveries group by what the execution reads', () => {
   for (const asynchronous of [false, true]) {
     it(`splits a group per user once an execution reads the subscriber's identity (${asynchronous ? 'asynchronous' : 'synchronous'} resolvers)`, async () => {
       const bus = createMemoryEventBus();
-      const deliveries = createSharedDeliveries({ bus, metrics: createMetrics(), logger: pino({ level: 'silent' }), maskError: (error) => error, shareable: new Set(['priceUpdated']) });
+      const deliveries = createSharedDeliveries({ bus, metrics: createMetrics(), logger: pino({ level: 'silent' }), maskError: (error) => error, shareable: new Set(['priceUpdated']), execution: createEventExecution({ compileAfter: 0, logger: pino({ level: 'silent' }) }) });
       const schema = schemaWithPerUserRule(asynchronous);
       const document = parse('subscription { priceUpdated { amount viewer } }');
       const received = new Map<string, string[]>();
@@ -349,7 +350,7 @@ describe('shared deliveries group by what the execution reads', () => {
 
   it('does not revive a group whose last member left while an execution that reads identity was running', async () => {
     const bus = createMemoryEventBus();
-    const deliveries = createSharedDeliveries({ bus, metrics: createMetrics(), logger: pino({ level: 'silent' }), maskError: (error) => error, shareable: new Set(['priceUpdated']) });
+    const deliveries = createSharedDeliveries({ bus, metrics: createMetrics(), logger: pino({ level: 'silent' }), maskError: (error) => error, shareable: new Set(['priceUpdated']), execution: createEventExecution({ compileAfter: 0, logger: pino({ level: 'silent' }) }) });
     const schema = schemaWithPerUserRule(true);
     const document = parse('subscription { priceUpdated { amount viewer } }');
     const join = (id: string, frames: string[]) =>
@@ -381,7 +382,7 @@ describe('shared deliveries group by what the execution reads', () => {
 
   it('keeps one group for a rule that reads only roles', async () => {
     const bus = createMemoryEventBus();
-    const deliveries = createSharedDeliveries({ bus, metrics: createMetrics(), logger: pino({ level: 'silent' }), maskError: (error) => error, shareable: new Set(['priceUpdated']) });
+    const deliveries = createSharedDeliveries({ bus, metrics: createMetrics(), logger: pino({ level: 'silent' }), maskError: (error) => error, shareable: new Set(['priceUpdated']), execution: createEventExecution({ compileAfter: 0, logger: pino({ level: 'silent' }) }) });
     const PriceType = new GraphQLObjectType({
       name: 'Price',
       fields: { isAdmin: { type: GraphQLString, resolve: (_e: unknown, _a: unknown, context: { principal: Principal }) => String(context.principal.kind === 'user' && context.principal.roles.has('admin')) } },

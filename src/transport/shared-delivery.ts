@@ -1,4 +1,4 @@
-import { execute, GraphQLError, type DocumentNode, type ExecutionArgs, type ExecutionResult } from 'graphql';
+import { GraphQLError, type DocumentNode, type ExecutionArgs, type ExecutionResult } from 'graphql';
 import type { Logger } from 'pino';
 import type { EventBus } from '../bus/event-bus.js';
 import type { EventType, TidingsEvent } from '../events/contracts.js';
@@ -11,6 +11,7 @@ import type { Principal } from '../auth/principal.js';
 import type { GraphQLContext, SharedDeliveryHandle } from '../schema/context.js';
 import { LRUCache } from 'lru-cache';
 import { executingRootField } from '../server/executing-root-field.js';
+import type { EventExecution } from '../server/event-execution.js';
 
 /**
  * Where a member's results go. A group executes and serializes each event once and hands every
@@ -142,6 +143,8 @@ export function createSharedDeliveries(deps: {
   maskError: (error: GraphQLError) => Error;
   /** Which subscription fields may share a group (deliveryRulesOf). */
   shareable: ReadonlySet<string>;
+  /** Runs a group's selection on an event (graphql-js, or the document compiled once it runs often). */
+  execution: EventExecution;
 }) {
   /**
    * A short name for each parsed document, for member keys: Yoga's parse cache hands out one
@@ -296,7 +299,7 @@ export function createSharedDeliveries(deps: {
     revoke(member: Member): void {
       if (member.group !== this) return;
       try {
-        const result = execute({ ...this.args, rootValue: REVOKED });
+        const result = deps.execution.run(this.args, REVOKED);
         if (isPromise(result)) {
           result.then(
             (settled) => {
@@ -391,7 +394,7 @@ export function createSharedDeliveries(deps: {
       if (this.size === 0) return;
       try {
         if (this.watch) this.watch.read = false;
-        const result = execute({ ...this.args, rootValue: event });
+        const result = deps.execution.run(this.args, event);
         if (!isPromise(result)) {
           this.settle(result, event);
           return;
