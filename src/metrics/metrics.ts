@@ -32,6 +32,10 @@ export interface GatewayMetrics {
   readonly authFailures: Counter<'reason' | 'transport'>;
   readonly redisUp: Gauge<'connection'>;
   readonly redisReconnects: Counter<'connection'>;
+  /** Adds `count` to eventsDelivered for `field` (batched: see PendingCounts). */
+  countDelivered(field: string, count: number): void;
+  /** Adds an arrival to eventsReceived and its latency to deliveryLatency (batched: see PendingCounts). */
+  countArrival(type: string, source: 'gateway' | 'redis', latencySeconds: number): void;
   /** Reads the live connection and subscription counts at scrape time. */
   observePresence(snapshot: () => PresenceSnapshot): void;
 }
@@ -62,11 +66,58 @@ export function createMetrics(options: { processMetrics?: boolean } = {}): Gatew
     for (const [field, count] of Object.entries(snapshot.subscriptions)) metric.set({ field }, count);
   });
 
+  // The per-event metrics: counted here, handed to prom-client when it reads them.
+  const delivered = new PendingCounts();
+  const received = new PendingCounts();
+  const latencies = new PendingObservations();
+  const eventsReceived = new Counter({
+    name: 'tidings_events_received_total',
+    help: 'Valid events that arrived from the bus on this instance (only topics it has subscribers for), by type and source: gateway (a mutation on any instance) or redis (a service publishing on the channel).',
+    labelNames: ['type', 'source'] as const,
+    registers: [registry],
+    collect() {
+      received.drain((key, count) => {
+        const [type, source] = key.split('\u0000') as [string, string];
+        this.inc({ type, source }, count);
+      });
+    },
+  });
+  const eventsDelivered = new Counter({
+    name: 'tidings_events_delivered_total',
+    help: 'Subscription results handed to a client connection, by subscription field.',
+    labelNames: ['field'] as const,
+    registers: [registry],
+    collect() {
+      delivered.drain((field, count) => this.inc({ field }, count));
+    },
+  });
+  const deliveryLatency = new Histogram({
+    name: 'tidings_delivery_latency_seconds',
+    help: "Time from an event's occurredAt to its hand-off to this instance's subscribers, by event type.",
+    labelNames: ['type'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [registry],
+    collect() {
+      latencies.drain((type, seconds) => this.observe({ type }, seconds));
+    },
+  });
+
   return {
     registry,
     observePresence(snapshot) {
       presence = snapshot;
     },
+    countDelivered(field, count) {
+      delivered.add(field, count);
+    },
+    countArrival(type, source, latencySeconds) {
+      received.add(`${type}\u0000${source}`, 1);
+      // A publisher's clock may run ahead; a negative latency says nothing useful.
+      if (latencySeconds >= 0) latencies.add(type, latencySeconds, (seconds) => deliveryLatency.observe({ type }, seconds));
+    },
+    eventsReceived,
+    eventsDelivered,
+    deliveryLatency,
     limitTrips: new Counter({
       name: 'tidings_limit_trips_total',
       help: 'Requests refused or connections closed because a protection limit was reached, by limit.',
@@ -85,29 +136,10 @@ export function createMetrics(options: { processMetrics?: boolean } = {}): Gatew
       labelNames: ['type', 'source'] as const,
       registers: [registry],
     }),
-    eventsReceived: new Counter({
-      name: 'tidings_events_received_total',
-      help: 'Valid events that arrived from the bus on this instance (only topics it has subscribers for), by type and source: gateway (a mutation on any instance) or redis (a service publishing on the channel).',
-      labelNames: ['type', 'source'] as const,
-      registers: [registry],
-    }),
-    eventsDelivered: new Counter({
-      name: 'tidings_events_delivered_total',
-      help: 'Subscription results handed to a client connection, by subscription field.',
-      labelNames: ['field'] as const,
-      registers: [registry],
-    }),
     eventsDropped: new Counter({
       name: 'tidings_events_dropped_total',
       help: 'Events not delivered, by reason (invalid: too_large, invalid_json, shape, unknown_type, version, topic_mismatch; unauthorized_field; conflated; slow_consumer) and source.',
       labelNames: ['reason', 'source'] as const,
-      registers: [registry],
-    }),
-    deliveryLatency: new Histogram({
-      name: 'tidings_delivery_latency_seconds',
-      help: "Time from an event's occurredAt to its hand-off to this instance's subscribers, by event type.",
-      labelNames: ['type'] as const,
-      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers: [registry],
     }),
     authFailures: new Counter({
@@ -133,8 +165,52 @@ export function createMetrics(options: { processMetrics?: boolean } = {}): Gatew
 
 /** Counts an event arriving at this instance's subscribers and how long it took since occurredAt. */
 export function recordArrival(metrics: GatewayMetrics, event: { type: string; occurredAt: string }, source: 'gateway' | 'redis'): void {
-  metrics.eventsReceived.inc({ type: event.type, source });
-  const latencySeconds = (Date.now() - Date.parse(event.occurredAt)) / 1000;
-  // A publisher's clock may run ahead; a negative latency says nothing useful.
-  if (latencySeconds >= 0) metrics.deliveryLatency.observe({ type: event.type }, latencySeconds);
+  metrics.countArrival(event.type, source, (Date.now() - Date.parse(event.occurredAt)) / 1000);
 }
+
+/**
+ * Counts by label key, kept as plain numbers and added to their prom-client counter when
+ * prom-client reads it (the counter's `collect`, run on every scrape and `get()`). prom-client's
+ * `inc` validates and hashes its labels and allocates on each call, which once per delivered
+ * event cost more than the rest of the event's bookkeeping. The keys are bounded by the callers
+ * (schema fields, event types, two sources).
+ */
+class PendingCounts {
+  private readonly counts = new Map<string, number>();
+
+  add(key: string, count: number): void {
+    if (count !== 0) this.counts.set(key, (this.counts.get(key) ?? 0) + count);
+  }
+
+  drain(into: (key: string, count: number) => void): void {
+    for (const [key, count] of this.counts) into(key, count);
+    this.counts.clear();
+  }
+}
+
+/**
+ * Histogram observations by label key, handed to prom-client in batches: when a key has
+ * OBSERVATION_BATCH of them, or when prom-client reads the histogram. At most a batch per key
+ * waits, so memory stays bounded with or without scrapes.
+ */
+class PendingObservations {
+  private readonly values = new Map<string, number[]>();
+
+  add(key: string, value: number, flush: (value: number) => void): void {
+    let list = this.values.get(key);
+    if (!list) this.values.set(key, (list = []));
+    list.push(value);
+    if (list.length < OBSERVATION_BATCH) return;
+    for (const each of list) flush(each);
+    list.length = 0;
+  }
+
+  drain(into: (key: string, value: number) => void): void {
+    for (const [key, list] of this.values) {
+      for (const value of list) into(key, value);
+      list.length = 0;
+    }
+  }
+}
+
+const OBSERVATION_BATCH = 256;

@@ -57,10 +57,9 @@ export function useStreamGuards(deps: {
             // that runs as it is).
             if (shared) shared.holdUntilEnded(deps.presence.subscriptionStarted(field));
             else subscriptionPresence = deps.presence.subscriptionStarted(field);
-            const delivered = deps.metrics.eventsDelivered.labels(field);
             return {
               onNext({ result: value }) {
-                delivered.inc();
+                deps.metrics.countDelivered(field, 1);
                 if ((value as ExecutionResult).errors?.some(isWithheldField)) deps.metrics.eventsDropped.inc({ reason: 'unauthorized_field', source: field });
               },
               onEnd: leave,
@@ -95,8 +94,7 @@ export function useStreamGuards(deps: {
               // An SSE request carries one subscription: it is the connection.
               const connectionPresence = context.transport === 'sse' ? deps.presence.connectionOpened('sse', principal) : undefined;
               const subscriptionPresence = deps.presence.subscriptionStarted(field);
-              const delivered = deps.metrics.eventsDelivered.labels(field);
-              let pending = 0;
+                let pending = 0;
               try {
                 // Pulled eagerly, so a lagging client shows up here as pending results.
                 for await (const value of source) {
@@ -108,7 +106,7 @@ export function useStreamGuards(deps: {
                     break;
                   }
                   pending++;
-                  delivered.inc();
+                  deps.metrics.countDelivered(field, 1);
                   if (value.errors?.some(isWithheldField)) deps.metrics.eventsDropped.inc({ reason: 'unauthorized_field', source: field });
                   void push(value).then(() => pending--);
                 }

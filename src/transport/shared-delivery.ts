@@ -337,7 +337,7 @@ export function createSharedDeliveries(deps: {
         member.write(payload, shown);
         if (!member.sink.countedByTransport) written++;
       }
-      deps.metrics.eventsDelivered.labels(this.field).inc(written);
+      deps.metrics.countDelivered(this.field, written);
       if (result.errors?.some(isWithheldField)) deps.metrics.eventsDropped.inc({ reason: 'unauthorized_field', source: this.field }, written);
     }
 
