@@ -69,7 +69,7 @@ export function createMetrics(options: { processMetrics?: boolean } = {}): Gatew
   // The per-event metrics: counted here, handed to prom-client when it reads them.
   const delivered = new PendingCounts();
   const received = new PendingCounts();
-  const latencies = new PendingObservations();
+  const latencies = new PendingObservations((type, seconds) => deliveryLatency.observe({ type }, seconds));
   const eventsReceived = new Counter({
     name: 'tidings_events_received_total',
     help: 'Valid events that arrived from the bus on this instance (only topics it has subscribers for), by type and source: gateway (a mutation on any instance) or redis (a service publishing on the channel).',
@@ -98,7 +98,7 @@ export function createMetrics(options: { processMetrics?: boolean } = {}): Gatew
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [registry],
     collect() {
-      latencies.drain((type, seconds) => this.observe({ type }, seconds));
+      latencies.drain();
     },
   });
 
@@ -113,7 +113,7 @@ export function createMetrics(options: { processMetrics?: boolean } = {}): Gatew
     countArrival(type, source, latencySeconds) {
       received.add(`${type}\u0000${source}`, 1);
       // A publisher's clock may run ahead; a negative latency says nothing useful.
-      if (latencySeconds >= 0) latencies.add(type, latencySeconds, (seconds) => deliveryLatency.observe({ type }, seconds));
+      if (latencySeconds >= 0) latencies.add(type, latencySeconds);
     },
     eventsReceived,
     eventsDelivered,
@@ -196,20 +196,22 @@ class PendingCounts {
 class PendingObservations {
   private readonly values = new Map<string, number[]>();
 
-  add(key: string, value: number, flush: (value: number) => void): void {
+  constructor(private readonly observe: (key: string, value: number) => void) {}
+
+  add(key: string, value: number): void {
     let list = this.values.get(key);
     if (!list) this.values.set(key, (list = []));
     list.push(value);
-    if (list.length < OBSERVATION_BATCH) return;
-    for (const each of list) flush(each);
-    list.length = 0;
+    if (list.length >= OBSERVATION_BATCH) this.flush(key, list);
   }
 
-  drain(into: (key: string, value: number) => void): void {
-    for (const [key, list] of this.values) {
-      for (const value of list) into(key, value);
-      list.length = 0;
-    }
+  drain(): void {
+    for (const [key, list] of this.values) this.flush(key, list);
+  }
+
+  private flush(key: string, list: number[]): void {
+    for (const value of list) this.observe(key, value);
+    list.length = 0;
   }
 }
 

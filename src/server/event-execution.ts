@@ -28,7 +28,7 @@ export const COMPILE_EVENT_DOCUMENTS_AFTER = 100;
 export interface EventExecution {
   /** The document of `args` on `rootValue` (an event, or REVOKED), as graphql-js would execute it. */
   run(args: ExecutionArgs, rootValue: unknown): ExecutionResult | Promise<ExecutionResult>;
-  /** Documents compiled so far (for tests). */
+  /** Documents compiled (or tried) so far, for tests. */
   compilations(): number;
 }
 
