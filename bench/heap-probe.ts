@@ -10,6 +10,7 @@
  *   PROBE_SITES=1 node --import tsx bench/heap-probe.ts       # closures and contexts by source line
  *   PROBE_ANCHORS=1 node --import tsx bench/heap-probe.ts     # new objects by their nearest named holder
  *   PROBE_ALLOC=1 node --import tsx bench/heap-probe.ts       # everything allocated while connecting, by function
+ *   PROBE_ALLOC=publish PROBE_PUBLISH=1 …                     # everything allocated delivering the events instead
  *   PROBE_SESSION=1 node --import tsx bench/heap-probe.ts     # scenario 10's session: four subscriptions per connection
  *   PROBE_FIELDS=notificationCreated,newMessage node --import tsx bench/heap-probe.ts   # only these kinds
  *   PROBE_PUBLISH=1 …                                         # one event to every topic before the second snapshot
@@ -302,7 +303,8 @@ function printAllocations(root: SamplingNode, connections: number, top: number):
     process.stdout.write(`\nallocated beneath ${under}, by function [last frames]\nbytes/conn\n`);
     for (const [key, bytes] of [...beneath].sort((x, y) => y[1] - x[1]).slice(0, top)) process.stdout.write(`${(bytes / connections).toFixed(0).padStart(10)}  ${key}\n`);
   }
-  process.stdout.write(`\nallocated while connecting: ${(total / connections / 1024).toFixed(1)} KB per connection (sampled)\n`);
+  const phase = process.env['PROBE_ALLOC'] === 'publish' ? 'while delivering' : 'while connecting';
+  process.stdout.write(`\nallocated ${phase}: ${(total / connections / 1024).toFixed(1)} KB per connection (sampled)\n`);
   for (const [title, map] of [['by function (self)', self], ['by the innermost gateway function on the stack', own]] as const) {
     process.stdout.write(`\n${title}\nbytes/conn\n`);
     for (const [key, bytes] of [...map].sort((x, y) => y[1] - x[1]).slice(0, top)) process.stdout.write(`${(bytes / connections).toFixed(0).padStart(10)}  ${key}\n`);
@@ -311,7 +313,9 @@ function printAllocations(root: SamplingNode, connections: number, top: number):
 
 async function main() {
   const redis = await startRedis();
-  const allocations = process.env['PROBE_ALLOC'] === '1';
+  // PROBE_ALLOC=publish (with PROBE_PUBLISH=1): only what delivering the events allocates.
+  const allocationsWhilePublishing = process.env['PROBE_ALLOC'] === 'publish';
+  const allocations = process.env['PROBE_ALLOC'] === '1' || allocationsWhilePublishing;
   const inspectPort = allocations ? await freePort() : 0;
   const prefix = `probe:${randomUUID()}:`;
   if (subscribe && fields.includes('newMessage')) {
@@ -343,7 +347,8 @@ async function main() {
   await waitFor('warm-up connections gone', 10_000, async () => ((await gateway.stats()).connections === 0 ? true : undefined));
   const inspector = allocations ? await inspectorSession(inspectPort) : undefined;
   // Every allocation, sampled every 512 bytes, including what the garbage collector took back.
-  await inspector?.('HeapProfiler.startSampling', { samplingInterval: 512, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+  const startSampling = () => inspector?.('HeapProfiler.startSampling', { samplingInterval: 512, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+  if (!allocationsWhilePublishing) await startSampling();
   const memoryBefore = await figuresOf();
   // PROBE_MEMORY_ONLY=1: no snapshots (writing one grows the process by its own buffers).
   const memoryOnly = process.env['PROBE_MEMORY_ONLY'] === '1' || floor;
@@ -354,6 +359,7 @@ async function main() {
     const stats = await gateway.stats();
     return stats.connections === connections && stats.subscriptions === connections * subscriptionsPerConnection ? true : undefined;
   });
+  if (allocationsWhilePublishing) await startSampling();
   if (publish && subscribe) {
     // Every topic once, straight onto Redis in the gateway's envelopes (as bench/run.ts publishes).
     const messages = new Map<string, string>();
