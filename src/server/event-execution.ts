@@ -6,8 +6,8 @@ import type { Logger } from 'pino';
  * How a subscription's selection runs on each event (and on the revoked marker): graphql-js'
  * `execute`, or, once its document has run often enough to pay for it, the same document
  * compiled by graphql-jit into a function. Both run the schema's own resolvers (field
- * authorization included). A compiled result without errors is graphql-js' own (its `data`);
- * one with errors is not always (graphql-jit goes on with a field's siblings after a non-null
+ * authorization included). A compiled result without errors is delivered as graphql-js builds
+ * it (`{ data }`); one with errors would not always be the same (graphql-jit goes on with a field's siblings after a non-null
  * error where graphql-js stops, and its errors carry locations but no nodes, which Yoga's SSE
  * serializer and error masking rebuild errors from), so the event is then executed again by
  * graphql-js and that result is the one delivered: resolvers are functions of the event and the
@@ -22,15 +22,15 @@ import type { Logger } from 'pino';
  * each of them less than one graphql-js execution. Documents are Yoga's parsed ones (one object
  * per query text), so the compiled function lives as long as the document does.
  */
-/** The default `compileAfter`. */
-export const COMPILE_EVENT_DOCUMENTS_AFTER = 100;
-
 export interface EventExecution {
   /** The document of `args` on `rootValue` (an event, or REVOKED), as graphql-js would execute it. */
   run(args: ExecutionArgs, rootValue: unknown): ExecutionResult | Promise<ExecutionResult>;
   /** Documents compiled (or tried) so far, for tests. */
   compilations(): number;
 }
+
+/** The default `compileAfter`. */
+export const COMPILE_EVENT_DOCUMENTS_AFTER = 100;
 
 interface DocumentPlan {
   /** Executions by graphql-js so far, of every operation of the document. */

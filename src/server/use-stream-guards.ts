@@ -94,7 +94,7 @@ export function useStreamGuards(deps: {
               // An SSE request carries one subscription: it is the connection.
               const connectionPresence = context.transport === 'sse' ? deps.presence.connectionOpened('sse', principal) : undefined;
               const subscriptionPresence = deps.presence.subscriptionStarted(field);
-                let pending = 0;
+              let pending = 0;
               try {
                 // Pulled eagerly, so a lagging client shows up here as pending results.
                 for await (const value of source) {
