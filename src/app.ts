@@ -150,6 +150,9 @@ export function buildApp(
     maxPerAddress: config.limits.maxSubscriptionsPerAddress,
     metrics,
   });
+  /** What GET /ready answers, and tidings_ready. */
+  const isReady = () => bus.isReady() && directory.isReady();
+  metrics.observeReadiness(isReady);
   const schema = buildSchema();
   const deliveryRules = deliveryRulesOf(schema);
   const sharedDeliveries = createSharedDeliveries({
@@ -180,7 +183,7 @@ export function buildApp(
     },
     clientAddressOf,
     presence,
-    isReady: () => bus.isReady() && directory.isReady(),
+    isReady,
     sseDelivery: useSharedSseDeliveries(sharedDeliveries),
     plugins: overrides.plugins ?? [],
   });
@@ -218,7 +221,7 @@ export function buildApp(
     version: VERSION,
     startedAt: startedAt.toISOString(),
     uptimeSeconds: Math.round((Date.now() - startedAt.getTime()) / 1000),
-    ready: bus.isReady() && directory.isReady(),
+    ready: isReady(),
     pubsub: redis ? 'redis' : 'memory',
     redis: redis ? { commands: redis.commands.status, subscriber: redis.subscriber.status } : null,
     ...presence.snapshot(),

@@ -343,6 +343,8 @@ describe('Redis faults', () => {
     await waitUntil(async () => (await fetch(a.httpUrl.replace('/graphql', '/ready'))).status === 503, 'A to report not ready');
     await waitUntil(async () => (await fetch(b.httpUrl.replace('/graphql', '/ready'))).status === 503, 'B to report not ready');
     expect((await fetch(a.httpUrl.replace('/graphql', '/health'))).status).toBe(200);
+    // What the TidingsInstanceNotReady alert reads.
+    expect(await (await fetch(`${a.opsUrl}/metrics`)).text()).toMatch(/^tidings_ready 0$/m);
 
     // Tokens cannot be checked against session revocations now (the mirror is out of sync and
     // Redis does not answer): refused with 503 and reason `unavailable`, at once.

@@ -1,3 +1,4 @@
+import { getHeapStatistics } from 'node:v8';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 export type DropReason = 'too_large' | 'invalid_json' | 'shape' | 'unknown_type' | 'version' | 'topic_mismatch';
@@ -38,12 +39,15 @@ export interface GatewayMetrics {
   countArrival(type: string, source: 'gateway' | 'redis', latencySeconds: number): void;
   /** Reads the live connection and subscription counts at scrape time. */
   observePresence(snapshot: () => PresenceSnapshot): void;
+  /** Reads at scrape time whether this instance is ready (what `/ready` answers). */
+  observeReadiness(ready: () => boolean): void;
 }
 
 export function createMetrics(options: { processMetrics?: boolean } = {}): GatewayMetrics {
   const registry = new Registry();
   if (options.processMetrics) collectDefaultMetrics({ register: registry });
   let presence: (() => PresenceSnapshot) | undefined;
+  let readiness: (() => boolean) | undefined;
 
   const gauge = <L extends string>(name: string, help: string, labelNames: readonly L[], read: (gauge: Gauge<L>, snapshot: PresenceSnapshot) => void) =>
     new Gauge<L>({
@@ -64,6 +68,27 @@ export function createMetrics(options: { processMetrics?: boolean } = {}): Gatew
   );
   gauge('tidings_subscriptions', 'Active subscriptions on this instance, by root field.', ['field'] as const, (metric, snapshot) => {
     for (const [field, count] of Object.entries(snapshot.subscriptions)) metric.set({ field }, count);
+  });
+
+  new Gauge({
+    name: 'tidings_ready',
+    help: 'Whether this instance is ready (GET /ready answers 200): 1 or 0. 0 while starting, without Redis, and while shutting down.',
+    registers: [registry],
+    collect() {
+      this.set(readiness?.() ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'tidings_memory_limit_bytes',
+    help: "The memory this process may use, by limit: heap (V8's heap limit) and container (the cgroup's limit; absent when there is none). For alerts on process_resident_memory_bytes and nodejs_heap_size_used_bytes.",
+    labelNames: ['limit'] as const,
+    registers: [registry],
+    collect() {
+      this.set({ limit: 'heap' }, getHeapStatistics().heap_size_limit);
+      // Node reports an unconstrained cgroup as 0 or as a huge number: neither is a limit.
+      const container = process.constrainedMemory?.() ?? 0;
+      if (container > 0 && container < 2 ** 50) this.set({ limit: 'container' }, container);
+    },
   });
 
   // The per-event metrics: counted here, handed to prom-client when it reads them.
@@ -106,6 +131,9 @@ export function createMetrics(options: { processMetrics?: boolean } = {}): Gatew
     registry,
     observePresence(snapshot) {
       presence = snapshot;
+    },
+    observeReadiness(ready) {
+      readiness = ready;
     },
     countDelivered(field, count) {
       delivered.add(field, count);
