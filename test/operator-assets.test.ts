@@ -1,7 +1,8 @@
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { join, posix } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
 import { backendEnv } from './support/backends.js';
 import { startGateway } from './support/gateway.js';
 
@@ -91,5 +92,46 @@ describe('operator assets in deploy/', () => {
     expect(exposition).toMatch(/^tidings_ready 1$/m);
     const heapLimit = /^tidings_memory_limit_bytes\{limit="heap"\} (\d+)$/m.exec(exposition);
     expect(Number(heapLimit?.[1])).toBeGreaterThan(64 * 1024 * 1024);
+  });
+
+  it("compose.yaml's observability profile scrapes both gateways with the rules and provisions the dashboard", () => {
+    interface Service {
+      readonly build?: unknown;
+      readonly profiles?: string[];
+      readonly volumes?: string[];
+      readonly environment?: Record<string, string>;
+    }
+    const compose = parseYaml(readFileSync(join(ROOT, 'compose.yaml'), 'utf8'), { merge: true }) as { services: Record<string, Service> };
+    const gateways = Object.entries(compose.services).filter(([, service]) => service.build !== undefined);
+    const prometheus = compose.services['prometheus'];
+    const grafana = compose.services['grafana'];
+    expect(prometheus?.profiles).toEqual(['observability']);
+    expect(grafana?.profiles).toEqual(['observability']);
+    // Every mounted file or directory is in the repository.
+    const mounts = (service: Service) => (service.volumes ?? []).map((volume) => volume.split(':') as [string, string, string?]);
+    for (const [source] of [...mounts(prometheus!), ...mounts(grafana!)]) expect(existsSync(join(ROOT, source)), source).toBe(true);
+    expect(mounts(prometheus!)).toContainEqual(['./deploy/prometheus', '/etc/prometheus', 'ro']);
+
+    // Prometheus' own check of its configuration and the rule files it names.
+    execFileSync('promtool', ['check', 'config', 'prometheus.yml'], { cwd: join(ROOT, 'deploy/prometheus'), encoding: 'utf8' });
+    const config = parseYaml(readFileSync(join(ROOT, 'deploy/prometheus/prometheus.yml'), 'utf8')) as {
+      rule_files: string[];
+      scrape_configs: Array<{ job_name: string; static_configs: Array<{ targets: string[] }> }>;
+    };
+    expect(config.rule_files).toEqual(['tidings-alerts.yml']);
+    // The job the alert rules name, on each gateway's operator port.
+    const job = config.scrape_configs.find((each) => each.job_name === 'tidings');
+    const expected = gateways.map(([name, service]) => `${name}:${service.environment?.['METRICS_PORT'] ?? '9464'}`);
+    expect(job?.static_configs.flatMap((each) => each.targets).sort()).toEqual(expected.sort());
+    expect(readFileSync(RULES, 'utf8')).toContain('up{job="tidings"}');
+
+    // Grafana: the data source is that Prometheus, the dashboard is loaded from where it is mounted.
+    const provisioning = mounts(grafana!).find(([source]) => source === './deploy/grafana/provisioning');
+    expect(provisioning?.[1]).toBe('/etc/grafana/provisioning');
+    const datasources = parseYaml(readFileSync(join(ROOT, 'deploy/grafana/provisioning/datasources/prometheus.yml'), 'utf8')) as { datasources: Array<{ type: string; url: string }> };
+    expect(datasources.datasources).toEqual([expect.objectContaining({ type: 'prometheus', url: 'http://prometheus:9090' })]);
+    const providers = parseYaml(readFileSync(join(ROOT, 'deploy/grafana/provisioning/dashboards/tidings.yml'), 'utf8')) as { providers: Array<{ options: { path: string } }> };
+    const dashboardMount = mounts(grafana!).find(([source]) => source === './deploy/grafana/tidings-dashboard.json');
+    expect(dashboardMount && posix.dirname(dashboardMount[1])).toBe(providers.providers[0]?.options.path);
   });
 });
