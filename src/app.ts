@@ -150,8 +150,9 @@ export function buildApp(
     maxPerAddress: config.limits.maxSubscriptionsPerAddress,
     metrics,
   });
-  /** What GET /ready answers, and tidings_ready. */
-  const isReady = () => bus.isReady() && directory.isReady();
+  let stopping: Promise<void> | undefined;
+  /** What GET /ready answers, and tidings_ready: not once shutting down. */
+  const isReady = () => stopping === undefined && bus.isReady() && directory.isReady();
   metrics.observeReadiness(isReady);
   const schema = buildSchema();
   const deliveryRules = deliveryRulesOf(schema);
@@ -229,8 +230,6 @@ export function buildApp(
     sharedDeliveryGroups: webSockets.sharedGroupCount(),
   });
   const opsServer = createOpsServer({ registry: metrics.registry, stats, token: config.ops.token });
-
-  let stopping: Promise<void> | undefined;
 
   return {
     config,

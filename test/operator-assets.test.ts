@@ -86,12 +86,15 @@ describe('operator assets in deploy/', () => {
     }
   });
 
-  it('reports readiness and the memory limits as metrics', async () => {
+  it('reports readiness and the memory limits as metrics, and not ready once shutting down', async () => {
     const gateway = await startGateway();
     const exposition = await (await fetch(`${gateway.opsUrl}/metrics`)).text();
     expect(exposition).toMatch(/^tidings_ready 1$/m);
     const heapLimit = /^tidings_memory_limit_bytes\{limit="heap"\} (\d+)$/m.exec(exposition);
     expect(Number(heapLimit?.[1])).toBeGreaterThan(64 * 1024 * 1024);
+    const stopped = gateway.app.stop();
+    expect(await gateway.app.metrics.registry.metrics()).toMatch(/^tidings_ready 0$/m);
+    await stopped;
   });
 
   it("compose.yaml's observability profile scrapes both gateways with the rules and provisions the dashboard", () => {
