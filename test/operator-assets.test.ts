@@ -37,21 +37,12 @@ function exportedNames(exposition: string): Set<string> {
   return names;
 }
 
-const alertNames = () => [...readFileSync(RULES, 'utf8').matchAll(/^\s*- alert: (\w+)$/gm)].map((match) => match[1]!);
-const ruleExpressions = () => {
-  // The rule file's `expr:` values: one line, or a folded block (`>`) of the lines below it.
-  const lines = readFileSync(RULES, 'utf8').split('\n');
-  const expressions: string[] = [];
-  lines.forEach((line, index) => {
-    const match = /^\s*expr: (.*)$/.exec(line);
-    if (!match) return;
-    if (match[1] !== '>') return void expressions.push(match[1]!);
-    const block: string[] = [];
-    for (let next = index + 1; next < lines.length && /^\s{10,}\S/.test(lines[next]!); next++) block.push(lines[next]!.trim());
-    expressions.push(block.join(' '));
-  });
-  return expressions;
-};
+interface RuleFile {
+  groups: Array<{ rules: Array<{ alert: string; expr: string }> }>;
+}
+const rules = () => (parseYaml(readFileSync(RULES, 'utf8')) as RuleFile).groups.flatMap((group) => group.rules);
+const alertNames = () => rules().map((rule) => rule.alert);
+const ruleExpressions = () => rules().map((rule) => rule.expr);
 
 describe('operator assets in deploy/', () => {
   it('alert rules pass promtool check rules and their unit tests, firing and staying quiet', () => {
