@@ -25,7 +25,8 @@ import { createTypingThrottle } from './publish/typing-throttle.js';
 import type { GatewayServices } from './schema/context.js';
 import { buildSchema } from './schema/index.js';
 import { deliveryRulesOf } from './schema/delivery.js';
-import { createErrorMasker, createGatewayYoga, GRAPHQL_PATH, type GatewayYoga } from './server/yoga.js';
+import { createErrorMasker, createGatewayYoga, GRAPHQL_PATH, type GatewayYoga, type Readiness } from './server/yoga.js';
+import { createAmqpIngress } from './ingress/amqp-ingress.js';
 import { createSharedDeliveries } from './transport/shared-delivery.js';
 import { COMPILE_EVENT_DOCUMENTS_AFTER, createEventExecution } from './server/event-execution.js';
 import { useSharedSseDeliveries } from './transport/sse-delivery.js';
@@ -150,10 +151,35 @@ export function buildApp(
     maxPerAddress: config.limits.maxSubscriptionsPerAddress,
     metrics,
   });
+  // RabbitMQ ingress (AMQP_URL): events the services send to their exchange, published like a
+  // mutation's. Bookings name one user, so their guest and host come from the directory.
+  const amqpIngress = config.amqp
+    ? createAmqpIngress({
+        options: { ...config.amqp, instanceId: config.instanceId },
+        publisher,
+        mapping: {
+          maxBytes: config.events.maxBytes,
+          bookingCurrency: config.amqp.bookingCurrency,
+          partiesOf: (bookingId) => directory.bookings.partiesOf(bookingId),
+        },
+        logger,
+        metrics,
+      })
+    : undefined;
   let stopping: Promise<void> | undefined;
   /** What GET /ready answers, and tidings_ready: not once shutting down. */
   const isReady = () => stopping === undefined && bus.isReady() && directory.isReady();
   metrics.observeReadiness(isReady);
+  const readiness = (): Readiness => ({
+    ready: isReady(),
+    components: {
+      instance: stopping === undefined ? 'running' : 'shutting_down',
+      pubsub: bus.isReady() ? 'up' : 'down',
+      directory: directory.isReady() ? 'up' : 'down',
+      // Not part of `ready`: subscribers are served while the broker is away, and it keeps the messages.
+      ...(amqpIngress ? { amqp: amqpIngress.state() } : {}),
+    },
+  });
   const schema = buildSchema();
   const deliveryRules = deliveryRulesOf(schema);
   const sharedDeliveries = createSharedDeliveries({
@@ -184,7 +210,7 @@ export function buildApp(
     },
     clientAddressOf,
     presence,
-    isReady,
+    readiness,
     sseDelivery: useSharedSseDeliveries(sharedDeliveries),
     plugins: overrides.plugins ?? [],
   });
@@ -225,6 +251,7 @@ export function buildApp(
     ready: isReady(),
     pubsub: redis ? 'redis' : 'memory',
     redis: redis ? { commands: redis.commands.status, subscriber: redis.subscriber.status } : null,
+    amqp: config.amqp && amqpIngress ? { state: amqpIngress.state(), exchange: config.amqp.exchange, queue: config.amqp.queue, deadLetterQueue: config.amqp.deadLetterQueue } : null,
     ...presence.snapshot(),
     topics: bus.activeTopicCount(),
     sharedDeliveryGroups: webSockets.sharedGroupCount(),
@@ -252,6 +279,8 @@ export function buildApp(
       const url = `http://${host}:${port}${GRAPHQL_PATH}`;
       logger.info({ url, metrics: `${opsUrl}/metrics`, stats: `${opsUrl}/stats`, pubsub: config.redis.url ? 'redis' : 'memory', environment: config.environment, version: VERSION }, 'Tidings is listening');
       logDevelopmentFeatures(logger, config.developmentFeatures);
+      // In the background: a broker that is down does not hold up serving (docs/INGRESS.md).
+      amqpIngress?.start();
       if (config.auth.kind === 'secret' && config.auth.isDevelopmentSecret) {
         logger.warn('JWT_SECRET is not set: using the public development secret. Never do this in production.');
         if (config.graphiql.enabled) {
@@ -274,7 +303,9 @@ export function buildApp(
         // 1. Accept nothing new; idle keep-alive connections go now.
         const httpClosed = new Promise<void>((resolve) => httpServer.close(() => resolve()));
         httpServer.closeIdleConnections();
-        // 2. Tell WebSocket clients to reconnect elsewhere (1001).
+        // 2. Take no more RabbitMQ messages; those being published finish, the rest go back to
+        //    the queue for another instance. Then tell WebSocket clients to reconnect elsewhere (1001).
+        await amqpIngress?.stop(Math.min(remaining(), 2_000));
         await webSockets.close(Math.min(remaining(), 2_000));
         // 3. End every subscription and take no new ones: SSE responses complete, Redis
         //    channels are unsubscribed (bounded: Redis may be down).

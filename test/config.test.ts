@@ -35,6 +35,7 @@ describe('loadConfig defaults', () => {
     expect(config.http).toEqual({ host: '0.0.0.0', port: 4000, trustProxy: [] });
     expect(config.log.level).toBe('info');
     expect(config.redis).toEqual({ url: undefined, prefix: 'tidings:' });
+    expect(config.amqp).toBeUndefined();
     expect(config.graphiql.enabled).toBe(true);
     expect(config.chat).toEqual({ responder: 'builtin', chunkDelayMs: 60 });
     expect(config.typing.throttleMs).toBe(1_500);
@@ -144,6 +145,33 @@ describe('loadConfig defaults', () => {
     expect(config.auth.issuer).toBe('https://idp.example.com');
     expect(config.auth.audience).toBe('tidings');
     expect(config.auth.clockToleranceSeconds).toBe(0);
+  });
+
+  it('reads the RabbitMQ ingress settings, with its defaults', () => {
+    expect(loadConfig({ AMQP_URL: 'amqp://tidings:secret@rabbitmq:5672/%2F', AMQP_BOOKING_CURRENCY: 'EUR' }).amqp).toEqual({
+      url: 'amqp://tidings:secret@rabbitmq:5672/%2F',
+      exchange: 'tidings_events',
+      queue: 'tidings.ingress',
+      deadLetterExchange: 'tidings.ingress.dead-letter',
+      deadLetterQueue: 'tidings.ingress.dead-letter',
+      prefetch: 50,
+      dedupeWindowMs: 600_000,
+      bookingCurrency: 'EUR',
+    });
+    const custom = loadConfig({ AMQP_URL: 'amqps://rabbitmq', AMQP_EXCHANGE: 'hometrip_events', AMQP_QUEUE: 'gw', AMQP_PREFETCH: '5', AMQP_DEDUPE_WINDOW_SECONDS: '60', AMQP_BOOKING_CURRENCY: 'JPY' }).amqp;
+    expect(custom).toMatchObject({ exchange: 'hometrip_events', queue: 'gw', deadLetterQueue: 'gw.dead-letter', prefetch: 5, dedupeWindowMs: 60_000, bookingCurrency: 'JPY' });
+  });
+
+  it('refuses RabbitMQ settings it cannot use, all in one error, and never guesses the booking currency', () => {
+    expect(problemsOf({ AMQP_URL: 'amqp://rabbitmq' })).toEqual([
+      'AMQP_BOOKING_CURRENCY: required with AMQP_URL (the currency of booking.totalPrice, e.g. EUR)',
+    ]);
+    expect(problemsOf({ AMQP_URL: 'http://rabbitmq', AMQP_QUEUE: 'has space', AMQP_PREFETCH: '0', AMQP_BOOKING_CURRENCY: 'euro' })).toEqual([
+      expect.stringMatching(/^AMQP_URL: /),
+      'AMQP_QUEUE: letters, digits and _ . : - only (at most 200)',
+      expect.stringMatching(/^AMQP_PREFETCH: /),
+      'AMQP_BOOKING_CURRENCY: an ISO 4217 code such as EUR',
+    ]);
   });
 
   it('treats empty strings as unset', () => {

@@ -73,6 +73,29 @@ describe.each(BACKENDS)('EventBus contract: %s', (backend) => {
     expect((await hostValues)[0]?.id).toBe(booking.id);
   });
 
+  it('publishes an event id once within its window, on all its topics, and again after the window', async () => {
+    const { bus, waitForUpstream } = await backendParts(backend);
+    const guestValues = take(bus.subscribe(topics.userBookings('guest')), 3);
+    const hostValues = take(bus.subscribe(topics.userBookings('host')), 3);
+    await waitUntil(() => bus.activeTopicCount() === 2, 'subscribers');
+    await waitForUpstream(topics.userBookings('guest'));
+    await waitForUpstream(topics.userBookings('host'));
+    const booking = event('bookingUpdated', {
+      bookingId: 'b1', hotelId: 'h1', guestId: 'guest', hostId: 'host', status: 'CONFIRMED',
+      checkIn: '2026-12-01', checkOut: '2026-12-02', totalPrice: { amountMinor: 100, currency: 'EUR' },
+    });
+    const later = { ...booking, id: `${booking.id}-later` } as TidingsEvent;
+    expect(await bus.publishOnce(booking, 300)).toBe(true);
+    expect(await bus.publishOnce(booking, 300)).toBe(false);
+    expect(await bus.publishOnce(later, 300)).toBe(true);
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    // The window has passed: the same id goes out again.
+    expect(await bus.publishOnce(booking, 300)).toBe(true);
+    const ids = (events: TidingsEvent[]) => events.map((e) => e.id);
+    expect(ids(await guestValues)).toEqual([booking.id, later.id, booking.id]);
+    expect(ids(await hostValues)).toEqual([booking.id, later.id, booking.id]);
+  });
+
   it('forgets a subscriber that returns, and the topic when the last one leaves', async () => {
     const { bus } = await backendParts(backend);
     const a = bus.subscribe(topics.hotelPrices('h1'));

@@ -17,6 +17,14 @@ export interface EventBus {
    */
   publishMany(events: readonly TidingsEvent[]): Promise<readonly boolean[]>;
   /**
+   * Publishes an event unless one with the same id went out through this method within the last
+   * `windowMs`, on any instance sharing the backend. Remembering the id and publishing are one
+   * step (a Redis script): a publish that failed leaves no mark, so the event can be tried again.
+   * Resolves true when published, false for a duplicate; rejects when the backend is unreachable.
+   * For ingress that may deliver a message twice (RabbitMQ redeliveries).
+   */
+  publishOnce(event: TidingsEvent, windowMs: number): Promise<boolean>;
+  /**
    * Streams the events of one topic until the consumer calls `return()`. The backend subscribes
    * to the topic when its first local subscriber arrives and unsubscribes when the last leaves.
    */

@@ -1,12 +1,17 @@
+import { LRUCache } from 'lru-cache';
 import type { TidingsEvent } from '../events/contracts.js';
 import { topicsOf } from '../events/topics.js';
 import { recordArrival, type GatewayMetrics } from '../metrics/metrics.js';
 import type { EventBus } from './event-bus.js';
 import { LocalFanout } from './local-fanout.js';
 
+/** Event ids publishOnce remembers at most; the oldest are forgotten first (bounded memory). */
+export const MEMORY_PUBLISHED_IDS = 100_000;
+
 /** Single-instance pub/sub: publishing hands the event straight to local subscribers. */
 export function createMemoryEventBus(options: { metrics?: GatewayMetrics } = {}): EventBus {
   const fanout = new LocalFanout();
+  const publishedIds = new LRUCache<string, true>({ max: MEMORY_PUBLISHED_IDS });
   const publish = (event: TidingsEvent) => {
     const topics = topicsOf(event);
     if (options.metrics && topics.some((topic) => fanout.subscriberCount(topic) > 0)) recordArrival(options.metrics, event, 'gateway');
@@ -19,6 +24,12 @@ export function createMemoryEventBus(options: { metrics?: GatewayMetrics } = {})
     async publishMany(events) {
       for (const event of events) publish(event);
       return events.map(() => true);
+    },
+    async publishOnce(event, windowMs) {
+      if (publishedIds.has(event.id)) return false;
+      publishedIds.set(event.id, true, { ttl: windowMs });
+      publish(event);
+      return true;
     },
     subscribe: (topic) => fanout.subscribe(topic),
     listen: (topic, listener, options) => fanout.listen(topic, listener, options),

@@ -5,6 +5,8 @@ import { decodeUtf8, parseEvent, type TidingsEvent } from '../events/contracts.j
 import { topicsOf } from '../events/topics.js';
 import { recordArrival, type DropReason, type GatewayMetrics } from '../metrics/metrics.js';
 import type { RedisConnections } from '../redis/connections.js';
+import { redisKeys } from '../redis/keys.js';
+import { defineScript } from '../redis/scripts.js';
 import type { EventBus } from './event-bus.js';
 import { LocalFanout } from './local-fanout.js';
 
@@ -78,6 +80,17 @@ export async function publishManyToRedis(
 }
 
 /**
+ * SET the event id's key unless it exists (expiring after ARGV[1] ms), and only then PUBLISH the
+ * payload (ARGV[2]) on each channel (ARGV[3..]): one atomic step, so an id is remembered exactly
+ * when its event went out. Returns 1 when published, 0 for a duplicate.
+ */
+const PUBLISH_ONCE = `
+if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then return 0 end
+for i = 3, #ARGV do redis.call('PUBLISH', ARGV[i], ARGV[2]) end
+return 1
+`;
+
+/**
  * Pub/sub across instances: one Redis channel per topic. An instance SUBSCRIBEs to a topic's
  * channel when its first local subscriber arrives and UNSUBSCRIBEs when the last leaves, so it
  * only receives events somebody on it wants. Each message is parsed and validated once here,
@@ -102,6 +115,8 @@ export function createRedisEventBus(options: RedisEventBusOptions): EventBus {
     pmessageEventName: 'pmessageBuffer',
   });
   const channelOf = (topic: string) => `${prefix}${topic}`;
+  const keys = redisKeys(prefix);
+  const publishOnce = defineScript(connections.commands, 'tidingsPublishOnce', PUBLISH_ONCE, 1);
   /** The pending or settled Redis subscription id of each active topic. */
   const redisSubscriptions = new Map<string, Promise<number | undefined>>();
   /** UNSUBSCRIBEs waiting for their SUBSCRIBE to settle, for close() to wait on. */
@@ -189,6 +204,11 @@ export function createRedisEventBus(options: RedisEventBusOptions): EventBus {
   return {
     publish: (event: TidingsEvent) => publishToRedis(connections.commands, prefix, event, { byGateway: true }),
     publishMany: (events) => publishManyToRedis(connections.commands, prefix, events, { byGateway: true }),
+    async publishOnce(event, windowMs) {
+      const payload = JSON.stringify({ ...event, publishedBy: GATEWAY_MARK });
+      const channels = topicsOf(event).map(channelOf);
+      return (await publishOnce(keys.publishedEvent(event.id), Math.max(1, Math.round(windowMs)), payload, ...channels)) === 1;
+    },
     subscribe: (topic) => fanout.subscribe(topic),
     listen: (topic, listener, options) => fanout.listen(topic, listener, options),
     activeTopicCount: () => fanout.activeTopicCount(),

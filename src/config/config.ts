@@ -21,6 +21,9 @@ const booleanFromEnv = z
 const positiveInt = z.coerce.number().int().positive();
 const nonNegativeInt = z.coerce.number().int().nonnegative();
 
+/** Exchange and queue names: RabbitMQ allows up to 255 bytes; these keep to a safe alphabet. */
+const amqpName = z.string().regex(/^[A-Za-z0-9_.:-]{1,200}$/, 'letters, digits and _ . : - only (at most 200)');
+
 /** Parses TRUST_PROXY: a hop count, or a comma-separated list; throws on what proxy-addr rejects. */
 export function parseTrustProxy(value: string | undefined): readonly string[] | number {
   if (value === undefined || value.trim() === '') return [];
@@ -68,6 +71,13 @@ const envSchema = z.object({
     .string()
     .regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'letters, digits and _ . : - only (at most 64)')
     .default('tidings:'),
+
+  AMQP_URL: z.url({ protocol: /^amqps?$/ }).optional(),
+  AMQP_EXCHANGE: amqpName.default('tidings_events'),
+  AMQP_QUEUE: amqpName.default('tidings.ingress'),
+  AMQP_PREFETCH: positiveInt.max(10_000).default(50),
+  AMQP_DEDUPE_WINDOW_SECONDS: positiveInt.max(7 * 24 * 3600).default(600),
+  AMQP_BOOKING_CURRENCY: z.string().regex(/^[A-Z]{3}$/, 'an ISO 4217 code such as EUR').optional(),
 
   EVENT_MAX_BYTES: positiveInt.max(16 * 1024 * 1024).default(64 * 1024),
   PUBLISH_MAX_BATCH: positiveInt.max(100_000).default(1_000),
@@ -163,6 +173,25 @@ export interface Config {
   readonly auth: AuthConfig;
   /** `url` undefined means the embedded in-memory pub/sub (one instance only). */
   readonly redis: { readonly url: string | undefined; readonly prefix: string };
+  /**
+   * RabbitMQ ingress (docs/INGRESS.md), off when AMQP_URL is unset. Every instance consumes the
+   * one durable `queue` bound to `exchange`; poison messages go to `deadLetterExchange`, which
+   * feeds `deadLetterQueue`.
+   */
+  readonly amqp:
+    | {
+        readonly url: string;
+        readonly exchange: string;
+        readonly queue: string;
+        readonly deadLetterExchange: string;
+        readonly deadLetterQueue: string;
+        readonly prefetch: number;
+        /** How long a consumed message's event id is remembered, so a redelivery is not published twice. */
+        readonly dedupeWindowMs: number;
+        /** The currency of `booking.totalPrice`, which the booking service sends as a plain number. */
+        readonly bookingCurrency: string;
+      }
+    | undefined;
   /** `maxBatch`: the most items one bulk publishing mutation (publishPrices, …) takes. */
   readonly events: { readonly maxBytes: number; readonly maxBatch: number };
   readonly directory: { readonly membershipCacheMs: number; readonly chatSessionTtlSeconds: number };
@@ -275,6 +304,10 @@ function crossFieldProblems(raw: Record<string, string>): string[] {
   if (isProduction && jwksUrl && !jwksUrl.startsWith('https://')) {
     problems.push('JWT_JWKS_URL: must be https when NODE_ENV=production (keys fetched over plain HTTP can be swapped)');
   }
+  if (raw['AMQP_URL'] && !raw['AMQP_BOOKING_CURRENCY']) {
+    // booking.* messages carry a plain number: the gateway never guesses its currency.
+    problems.push('AMQP_BOOKING_CURRENCY: required with AMQP_URL (the currency of booking.totalPrice, e.g. EUR)');
+  }
   const usesJwks = jwksUrl !== undefined && secret === undefined;
   const algorithms = algorithmsFrom(raw['JWT_ALGORITHMS'], usesJwks);
   if (algorithms.length === 0) problems.push('JWT_ALGORITHMS: list at least one algorithm');
@@ -367,6 +400,18 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     log: { level: vars.LOG_LEVEL },
     auth,
     redis: { url: vars.REDIS_URL, prefix: vars.REDIS_PREFIX },
+    amqp: vars.AMQP_URL
+      ? {
+          url: vars.AMQP_URL,
+          exchange: vars.AMQP_EXCHANGE,
+          queue: vars.AMQP_QUEUE,
+          deadLetterExchange: `${vars.AMQP_QUEUE}.dead-letter`,
+          deadLetterQueue: `${vars.AMQP_QUEUE}.dead-letter`,
+          prefetch: vars.AMQP_PREFETCH,
+          dedupeWindowMs: vars.AMQP_DEDUPE_WINDOW_SECONDS * 1000,
+          bookingCurrency: vars.AMQP_BOOKING_CURRENCY as string,
+        }
+      : undefined,
     events: { maxBytes: vars.EVENT_MAX_BYTES, maxBatch: vars.PUBLISH_MAX_BATCH },
     directory: { membershipCacheMs: vars.MEMBERSHIP_CACHE_MS, chatSessionTtlSeconds: vars.CHAT_SESSION_TTL_SECONDS },
     graphiql: { enabled: developmentFeatures.graphiql.enabled },

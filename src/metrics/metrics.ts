@@ -33,6 +33,18 @@ export interface GatewayMetrics {
   readonly authFailures: Counter<'reason' | 'transport'>;
   readonly redisUp: Gauge<'connection'>;
   readonly redisReconnects: Counter<'connection'>;
+  /** RabbitMQ ingress (src/ingress/): messages taken from the queue, by kind of routing key. */
+  readonly amqpConsumed: Counter<'kind'>;
+  /** Poison messages moved to the dead-letter queue, by reason. */
+  readonly amqpDeadLettered: Counter<'reason'>;
+  /** Messages the broker delivered again (after a consumer or connection was lost). */
+  readonly amqpRedelivered: Counter;
+  /** Messages whose event had already been published (a redelivery): acknowledged, not published again. */
+  readonly amqpDuplicates: Counter;
+  /** Messages handed back to the queue because their event could not be published (Redis down). */
+  readonly amqpRequeued: Counter;
+  /** Whether this instance is consuming the ingress queue: 1 or 0. Absent without AMQP_URL. */
+  readonly amqpConsumerUp: Gauge<'queue'>;
   /** Adds `count` to eventsDelivered for `field` (batched: see PendingCounts). */
   countDelivered(field: string, count: number): void;
   /** Adds an arrival to eventsReceived and its latency to deliveryLatency (batched: see PendingCounts). */
@@ -158,7 +170,7 @@ export function createMetrics(options: { processMetrics?: boolean } = {}): Gatew
     }),
     eventsPublished: new Counter({
       name: 'tidings_events_published_total',
-      help: 'Events this instance published, by event type and source (mutation, chat_responder).',
+      help: 'Events this instance published, by event type and source (mutation, chat_responder, amqp).',
       labelNames: ['type', 'source'] as const,
       registers: [registry],
     }),
@@ -184,6 +196,39 @@ export function createMetrics(options: { processMetrics?: boolean } = {}): Gatew
       name: 'tidings_redis_reconnects_total',
       help: 'Times a Redis connection became ready again after being lost.',
       labelNames: ['connection'] as const,
+      registers: [registry],
+    }),
+    amqpConsumed: new Counter({
+      name: 'tidings_amqp_messages_consumed_total',
+      help: 'RabbitMQ messages this instance took from the ingress queue, by kind (message_sent, booking, notification_created, price_updated, other).',
+      labelNames: ['kind'] as const,
+      registers: [registry],
+    }),
+    amqpDeadLettered: new Counter({
+      name: 'tidings_amqp_messages_dead_lettered_total',
+      help: 'RabbitMQ messages moved to the dead-letter queue, by reason (too_large, invalid_json, unknown_routing_key, shape, version, unknown_booking, party_mismatch).',
+      labelNames: ['reason'] as const,
+      registers: [registry],
+    }),
+    amqpRedelivered: new Counter({
+      name: 'tidings_amqp_messages_redelivered_total',
+      help: 'RabbitMQ messages the broker delivered again (their consumer or connection was lost before they were acknowledged).',
+      registers: [registry],
+    }),
+    amqpDuplicates: new Counter({
+      name: 'tidings_amqp_messages_duplicate_total',
+      help: 'RabbitMQ messages whose event had already been published (redeliveries): acknowledged without publishing again.',
+      registers: [registry],
+    }),
+    amqpRequeued: new Counter({
+      name: 'tidings_amqp_messages_requeued_total',
+      help: 'RabbitMQ messages handed back to the queue because their event could not be published (Redis unreachable) or looked up.',
+      registers: [registry],
+    }),
+    amqpConsumerUp: new Gauge({
+      name: 'tidings_amqp_consumer_up',
+      help: 'Whether this instance is consuming the RabbitMQ ingress queue (AMQP_QUEUE): 1 or 0. Absent without AMQP_URL.',
+      labelNames: ['queue'] as const,
       registers: [registry],
     }),
   };

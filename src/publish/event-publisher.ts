@@ -30,6 +30,13 @@ export interface EventPublisher {
    * there are more than `maxBatch` items.
    */
   publishMany<T extends EventType>(type: T, items: ReadonlyArray<{ readonly data: EventDataInput<T>; readonly occurredAt?: string }>): Promise<Array<EventEnvelope<T> | GraphQLError>>;
+  /**
+   * Publishes an event already built and validated by an ingress (its id derived from the
+   * source message), unless the same id went out within `windowMs` (see EventBus.publishOnce).
+   * Resolves true when published, false for a duplicate; throws PUBLISH_FAILED when the bus
+   * refuses it.
+   */
+  publishOnce(event: TidingsEvent, options: { windowMs: number; source: 'amqp' }): Promise<boolean>;
   /** The most items one publishMany takes (PUBLISH_MAX_BATCH). */
   readonly maxBatch: number;
 }
@@ -66,6 +73,17 @@ export function createEventPublisher(deps: { bus: EventBus; logger: Logger; metr
       const count = published.filter(Boolean).length;
       if (count > 0) deps.metrics.eventsPublished.inc({ type, source: 'mutation' }, count);
       return results;
+    },
+    async publishOnce(event, options) {
+      let published: boolean;
+      try {
+        published = await deps.bus.publishOnce(event, options.windowMs);
+      } catch (error) {
+        deps.logger.error({ err: error, eventId: event.id, eventType: event.type, source: options.source }, 'publish failed');
+        throw publishFailed();
+      }
+      if (published) deps.metrics.eventsPublished.inc({ type: event.type, source: options.source });
+      return published;
     },
     async publish(type, data, options) {
       const built = buildEvent(type, data, { occurredAt: options?.occurredAt, now });

@@ -12,6 +12,8 @@
  *                                       address-connections, address-subscriptions per anonymous address
  *   {prefix}instance:{holder}           set while the instance holding quota counts is alive
  *   {prefix}ratelimit:{budget}:{key}    ZSET sliding-window log of one rate-limit budget
+ *   {prefix}published:{eventId}         set (expiring) once an ingress event went out, so a
+ *                                       redelivered RabbitMQ message is not published twice
  */
 export const redisKeys = (prefix: string) => ({
   conversationMembers: (conversationId: string) => `${prefix}conversation:${conversationId}:members`,
@@ -23,4 +25,5 @@ export const redisKeys = (prefix: string) => ({
   quota: (kind: string, holder: string) => `${prefix}quota:${kind}:${holder}`,
   instanceAlive: (holder: string) => `${prefix}instance:${holder}`,
   rateLimit: (budget: string, key: string) => `${prefix}ratelimit:${budget}:${key}`,
+  publishedEvent: (eventId: string) => `${prefix}published:${eventId}`,
 });

@@ -43,6 +43,16 @@ export interface TransportContext {
   readonly req?: IncomingMessage;
 }
 
+/**
+ * An instance's readiness and what it is made of: `ready` decides; `components` says what is up
+ * or down, including parts that do not decide readiness (the RabbitMQ ingress: subscribers are
+ * still served while the broker is down, and it keeps its messages until the ingress is back).
+ */
+export interface Readiness {
+  readonly ready: boolean;
+  readonly components: Readonly<Record<string, string>>;
+}
+
 export function createGatewayYoga(deps: {
   schema: GraphQLSchema;
   services: GatewayServices;
@@ -67,7 +77,8 @@ export function createGatewayYoga(deps: {
   /** The peer's address of an HTTP request, through trusted proxies (the transport's createClientAddressOf). */
   clientAddressOf: (request: IncomingMessage) => string;
   presence: Presence;
-  isReady: () => boolean;
+  /** What GET /ready answers: 200 when `ready`, else 503, with the state of each part as JSON. */
+  readiness: () => Readiness;
   /** How subscriptions are delivered over SSE (the transports' plugin: useSharedSseDeliveries), after admission. */
   sseDelivery: Plugin<GraphQLContext>;
   /** Further plugins (an embedding application's), after Tidings' own. */
@@ -149,7 +160,13 @@ export function createGatewayYoga(deps: {
       useSubscriptionAdmission(deps.protection.admission),
       deps.sseDelivery,
       useStreamGuards({ clockToleranceMs: deps.clockToleranceMs, revocations: deps.protection.revocations, metrics: deps.metrics, presence: deps.presence }),
-      useReadinessCheck({ endpoint: '/ready', check: () => deps.isReady() }),
+      useReadinessCheck({
+        endpoint: '/ready',
+        check: ({ fetchAPI }) => {
+          const readiness = deps.readiness();
+          return fetchAPI.Response.json(readiness, { status: readiness.ready ? 200 : 503, headers: { 'cache-control': 'no-store' } });
+        },
+      }),
       ...deps.plugins,
     ],
   });

@@ -1,6 +1,18 @@
 import type { App } from '../../src/app.js';
 
-type CounterName = 'limitTrips' | 'eventsDropped' | 'eventsPublished' | 'eventsDelivered' | 'eventsReceived' | 'websocketCloses' | 'authFailures';
+type CounterName =
+  | 'limitTrips'
+  | 'eventsDropped'
+  | 'eventsPublished'
+  | 'eventsDelivered'
+  | 'eventsReceived'
+  | 'websocketCloses'
+  | 'authFailures'
+  | 'amqpConsumed'
+  | 'amqpDeadLettered'
+  | 'amqpRedelivered'
+  | 'amqpDuplicates'
+  | 'amqpRequeued';
 
 /** The sum of a counter's series whose labels include `labels`. */
 export async function counterValue(app: App, counter: CounterName, labels: Record<string, string> = {}): Promise<number> {
