@@ -56,7 +56,7 @@ export const DEAD_LETTER_HEADERS = {
 } as const;
 
 const FIRST_REQUEUE_DELAY_MS = 200;
-const MAX_REQUEUE_DELAY_MS = 10_000;
+const MAX_REQUEUE_DELAY_MS = 5_000;
 /** Between attempts to open a channel again on a live connection. */
 const CHANNEL_RETRY_MS = 1_000;
 
