@@ -24,6 +24,7 @@ import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
+import { loadConfig } from '../src/config/config.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const NGINX = '/usr/sbin/nginx';
@@ -491,6 +492,27 @@ describe('compose.yaml', () => {
       expect(environment['INSTANCE_ID']).toBeTruthy();
     }
     expect(new Set(environments.map((environment) => environment['INSTANCE_ID'])).size).toBe(gatewayNames.length);
+  });
+
+  it('runs RabbitMQ with a required password, and the gateways consume it without waiting for it', () => {
+    const rabbitmq = services['rabbitmq'] as ComposeService;
+    expect(rabbitmq.image).toMatch(/^rabbitmq:/);
+    expect(rabbitmq.healthcheck?.test, 'RabbitMQ has a health check').toBeDefined();
+    expect(environmentOf(rabbitmq)['RABBITMQ_DEFAULT_PASS']).toMatch(/^\$\{RABBITMQ_PASSWORD:\?.+\}$/);
+    // Only the management UI leaves the compose network, and only to the host's loopback.
+    expect(rabbitmq.ports ?? []).toEqual(['127.0.0.1:15672:15672']);
+    for (const name of gatewayNames) {
+      const service = services[name] as ComposeService;
+      const environment = environmentOf(service);
+      const user = environmentOf(rabbitmq)['RABBITMQ_DEFAULT_USER'];
+      expect(environment['AMQP_URL']).toBe(`amqp://${user}:\${RABBITMQ_PASSWORD:?RABBITMQ_PASSWORD is required}@rabbitmq:5672`);
+      expect(environment['AMQP_BOOKING_CURRENCY']).toMatch(/^[A-Z]{3}$/);
+      const dependsOn = service.depends_on as Record<string, { condition?: string }>;
+      expect(dependsOn['rabbitmq']?.condition, `${name} starts without waiting for a healthy broker`).toBe('service_started');
+      // The variables load as the gateway reads them (compose substitutes the password).
+      const resolved = Object.fromEntries(Object.entries(environment).map(([key, value]) => [key, value.replace(/\$\{RABBITMQ_PASSWORD:\?[^}]*\}/, 'hex0123').replace(/\$\{JWT_SECRET:\?[^}]*\}/, 'x'.repeat(40)).replace(/\$\{(\w+):-([^}]*)\}/g, '$2')]));
+      expect(loadConfig(resolved).amqp).toMatchObject({ url: 'amqp://tidings:hex0123@rabbitmq:5672', exchange: 'tidings_events', bookingCurrency: 'EUR' });
+    }
   });
 
   it('gives a gateway longer to stop than its SHUTDOWN_TIMEOUT_MS', () => {
