@@ -16,10 +16,16 @@
  * notifications and bookings (named by its token). A connection may join several at once, one per
  * `subscribe` (the session scenario: its user, bookings, hotel and conversation rooms).
  *
- * Env: PORT, HOST, REDIS_URL, REDIS_PREFIX, JWT_SECRET.
+ * With AMQP_URL it also consumes AMQP_QUEUE (declared by the benchmark) the least a hand-written
+ * consumer can: JSON.parse each `notification.created` message, PUBLISH a notification envelope
+ * on the user's channel, ack once Redis answered. No validation, no de-duplication, no
+ * dead-lettering, no metrics (the amqp scenario's baseline).
+ *
+ * Env: PORT, HOST, REDIS_URL, REDIS_PREFIX, JWT_SECRET; AMQP_URL, AMQP_QUEUE, AMQP_PREFETCH.
  */
 import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage } from 'node:http';
+import amqp from 'amqplib';
 import { Redis } from 'ioredis';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { conversationTopic, expectedResult, inboxTopic, variantByQuery, type PriceData, type Variant } from './lib/common.js';
@@ -287,6 +293,29 @@ wss.on('connection', (socket) => {
 });
 
 server.listen(port, host, () => process.stdout.write(`floor listening on ${host}:${port}\n`));
+
+const amqpUrl = process.env['AMQP_URL'];
+if (amqpUrl) {
+  const connection = await amqp.connect(amqpUrl);
+  const channel = await connection.createChannel();
+  await channel.prefetch(Number(process.env['AMQP_PREFETCH'] ?? 50));
+  await channel.consume(process.env['AMQP_QUEUE'] ?? 'tidings.ingress', (message) => {
+    if (!message) return;
+    let body: { notificationId: string; userId: string; title: string; message?: string; timestamp: string };
+    try {
+      body = JSON.parse(message.content.toString()) as typeof body;
+    } catch {
+      channel.ack(message);
+      return;
+    }
+    const data = { notificationId: body.notificationId, userId: body.userId, kind: 'SYSTEM', title: body.title, body: body.message ?? '', link: null };
+    const event = JSON.stringify({ id: randomUUID(), type: 'notificationCreated', version: 1, occurredAt: body.timestamp, data });
+    redis.publish(`${prefix}user:${body.userId}:notification`, event).then(
+      () => channel.ack(message),
+      () => channel.nack(message, false, true),
+    );
+  });
+}
 
 const stop = () => {
   for (const socket of wss.clients) socket.terminate();

@@ -19,6 +19,8 @@ import { join } from 'node:path';
 import { BOOKINGS, bookingEnvelopeNow, bookingsTopic, CONVERSATION, conversationMembersKey, conversationTopic, envelopeNow, Histogram, inboxTopic, INBOX, messageEnvelopeNow, notificationEnvelopeNow, nowMs, priceData, occurredAtOf, VARIANTS, BASIC } from './lib/common.js';
 import { cpuMs, killAll, Loader, memoryFiguresOf, openFilesLimit, ROOT, rssBytes, sleep, startFloor, startGateway, startRedis, waitFor, type LoaderReport, type RedisServer, type Target, type TargetKind } from './lib/procs.js';
 import type { OpenPlan } from './load.js';
+import amqp from 'amqplib';
+import { createTestRabbit, type TestRabbit } from '../test/support/rabbitmq.js';
 
 // ---------------------------------------------------------------------------------------------
 // Options
@@ -74,6 +76,9 @@ const DEFAULTS = {
   /** 7. bulk publishing: events in all, items per publishPrices request (the floor posts one per request) */
   bulkEvents: 10_000,
   bulkBatch: 100,
+  /** 12. RabbitMQ ingress: notification.created messages waiting in the queue before the server starts consuming */
+  amqpMessages: 20_000,
+  amqpPrefetch: 50,
   /** 5. connection scale */
   scaleTarget: 50_000,
   scaleAddresses: 8,
@@ -118,6 +123,7 @@ const QUICK: Partial<typeof DEFAULTS> = {
   sessionSettleSeconds: 30,
   stormClients: 1_000,
   stormDeadline: 40,
+  amqpMessages: 2_000,
   scaleTarget: 3000,
   scaleDeadline: 40,
   scenarioTimeout: 120,
@@ -218,8 +224,8 @@ const runTag = randomBytes(3).toString('hex');
 let options: Options;
 let redis: RedisServer;
 
-async function startTarget(kind: TargetKind, name: string, prefix: string): Promise<Target> {
-  const common = { redisUrl: redis.url, prefix, secret, name };
+async function startTarget(kind: TargetKind, name: string, prefix: string, env: Record<string, string> = {}): Promise<Target> {
+  const common = { redisUrl: redis.url, prefix, secret, name, env };
   if (kind === 'floor') return startFloor(common);
   // One directory per gateway: every thread (main, tsx's loader worker) writes its own profile,
   // named by Node with its thread id; a fixed --cpu-prof-name would make them overwrite each other.
@@ -363,13 +369,19 @@ function bothTargets<T>(scenario: string, run: (kind: TargetKind) => Promise<T>)
 /** Targets and loaders of the scenario in progress, stopped when it ends or fails. */
 const live = { targets: new Set<Target>(), loaders: new Set<Loader>() };
 
-async function withScenario<T>(kind: TargetKind, names: string[], loaderCount: number, body: (targets: Target[], loaders: Loader[], prefix: string) => Promise<T>): Promise<T> {
+async function withScenario<T>(
+  kind: TargetKind,
+  names: string[],
+  loaderCount: number,
+  body: (targets: Target[], loaders: Loader[], prefix: string) => Promise<T>,
+  env: Record<string, string> = {},
+): Promise<T> {
   const prefix = `bench-${runTag}-${names[0]}:`;
   const targets: Target[] = [];
   const loaders: Loader[] = [];
   try {
     for (const name of names) {
-      const target = await startTarget(kind, name, prefix);
+      const target = await startTarget(kind, name, prefix, env);
       targets.push(target);
       live.targets.add(target);
     }
@@ -768,6 +780,84 @@ async function bulkScenario(kind: TargetKind) {
     log(`  ${seen}/${total} published in ${requests.length} requests, ${result.cpuMicrosPerEvent.toFixed(1)} µs CPU per event, ${httpErrors} errors`);
     return result;
   });
+}
+
+let rabbit: TestRabbit | undefined;
+
+/**
+ * 12: the RabbitMQ ingress. `amqpMessages` notification.created messages, as the services send
+ * them, wait in a durable queue bound to a topic exchange (on a RabbitMQ node the benchmark
+ * starts) before the server starts; it consumes them with `amqpPrefetch` and publishes each on
+ * Redis. The gateway validates, maps, de-duplicates (one Redis script per message) and counts;
+ * the floor JSON.parses and PUBLISHes. Measured between 5% and 95% of the messages seen on Redis,
+ * so start-up is left out: messages consumed per second and server CPU per message.
+ */
+async function amqpScenario(kind: TargetKind) {
+  if (!rabbit) {
+    rabbit = await createTestRabbit();
+    await rabbit.start();
+  }
+  const url = rabbit.url;
+  const exchange = `bench-${runTag}-${kind}`;
+  const queue = `${exchange}.ingress`;
+  const total = options.amqpMessages;
+  const admin = await amqp.connect(url);
+  const channel = await admin.createConfirmChannel();
+  await channel.assertExchange(exchange, 'topic', { durable: true });
+  await channel.assertQueue(queue, { durable: true });
+  await channel.bindQueue(queue, exchange, 'notification.created');
+  for (let index = 0; index < total; index++) {
+    const message = { notificationId: `n-${index}`, userId: `user-${index % 1000}`, type: 'booking', title: 'Booking confirmed', message: 'Your stay is confirmed', data: {}, timestamp: new Date().toISOString() };
+    channel.publish(exchange, 'notification.created', Buffer.from(JSON.stringify(message)), { persistent: true });
+    if (index % 1000 === 999) await channel.waitForConfirms();
+  }
+  await channel.waitForConfirms();
+  const prefix = `bench-${runTag}-${kind}-amqp:`;
+  const counter = redis.client.duplicate();
+  let seen = 0;
+  counter.on('pmessage', () => void seen++);
+  await counter.psubscribe(`${prefix}user:*`);
+  const env: Record<string, string> =
+    kind === 'gateway'
+      ? { AMQP_URL: url, AMQP_EXCHANGE: exchange, AMQP_QUEUE: queue, AMQP_BOOKING_CURRENCY: 'EUR', AMQP_PREFETCH: String(options.amqpPrefetch) }
+      : { AMQP_URL: url, AMQP_QUEUE: queue, AMQP_PREFETCH: String(options.amqpPrefetch) };
+  try {
+    return await withScenario(
+      kind,
+      [`${kind}-amqp`],
+      0,
+      async ([target]) => {
+        const samples: Array<{ t: number; cpu: number; seen: number }> = [];
+        let last = { t: Date.now(), seen: -1 };
+        while (seen < total) {
+          samples.push({ t: Date.now(), cpu: cpuMs(target!.pid), seen });
+          if (seen !== last.seen) last = { t: Date.now(), seen };
+          else if (Date.now() - last.t > 10_000) break;
+          await sleep(20);
+        }
+        samples.push({ t: Date.now(), cpu: cpuMs(target!.pid), seen });
+        const from = samples.find((sample) => sample.seen >= total * 0.05);
+        const to = samples.find((sample) => sample.seen >= total * 0.95);
+        const span = from && to && to.seen > from.seen ? { messages: to.seen - from.seen, ms: to.t - from.t, cpu: to.cpu - from.cpu } : undefined;
+        const result = {
+          messages: total,
+          published: seen,
+          messagesPerSecond: span ? (span.messages * 1000) / Math.max(1, span.ms) : NaN,
+          cpuMicrosPerMessage: span ? (span.cpu * 1000) / span.messages : NaN,
+        };
+        log(`  ${seen}/${total} published on Redis, ${result.messagesPerSecond.toFixed(0)} messages/s, ${result.cpuMicrosPerMessage.toFixed(1)} µs CPU per message`);
+        return result;
+      },
+      env,
+    );
+  } finally {
+    await counter.quit();
+    await channel.deleteQueue(queue);
+    await channel.deleteQueue(`${queue}.dead-letter`);
+    await channel.deleteExchange(exchange);
+    await channel.deleteExchange(`${queue}.dead-letter`);
+    await admin.close();
+  }
 }
 
 /**
@@ -1193,7 +1283,7 @@ function machine() {
 async function main(): Promise<void> {
   options = parseArgs(process.argv.slice(2));
   const scenarios = options.scenarios.split(',').map((s) => s.trim()).filter(Boolean);
-  const known = ['broadcast', 'targeted', 'idle', 'cross', 'mixed', 'scale', 'bulk', 'inbox', 'conversation', 'session', 'storm'];
+  const known = ['broadcast', 'targeted', 'idle', 'cross', 'mixed', 'scale', 'bulk', 'inbox', 'conversation', 'session', 'storm', 'amqp'];
   for (const s of scenarios) if (!known.includes(s)) throw new Error(`unknown scenario ${s} (known: ${known.join(', ')})`);
   const startedAt = new Date();
   const info = machine();
@@ -1335,6 +1425,16 @@ async function main(): Promise<void> {
         ]);
         break;
       }
+      case 'amqp': {
+        const both = await bothTargets('amqp', amqpScenario);
+        const s = `12 RabbitMQ ingress ${options.amqpMessages} notification.created (prefetch ${options.amqpPrefetch})`;
+        addRows(s, both, [
+          ['published', 'events published on Redis', '', 'info'],
+          ['messagesPerSecond', 'messages consumed/s', '/s', 'higher'],
+          ['cpuMicrosPerMessage', 'server CPU per consumed message', 'µs', 'lower'],
+        ]);
+        break;
+      }
       case 'bulk': {
         const both = await bothTargets('bulk', bulkScenario);
         const s = `7 bulk publish ${options.bulkEvents} (gateway: batches of ${options.bulkBatch}; floor: one per request)`;
@@ -1355,6 +1455,8 @@ async function main(): Promise<void> {
   for (const note of notes) process.stdout.write(`note: ${note}\n`);
   save(true);
   process.stdout.write(`results: ${file}\n`);
+  await rabbit?.remove();
+  rabbit = undefined;
 }
 
 let exiting = false;
@@ -1362,6 +1464,7 @@ function shutdown(code: number): never {
   if (!exiting) {
     exiting = true;
     killAll();
+    rabbit?.killNow();
   }
   process.exit(code);
 }
@@ -1370,7 +1473,10 @@ process.on('SIGINT', () => {
   shutdown(130);
 });
 process.on('SIGTERM', () => shutdown(143));
-process.on('exit', () => killAll());
+process.on('exit', () => {
+  killAll();
+  rabbit?.killNow();
+});
 
 const runTimer = setTimeout(
   () => {

@@ -230,6 +230,26 @@ describe('RabbitMQ ingress', () => {
     expect(notifications.results).toHaveLength(1);
   }, 30_000);
 
+  it('hands the messages it holds back to the queue when it shuts down', async () => {
+    const topology = testTopology();
+    topologies.push(topology);
+    const gateway = await startGateway({ REDIS_URL: redis.url, REDIS_PREFIX: randomPrefix(), SHUTDOWN_TIMEOUT_MS: '2000', ...topology.env(rabbit.url) });
+    await waitUntil(() => (gateway.app.stats()['amqp'] as { state: string }).state === 'consuming', 'the ingress to consume', 15_000);
+    // Redis away: the messages are taken and held (not publishable) when the shutdown comes.
+    await redis.kill();
+    const service = await connectServiceEventBus(rabbit.url, topology.exchange);
+    try {
+      await service.publishAll('notification.created', [1, 2, 3, 4, 5].map((index) => notificationCreated('gina', `held-${index}`)));
+    } finally {
+      await service.close();
+    }
+    await waitUntil(async () => (await readyMessages(rabbit.url, topology.queue)) === 0 && (await counterValue(gateway.app, 'amqpConsumed')) >= 5, 'the messages taken', 10_000);
+    await gateway.app.stop();
+    expect((gateway.app.stats()['amqp'] as { state: string }).state).toBe('stopped');
+    await waitUntil(async () => (await readyMessages(rabbit.url, topology.queue)) === 5, 'the five messages back in the queue', 10_000);
+    await redis.restart();
+  }, 30_000);
+
   it('consumes price.updated in Tidings\' own envelope, and says in /ready and /stats what it is doing', async () => {
     const { a, topology } = await twoInstances();
     const viewer = connectWs(a.wsUrl, await tokenFor('gina')).client;

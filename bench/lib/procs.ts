@@ -126,6 +126,8 @@ export interface TargetOptions {
   readonly name: string;
   /** extra node flags for the gateway, e.g. --cpu-prof */
   readonly nodeFlags?: readonly string[];
+  /** extra environment (the amqp scenario's AMQP_* variables) */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 async function stopChild(child: ChildProcess, graceMs: number): Promise<void> {
@@ -178,6 +180,7 @@ export async function startGateway(options: TargetOptions): Promise<Target> {
     MAX_SUBSCRIPTIONS_PER_USER: '100000',
     RATE_LIMIT_OPERATIONS: '1000000',
     RATE_LIMIT_DISCONNECT_AFTER: '1000000',
+    ...options.env,
   };
   const flags = ['--enable-source-maps', ...(options.nodeFlags ?? [])].join(' ');
   const child = spawnWithLimits(`node ${flags} dist/main.js`, env, ['pipe', 'inherit', 'inherit']);
@@ -210,7 +213,7 @@ export async function startGateway(options: TargetOptions): Promise<Target> {
 
 export async function startFloor(options: TargetOptions): Promise<Target> {
   const port = await freePort();
-  const env: NodeJS.ProcessEnv = { ...process.env, HOST: '127.0.0.1', PORT: String(port), JWT_SECRET: options.secret, REDIS_URL: options.redisUrl, REDIS_PREFIX: options.prefix, NODE_ENV: 'production' };
+  const env: NodeJS.ProcessEnv = { ...process.env, HOST: '127.0.0.1', PORT: String(port), JWT_SECRET: options.secret, REDIS_URL: options.redisUrl, REDIS_PREFIX: options.prefix, NODE_ENV: 'production', ...options.env };
   await buildServers();
   const child = spawnWithLimits('node --enable-source-maps bench/dist/floor-server.js', env, ['pipe', 'ignore', 'inherit']);
   const base = `http://127.0.0.1:${port}`;

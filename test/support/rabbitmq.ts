@@ -120,6 +120,8 @@ export interface TestRabbit {
   stop(): Promise<void>;
   /** Stops and deletes its data directory. */
   remove(): Promise<void>;
+  /** SIGKILLs the node at once, synchronously (for a process that is exiting). */
+  killNow(): void;
 }
 
 export async function createTestRabbit(): Promise<TestRabbit> {
@@ -198,6 +200,16 @@ export async function createTestRabbit(): Promise<TestRabbit> {
     stop,
     async remove() {
       await stop();
+      rmSync(base, { recursive: true, force: true });
+    },
+    killNow() {
+      const pid = brokerPid();
+      try {
+        if (pid) process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+      child?.kill('SIGKILL');
       rmSync(base, { recursive: true, force: true });
     },
   };
