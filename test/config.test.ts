@@ -172,6 +172,13 @@ describe('loadConfig defaults', () => {
       expect.stringMatching(/^AMQP_PREFETCH: /),
       'AMQP_BOOKING_CURRENCY: an ISO 4217 code such as EUR',
     ]);
+    expect(problemsOf({ AMQP_URL: 'amqp://rabbitmq', AMQP_BOOKING_CURRENCY: 'XYZ', AMQP_EXCHANGE: 'amq.topic' })).toEqual([
+      'AMQP_EXCHANGE: names starting with amq. are reserved by RabbitMQ',
+      'AMQP_BOOKING_CURRENCY: an ISO 4217 code such as EUR',
+    ]);
+    expect(problemsOf({ AMQP_URL: 'amqp://rabbitmq', AMQP_BOOKING_CURRENCY: 'EUR', AMQP_QUEUE: 'q', AMQP_EXCHANGE: 'q.dead-letter' })).toEqual([
+      'AMQP_EXCHANGE: may not be the dead-letter exchange <AMQP_QUEUE>.dead-letter',
+    ]);
   });
 
   it('treats empty strings as unset', () => {

@@ -22,7 +22,13 @@ const positiveInt = z.coerce.number().int().positive();
 const nonNegativeInt = z.coerce.number().int().nonnegative();
 
 /** Exchange and queue names: RabbitMQ allows up to 255 bytes; these keep to a safe alphabet. */
-const amqpName = z.string().regex(/^[A-Za-z0-9_.:-]{1,200}$/, 'letters, digits and _ . : - only (at most 200)');
+const amqpName = z
+  .string()
+  .regex(/^[A-Za-z0-9_.:-]{1,200}$/, 'letters, digits and _ . : - only (at most 200)')
+  .refine((name) => !name.startsWith('amq.'), 'names starting with amq. are reserved by RabbitMQ');
+
+/** ISO 4217 codes the runtime knows (and so its minor units, see toMinorUnits). */
+const CURRENCIES = new Set(Intl.supportedValuesOf('currency'));
 
 /** Parses TRUST_PROXY: a hop count, or a comma-separated list; throws on what proxy-addr rejects. */
 export function parseTrustProxy(value: string | undefined): readonly string[] | number {
@@ -77,7 +83,10 @@ const envSchema = z.object({
   AMQP_QUEUE: amqpName.default('tidings.ingress'),
   AMQP_PREFETCH: positiveInt.max(10_000).default(50),
   AMQP_DEDUPE_WINDOW_SECONDS: positiveInt.max(7 * 24 * 3600).default(600),
-  AMQP_BOOKING_CURRENCY: z.string().regex(/^[A-Z]{3}$/, 'an ISO 4217 code such as EUR').optional(),
+  AMQP_BOOKING_CURRENCY: z
+    .string()
+    .refine((code) => CURRENCIES.has(code), 'an ISO 4217 code such as EUR')
+    .optional(),
 
   EVENT_MAX_BYTES: positiveInt.max(16 * 1024 * 1024).default(64 * 1024),
   PUBLISH_MAX_BATCH: positiveInt.max(100_000).default(1_000),
@@ -307,6 +316,9 @@ function crossFieldProblems(raw: Record<string, string>): string[] {
   if (raw['AMQP_URL'] && !raw['AMQP_BOOKING_CURRENCY']) {
     // booking.* messages carry a plain number: the gateway never guesses its currency.
     problems.push('AMQP_BOOKING_CURRENCY: required with AMQP_URL (the currency of booking.totalPrice, e.g. EUR)');
+  }
+  if (raw['AMQP_URL'] && (raw['AMQP_EXCHANGE'] ?? 'tidings_events') === `${raw['AMQP_QUEUE'] ?? 'tidings.ingress'}.dead-letter`) {
+    problems.push('AMQP_EXCHANGE: may not be the dead-letter exchange <AMQP_QUEUE>.dead-letter');
   }
   const usesJwks = jwksUrl !== undefined && secret === undefined;
   const algorithms = algorithmsFrom(raw['JWT_ALGORITHMS'], usesJwks);

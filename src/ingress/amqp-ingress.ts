@@ -57,8 +57,27 @@ export const DEAD_LETTER_HEADERS = {
 
 const FIRST_REQUEUE_DELAY_MS = 200;
 const MAX_REQUEUE_DELAY_MS = 5_000;
-/** Between attempts to open a channel again on a live connection. */
-const CHANNEL_RETRY_MS = 1_000;
+/** Between attempts to open a channel again on a live connection: doubling from the first. */
+const FIRST_CHANNEL_RETRY_MS = 1_000;
+const MAX_CHANNEL_RETRY_MS = 30_000;
+
+/** `work`, or undefined once `ms` have passed (a broker that does not answer must not hold up a shutdown). */
+async function within<T>(work: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([work, new Promise<undefined>((resolve) => {
+      timer = setTimeout(() => resolve(undefined), ms);
+    })]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Message properties a dead-lettered copy keeps: all but `userId` (the broker checks it against the publishing user) and `expiration`. */
+function copiedProperties(properties: ConsumeMessage['properties']) {
+  const { userId: _userId, expiration: _expiration, headers: _headers, deliveryMode: _deliveryMode, ...kept } = properties;
+  return Object.fromEntries(Object.entries(kept).filter(([, value]) => value !== undefined));
+}
 
 export function createAmqpIngress(deps: {
   readonly options: AmqpIngressOptions;
@@ -80,6 +99,18 @@ export function createAmqpIngress(deps: {
   const timers = new Set<NodeJS.Timeout>();
   /** Consecutive failed publishes: the requeue delay grows with them and resets on success. */
   let failures = 0;
+  /** Consecutive failed channel reopenings on a live connection. */
+  let channelFailures = 0;
+  /** Connections that have our 'error' listener (amqplib adds its own only after setup). */
+  const watchedModels = new WeakSet<ChannelModel>();
+  /** The last warning, so a condition that persists logs once, not once per attempt. */
+  let lastWarning: string | undefined;
+  const warnOnce = (details: Record<string, unknown>, message: string) => {
+    const key = `${message}\n${String(details['err'] ?? '')}`;
+    if (key === lastWarning) return;
+    lastWarning = key;
+    logger.warn(details, message);
+  };
 
   const setState = (next: AmqpIngressState) => {
     state = next;
@@ -103,20 +134,31 @@ export function createAmqpIngress(deps: {
   /** Declares the topology and starts consuming on a new channel of `model`. */
   async function consumeOn(model: ChannelModel): Promise<void> {
     if (stopping) return;
+    // amqplib's recovery listens for the connection's errors only once setup is done: an error
+    // during setup (a socket reset, a missed heartbeat) would otherwise be thrown uncaught.
+    if (!watchedModels.has(model)) {
+      watchedModels.add(model);
+      model.on('error', (error: Error) => warnOnce({ err: error.message }, 'amqp connection error'));
+    }
     const channel = await model.createConfirmChannel();
     let open = true;
-    channel.on('error', (error: Error) => logger.warn({ err: error.message }, 'amqp channel error'));
+    channel.on('error', (error: Error) => warnOnce({ err: error.message }, 'amqp channel error'));
+    // An exception in one of our listeners, which amqplib reports instead of throwing.
+    channel.on('handler-error', (error: Error) => logger.error({ err: error }, 'amqp channel handler failed'));
     channel.on('close', () => {
       open = false;
       if (consuming?.channel === channel) consuming = undefined;
       if (stopping) return;
       setState('disconnected');
-      // The connection may still be up (a channel-level error): open a channel again on it. If
-      // the connection went too, its recovery calls setup again and this attempt fails quietly.
+      // The connection may still be up (a channel-level error such as a refused declaration):
+      // open a channel again on it, less often while it keeps failing. If the connection went
+      // too, its recovery calls setup again and this attempt fails at once.
+      const delay = Math.min(FIRST_CHANNEL_RETRY_MS * 2 ** channelFailures, MAX_CHANNEL_RETRY_MS);
+      channelFailures += 1;
       const retry = setTimeout(() => {
         timers.delete(retry);
-        consumeOn(model).catch((error: unknown) => logger.warn({ err: String(error) }, 'amqp channel not reopened; the connection is recovered or retried'));
-      }, CHANNEL_RETRY_MS);
+        consumeOn(model).catch((error: unknown) => warnOnce({ err: String(error) }, 'amqp channel not reopened; retrying'));
+      }, delay);
       timers.add(retry);
     });
     const isOpen = () => open;
@@ -146,6 +188,8 @@ export function createAmqpIngress(deps: {
       return;
     }
     consuming = { channel, consumerTag };
+    channelFailures = 0;
+    lastWarning = undefined;
     if (state !== 'consuming') logger.info({ exchange: options.exchange, routingKeys: BOUND_ROUTING_KEYS }, 'consuming RabbitMQ events');
     setState('consuming');
   }
@@ -161,10 +205,13 @@ export function createAmqpIngress(deps: {
   };
 
   const requeueLater = (channel: Channel, isOpen: () => boolean, message: ConsumeMessage) => {
+    // Stopping: the connection closes next, which hands the message back by itself.
+    if (stopping) return;
     failures += 1;
     const delay = Math.min(FIRST_REQUEUE_DELAY_MS * 2 ** (failures - 1), MAX_REQUEUE_DELAY_MS);
     const timer = setTimeout(() => {
       timers.delete(timer);
+      if (!isOpen()) return;
       metrics.amqpRequeued.inc();
       settleOn(channel, isOpen, (open) => open.nack(message, false, true));
     }, delay);
@@ -189,7 +236,8 @@ export function createAmqpIngress(deps: {
           requeueLater(channel, isOpen, message);
         } else {
           metrics.amqpDeadLettered.inc({ reason });
-          // The contents may hold personal data: the routing key, reason and size say enough.
+          // The contents may hold personal data: the routing key, reason and size say enough (the
+          // issues name fields and rules, never values; the dead-letter queue has the message).
           logger.warn({ routingKey: routingKey.slice(0, 128), reason, issues, bytes: message.content.byteLength }, 'dead-lettered a RabbitMQ message');
           settleOn(channel, isOpen, (open) => open.ack(message));
         }
@@ -200,13 +248,7 @@ export function createAmqpIngress(deps: {
           options.deadLetterExchange,
           routingKey,
           message.content,
-          {
-            persistent: true,
-            headers,
-            contentType: message.properties.contentType,
-            messageId: message.properties.messageId,
-            timestamp: message.properties.timestamp,
-          },
+          { ...copiedProperties(message.properties), persistent: true, headers },
           done,
         );
       } catch (error) {
@@ -236,11 +278,13 @@ export function createAmqpIngress(deps: {
       let published: boolean;
       try {
         published = await publisher.publishOnce(mapped.event, { windowMs: options.dedupeWindowMs, source: 'amqp' });
-      } catch {
-        // Logged by the publisher. Not acknowledged: the message comes back later.
+      } catch (error) {
+        // Not acknowledged: the message comes back later. Logged once per outage, not per message.
+        if (failures === 0) logger.warn({ err: String(error) }, 'cannot publish RabbitMQ events now (Redis unreachable?); handing them back until it can');
         requeueLater(channel, isOpen, message);
         return;
       }
+      if (failures > 0) logger.info('publishing RabbitMQ events again');
       failures = 0;
       if (!published) metrics.amqpDuplicates.inc();
       settleOn(channel, isOpen, (open) => open.ack(message));
@@ -286,20 +330,18 @@ export function createAmqpIngress(deps: {
     state: () => state,
     async stop(graceMs) {
       stopping = true;
+      const deadline = Date.now() + graceMs;
+      const left = () => Math.max(0, deadline - Date.now());
       const current = consuming;
       consuming = undefined;
-      // No new deliveries; those held by this instance are finished or go back to the queue.
-      if (current) await current.channel.cancel(current.consumerTag).catch(() => undefined);
-      if (inFlight > 0) {
-        await Promise.race([
-          new Promise<void>((resolve) => (idle = resolve)),
-          new Promise((resolve) => setTimeout(resolve, graceMs).unref()),
-        ]);
-      }
       for (const timer of timers) clearTimeout(timer);
       timers.clear();
+      // No new deliveries; those held by this instance are finished or go back to the queue.
+      // Every step is bounded: a broker that stopped answering must not hold up the shutdown.
+      if (current) await within(current.channel.cancel(current.consumerTag).catch(() => undefined), left());
+      if (inFlight > 0) await within(new Promise<void>((resolve) => (idle = resolve)), left());
       // Closing the connection hands every unacknowledged message back to the broker.
-      await connection?.close().catch(() => undefined);
+      await within(connection?.close().catch(() => undefined) ?? Promise.resolve(), Math.max(left(), 200));
       setState('stopped');
     },
   };

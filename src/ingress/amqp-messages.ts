@@ -187,18 +187,19 @@ export async function mapMessage(routingKey: string, content: Buffer, context: M
       if (!status) return poison('shape', [`status: "${message.status.slice(0, 64)}" is not a booking status (${BOOKING_STATUSES.join(', ')})`]);
       // booking.confirmed, booking.cancelled, …: when the key names a status, the body must agree.
       const keyStatus = bookingStatusOf(routingKey.slice('booking.'.length));
-      if (keyStatus && keyStatus !== status) return poison('shape', [`status: "${message.status}" contradicts routing key ${routingKey}`]);
+      if (keyStatus && keyStatus !== status) return poison('shape', [`status: ${status} contradicts routing key ${routingKey}`]);
       if (message.booking.id !== undefined && message.booking.id !== message.bookingId) {
         return poison('shape', ['booking.id: differs from bookingId']);
       }
       const amountMinor = toMinorUnits(message.booking.totalPrice, context.bookingCurrency);
       if (amountMinor === undefined) {
-        return poison('shape', [`booking.totalPrice: ${message.booking.totalPrice} has more decimals than ${context.bookingCurrency}`]);
+        return poison('shape', [`booking.totalPrice: more decimals than ${context.bookingCurrency} has`]);
       }
       const parties = await context.partiesOf(message.bookingId);
-      if (!parties) return poison('unknown_booking', [`booking ${message.bookingId.slice(0, 128)}: guest and host are not registered (registerBooking or the booking hash)`]);
+      // Issues name fields and rules, never values: they are logged (ids are personal data).
+      if (!parties) return poison('unknown_booking', ['bookingId: the booking\'s guest and host are not registered (registerBooking or the booking hash)']);
       if (message.userId !== parties.guestId && message.userId !== parties.hostId) {
-        return poison('party_mismatch', [`userId: ${message.userId.slice(0, 128)} is neither the booking's guest nor its host`]);
+        return poison('party_mismatch', ["userId: neither the booking's guest nor its host"]);
       }
       return fromBuilt(
         buildEvent(

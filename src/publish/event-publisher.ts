@@ -79,7 +79,8 @@ export function createEventPublisher(deps: { bus: EventBus; logger: Logger; metr
       try {
         published = await deps.bus.publishOnce(event, options.windowMs);
       } catch (error) {
-        deps.logger.error({ err: error, eventId: event.id, eventType: event.type, source: options.source }, 'publish failed');
+        // Debug only: an ingress retries until the bus is back and logs the outage once itself.
+        deps.logger.debug({ err: error, eventId: event.id, eventType: event.type, source: options.source }, 'publish failed');
         throw publishFailed();
       }
       if (published) deps.metrics.eventsPublished.inc({ type: event.type, source: options.source });

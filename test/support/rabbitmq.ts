@@ -145,6 +145,8 @@ export async function createTestRabbit(): Promise<TestRabbit> {
     RABBITMQ_ENABLED_PLUGINS_FILE: join(base, 'enabled_plugins'),
     RABBITMQ_CONFIG_FILE: join(base, 'rabbitmq.conf'),
     RABBITMQ_PID_FILE: join(base, 'pid'),
+    // Crash dumps in the node's own directory (removed with it), never in the working directory.
+    ERL_CRASH_DUMP: join(base, 'erl_crash.dump'),
   };
   const url = `amqp://guest:guest@127.0.0.1:${port}`;
   let child: ChildProcess | undefined;
@@ -167,6 +169,17 @@ export async function createTestRabbit(): Promise<TestRabbit> {
     }
   };
 
+  const isRunning = () => {
+    const pid = brokerPid();
+    if (!pid) return false;
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+
   const stop = async () => {
     const pid = brokerPid();
     if (pid) {
@@ -184,18 +197,35 @@ export async function createTestRabbit(): Promise<TestRabbit> {
         }
       }, `RabbitMQ node ${name} to stop`, 60_000);
     }
-    child?.kill('SIGKILL');
+    killGroup('SIGKILL');
     child = undefined;
     rmSync(join(base, 'pid'), { force: true });
+  };
+  /** The script and everything it started (it runs detached, as the leader of its own group). */
+  const killGroup = (signal: NodeJS.Signals) => {
+    if (!child?.pid) return;
+    try {
+      process.kill(-child.pid, signal);
+    } catch {
+      // already gone
+    }
   };
 
   return {
     url,
     async start() {
+      // A second node on the same name and ports would fail and could leave the first unowned.
+      if (isRunning()) return;
       // The Debian script, run directly (the /usr/sbin wrapper switches to the rabbitmq user,
       // who could not write this directory).
-      child = spawn('/usr/lib/rabbitmq/bin/rabbitmq-server', [], { env, stdio: 'ignore' });
-      await waitUntil(canConnect, `RabbitMQ node ${name} on port ${port}`, 90_000);
+      const started = spawn('/usr/lib/rabbitmq/bin/rabbitmq-server', [], { env, cwd: base, stdio: 'ignore', detached: true });
+      child = started;
+      let exited = false;
+      started.once('exit', () => (exited = true));
+      await waitUntil(async () => {
+        if (exited) throw new Error(`RabbitMQ node ${name} exited while starting (see ${join(base, 'log')})`);
+        return canConnect();
+      }, `RabbitMQ node ${name} on port ${port}`, 90_000);
     },
     stop,
     async remove() {
@@ -209,7 +239,7 @@ export async function createTestRabbit(): Promise<TestRabbit> {
       } catch {
         // already gone
       }
-      child?.kill('SIGKILL');
+      killGroup('SIGKILL');
       rmSync(base, { recursive: true, force: true });
     },
   };
