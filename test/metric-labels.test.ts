@@ -44,5 +44,6 @@ describe('metric labels never carry a value the client chose', () => {
     expect(after.bytes - before.bytes).toBeLessThan(2_000);
     const leaked = after.series.filter((line) => line.includes('Op_') || line.includes('xxxxxxxx') || /operationName=|url=|path=/.test(line));
     expect(leaked).toEqual([]);
-  });
+    // 5,000 requests: minutes on a loaded CI machine are fine, nothing here is timed.
+  }, 90_000);
 });
