@@ -20,6 +20,7 @@ import { BOOKINGS, bookingEnvelopeNow, bookingsTopic, CONVERSATION, conversation
 import { cpuMs, killAll, Loader, memoryFiguresOf, openFilesLimit, ROOT, rssBytes, sleep, startFloor, startGateway, startRedis, waitFor, type LoaderReport, type RedisServer, type Target, type TargetKind } from './lib/procs.js';
 import type { OpenPlan } from './load.js';
 import amqp from 'amqplib';
+import { createServer as createHttpServer } from 'node:http';
 import { createTestRabbit, type TestRabbit } from '../test/support/rabbitmq.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -782,6 +783,41 @@ async function bulkScenario(kind: TargetKind) {
   });
 }
 
+/**
+ * 13: what tracing costs per event. Scenario 8 (inbox) on the gateway three times in a row:
+ * without tracing, then exporting to an OTLP/HTTP receiver in this process with
+ * parentbased_traceidratio at 1% and at 100% (the inbox's events come straight from Redis with no
+ * traceparent, so the ratio decides for each instance's delivery span).
+ */
+async function tracingScenario() {
+  let spans = 0;
+  const collector = createHttpServer((request, response) => {
+    let body = '';
+    request.setEncoding('utf8');
+    request.on('data', (chunk: string) => (body += chunk));
+    request.on('end', () => {
+      spans += (body.match(/"spanId"/g) ?? []).length;
+      response.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    });
+  });
+  collector.listen(0, '127.0.0.1');
+  await new Promise((resolve) => collector.once('listening', resolve));
+  const endpoint = `http://127.0.0.1:${(collector.address() as { port: number }).port}`;
+  const runs: Record<string, Awaited<ReturnType<typeof inboxScenario>> & { spans: number }> = {};
+  try {
+    for (const [label, ratio] of [['off', undefined], ['1%', '0.01'], ['100%', '1']] as const) {
+      log(`tracing: inbox, tracing ${label}`);
+      spans = 0;
+      const env: Record<string, string> = ratio === undefined ? {} : { OTEL_EXPORTER_OTLP_ENDPOINT: endpoint, OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: ratio, OTEL_BSP_SCHEDULE_DELAY: '1000' };
+      const result = await withTimeout(inboxScenario('gateway', env), (options.scenarioTimeout * 1000) / 2, `tracing ${label}`);
+      runs[label] = { ...result, spans };
+    }
+  } finally {
+    collector.close();
+  }
+  return runs;
+}
+
 let rabbit: TestRabbit | undefined;
 
 /**
@@ -882,6 +918,8 @@ async function roomScenario(
     message: (seq: number, userOf: (index: number) => string) => [string, string];
     /** The events that warm every room up, one per room, before measuring. */
     warmUp: (userOf: (index: number) => string) => Array<[string, string]>;
+    /** Extra environment of the server (the tracing scenario's OTEL_* variables). */
+    env?: Record<string, string>;
   },
 ) {
   return withScenario(kind, [`${kind}-${name}`], options.loaders, async ([target], loaders, prefix) => {
@@ -933,7 +971,7 @@ async function roomScenario(
     };
     log(`  ${received}/${expected} delivered, p50 ${result.p50.toFixed(1)} ms, p99 ${result.p99.toFixed(1)} ms, ${result.cpuMicrosPerDelivery.toFixed(1)} µs CPU per delivery`);
     return result;
-  });
+  }, room.env);
 }
 
 /**
@@ -941,9 +979,10 @@ async function roomScenario(
  * shape of a team's per-user Socket.io rooms: notifications published straight onto Redis at
  * `inboxRate`, each to one user, so one delivery per event and the per-event fixed cost counts.
  */
-async function inboxScenario(kind: TargetKind) {
+async function inboxScenario(kind: TargetKind, env: Record<string, string> = {}) {
   const users = options.inboxSubscribers;
   return roomScenario(kind, 'inbox', {
+    env,
     count: users,
     rooms: 1,
     roomPrefix: 'unused-',
@@ -1283,7 +1322,7 @@ function machine() {
 async function main(): Promise<void> {
   options = parseArgs(process.argv.slice(2));
   const scenarios = options.scenarios.split(',').map((s) => s.trim()).filter(Boolean);
-  const known = ['broadcast', 'targeted', 'idle', 'cross', 'mixed', 'scale', 'bulk', 'inbox', 'conversation', 'session', 'storm', 'amqp'];
+  const known = ['broadcast', 'targeted', 'idle', 'cross', 'mixed', 'scale', 'bulk', 'inbox', 'conversation', 'session', 'storm', 'amqp', 'tracing'];
   for (const s of scenarios) if (!known.includes(s)) throw new Error(`unknown scenario ${s} (known: ${known.join(', ')})`);
   const startedAt = new Date();
   const info = machine();
@@ -1423,6 +1462,17 @@ async function main(): Promise<void> {
           ['cpuMicrosPerClient', 'server CPU per reconnected client', 'µs', 'lower'],
           ['unrecovered', 'clients not receiving again', '', 'lower'],
         ]);
+        break;
+      }
+      case 'tracing': {
+        const runs = await tracingScenario();
+        raw['tracing'] = runs;
+        const s = `13 tracing overhead, inbox ${options.inboxSubscribers} rooms @${options.inboxRate}/s (gateway only; ratio = traced ÷ untraced)`;
+        for (const label of ['1%', '100%'] as const) {
+          row(s, `CPU per delivered event, sampled ${label}`, 'µs', 'lower', runs[label]?.cpuMicrosPerDelivery, runs['off']?.cpuMicrosPerDelivery);
+          row(s, `p99 latency, sampled ${label}`, 'ms', 'lower', runs[label]?.p99, runs['off']?.p99);
+          row(s, `spans received, sampled ${label}`, '', 'info', runs[label]?.spans, undefined);
+        }
         break;
       }
       case 'amqp': {

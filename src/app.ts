@@ -27,6 +27,7 @@ import { buildSchema } from './schema/index.js';
 import { deliveryRulesOf } from './schema/delivery.js';
 import { createErrorMasker, createGatewayYoga, GRAPHQL_PATH, type GatewayYoga, type Readiness } from './server/yoga.js';
 import { createAmqpIngress } from './ingress/amqp-ingress.js';
+import { createEventTracing } from './observability/tracing.js';
 import { createSharedDeliveries } from './transport/shared-delivery.js';
 import { COMPILE_EVENT_DOCUMENTS_AFTER, createEventExecution } from './server/event-execution.js';
 import { useSharedSseDeliveries } from './transport/sse-delivery.js';
@@ -102,6 +103,8 @@ export function buildApp(
   const logger = overrides.logger ?? createLogger({ level: config.log.level, instanceId: config.instanceId });
   const metrics = createMetrics({ processMetrics: true });
   const presence = new Presence();
+  // OpenTelemetry (OTEL_EXPORTER_OTLP_ENDPOINT): spans for publishing and each instance's delivery.
+  const tracing = config.tracing ? createEventTracing(config.tracing, { instanceId: config.instanceId, version: VERSION }) : undefined;
   metrics.observePresence(() => presence.snapshot());
   // With REDIS_URL every instance shares events and access data through Redis; without it,
   // everything stays in this process (development, demos, a single instance).
@@ -109,14 +112,14 @@ export function buildApp(
   const bus =
     overrides.bus ??
     (redis
-      ? createRedisEventBus({ connections: redis, prefix: config.redis.prefix, maxEventBytes: config.events.maxBytes, logger, metrics })
-      : createMemoryEventBus({ metrics }));
+      ? createRedisEventBus({ connections: redis, prefix: config.redis.prefix, maxEventBytes: config.events.maxBytes, logger, metrics, tracing })
+      : createMemoryEventBus({ metrics, tracing }));
   const directory =
     overrides.directory ??
     (redis
       ? createRedisDirectory({ connections: redis, prefix: config.redis.prefix, logger, metrics, ...config.directory })
       : createMemoryDirectory());
-  const publisher = createEventPublisher({ bus, logger, metrics, maxBatch: config.events.maxBatch });
+  const publisher = createEventPublisher({ bus, logger, metrics, maxBatch: config.events.maxBatch, tracing });
   const chat =
     config.chat.responder === 'builtin'
       ? createBuiltinChatResponder({ publisher, logger, chunkDelayMs: config.chat.chunkDelayMs })
@@ -323,6 +326,8 @@ export function buildApp(
         await withinDeadline(quotas.close());
         await directory.close();
         await redis?.close(Math.max(remaining(), 200));
+        // The spans of the last events, sent within what is left of the deadline.
+        await withinDeadline(tracing?.shutdown().catch((error: unknown) => logger.warn({ err: String(error) }, 'traces not sent at shutdown')) ?? Promise.resolve());
         // Last: Prometheus may scrape until the very end.
         opsServer.closeAllConnections();
         await new Promise<void>((resolve) => opsServer.close(() => resolve()));

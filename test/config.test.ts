@@ -181,6 +181,26 @@ describe('loadConfig defaults', () => {
     ]);
   });
 
+  it('turns tracing on only with an OTLP endpoint, with the standard sampler variables', () => {
+    expect(loadConfig({}).tracing).toBeUndefined();
+    expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318/' }).tracing).toEqual({
+      serviceName: 'tidings',
+      sampler: 'parentbased_always_on',
+      ratio: 1,
+      exportDelayMs: 5_000,
+      endpoint: 'http://collector:4318/v1/traces',
+    });
+    expect(
+      loadConfig({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'https://tempo/otlp/v1/traces', OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.01', OTEL_SERVICE_NAME: 'gw' }).tracing,
+    ).toMatchObject({ endpoint: 'https://tempo/otlp/v1/traces', sampler: 'parentbased_traceidratio', ratio: 0.01, serviceName: 'gw' });
+    expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318', OTEL_SDK_DISABLED: 'true' }).tracing).toBeUndefined();
+    expect(problemsOf({ OTEL_EXPORTER_OTLP_ENDPOINT: 'grpc://collector:4317', OTEL_TRACES_SAMPLER: 'sometimes', OTEL_TRACES_SAMPLER_ARG: '2' })).toEqual([
+      expect.stringMatching(/^OTEL_EXPORTER_OTLP_ENDPOINT: /),
+      expect.stringMatching(/^OTEL_TRACES_SAMPLER: /),
+      expect.stringMatching(/^OTEL_TRACES_SAMPLER_ARG: /),
+    ]);
+  });
+
   it('treats empty strings as unset', () => {
     const config = loadConfig({ NODE_ENV: '', PORT: '', LOG_LEVEL: '', REDIS_URL: '', JWT_SECRET: '', GRAPHIQL: '', ALLOW_ANONYMOUS: '' });
     expect(config.environment).toBe('development');

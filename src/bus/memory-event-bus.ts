@@ -4,18 +4,24 @@ import { topicsOf } from '../events/topics.js';
 import { recordArrival, type GatewayMetrics } from '../metrics/metrics.js';
 import type { EventBus } from './event-bus.js';
 import { LocalFanout } from './local-fanout.js';
+import type { EventTracing } from '../observability/tracing.js';
 
 /** Event ids publishOnce remembers at most; the oldest are forgotten first (bounded memory). */
 export const MEMORY_PUBLISHED_IDS = 100_000;
 
 /** Single-instance pub/sub: publishing hands the event straight to local subscribers. */
-export function createMemoryEventBus(options: { metrics?: GatewayMetrics } = {}): EventBus {
+export function createMemoryEventBus(options: { metrics?: GatewayMetrics; tracing?: EventTracing } = {}): EventBus {
   const fanout = new LocalFanout();
   const publishedIds = new LRUCache<string, true>({ max: MEMORY_PUBLISHED_IDS });
   const publish = (event: TidingsEvent) => {
     const topics = topicsOf(event);
     if (options.metrics && topics.some((topic) => fanout.subscriberCount(topic) > 0)) recordArrival(options.metrics, event, 'gateway');
-    for (const topic of topics) fanout.deliver(topic, event);
+    for (const topic of topics) {
+      // A delivery span per topic with subscribers, as each Redis channel gets on its instance.
+      const span = options.tracing && fanout.subscriberCount(topic) > 0 ? options.tracing.startDelivery(topic, event.traceparent) : undefined;
+      fanout.deliver(topic, event);
+      span?.end({ 'tidings.event.type': event.type, 'tidings.event.id': event.id, 'tidings.subscribers': fanout.subscriberCount(topic) });
+    }
   };
   return {
     async publish(event) {

@@ -9,6 +9,7 @@ import { redisKeys } from '../redis/keys.js';
 import { defineScript } from '../redis/scripts.js';
 import type { EventBus } from './event-bus.js';
 import { LocalFanout } from './local-fanout.js';
+import type { EventTracing, TracedStep } from '../observability/tracing.js';
 
 export interface RedisEventBusOptions {
   readonly connections: RedisConnections;
@@ -18,6 +19,8 @@ export interface RedisEventBusOptions {
   readonly maxEventBytes: number;
   readonly logger: Logger;
   readonly metrics: GatewayMetrics;
+  /** A delivery span per event per instance when tracing (never per subscriber). */
+  readonly tracing?: EventTracing;
 }
 
 /**
@@ -122,9 +125,10 @@ export function createRedisEventBus(options: RedisEventBusOptions): EventBus {
   /** UNSUBSCRIBEs waiting for their SUBSCRIBE to settle, for close() to wait on. */
   const pendingUnsubscribes = new Set<Promise<void>>();
 
-  const drop = (reason: DropReason, channel: string, details: Record<string, unknown> = {}) => {
+  const drop = (reason: DropReason, channel: string, details: Record<string, unknown> = {}, span?: TracedStep) => {
     metrics.eventsDropped.inc({ reason, source: 'redis' });
     logger.warn({ channel, reason, ...details }, 'dropped an invalid event');
+    span?.end({ 'tidings.dropped': reason }, `dropped: ${reason}`);
   };
 
   const ingest = (topic: string, raw: Buffer) => {
@@ -140,14 +144,18 @@ export function createRedisEventBus(options: RedisEventBusOptions): EventBus {
     } catch {
       return drop('invalid_json', channel);
     }
+    // Validation and hand-off, as one span continuing the publisher's trace.
+    const traceparent = (document as { traceparent?: unknown } | null)?.traceparent;
+    const span = options.tracing?.startDelivery(channel, typeof traceparent === 'string' ? traceparent : undefined);
     const result = parseEvent(document);
     const eventId = typeof (document as { id?: unknown } | null)?.id === 'string' ? (document as { id: string }).id.slice(0, 128) : undefined;
-    if (!result.ok) return drop(result.reason, channel, { eventId, issues: result.issues.slice(0, 5) });
+    if (!result.ok) return drop(result.reason, channel, { eventId, issues: result.issues.slice(0, 5) }, span);
     if (!topicsOf(result.event).includes(topic)) {
-      return drop('topic_mismatch', channel, { eventId, type: result.event.type });
+      return drop('topic_mismatch', channel, { eventId, type: result.event.type }, span);
     }
     recordArrival(metrics, result.event, (document as { publishedBy?: unknown }).publishedBy === GATEWAY_MARK ? 'gateway' : 'redis');
     fanout.deliver(topic, result.event);
+    span?.end({ 'tidings.event.type': result.event.type, 'tidings.event.id': result.event.id, 'tidings.subscribers': fanout.subscriberCount(topic) });
   };
 
   /**

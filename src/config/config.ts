@@ -88,6 +88,18 @@ const envSchema = z.object({
     .refine((code) => CURRENCIES.has(code), 'an ISO 4217 code such as EUR')
     .optional(),
 
+  // OpenTelemetry tracing (docs/OPERATIONS.md "Tracing"): the standard variables. The exporter
+  // reads the endpoint, headers and timeout itself; they are checked here so a typo fails at start.
+  OTEL_SDK_DISABLED: booleanFromEnv.default(false),
+  OTEL_EXPORTER_OTLP_ENDPOINT: z.url({ protocol: /^https?$/ }).optional(),
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: z.url({ protocol: /^https?$/ }).optional(),
+  OTEL_SERVICE_NAME: z.string().min(1).max(128).default('tidings'),
+  OTEL_TRACES_SAMPLER: z
+    .enum(['always_on', 'always_off', 'traceidratio', 'parentbased_always_on', 'parentbased_always_off', 'parentbased_traceidratio'])
+    .default('parentbased_always_on'),
+  OTEL_TRACES_SAMPLER_ARG: z.coerce.number().min(0).max(1).optional(),
+  OTEL_BSP_SCHEDULE_DELAY: nonNegativeInt.max(600_000).default(5_000),
+
   EVENT_MAX_BYTES: positiveInt.max(16 * 1024 * 1024).default(64 * 1024),
   PUBLISH_MAX_BATCH: positiveInt.max(100_000).default(1_000),
   MEMBERSHIP_CACHE_MS: nonNegativeInt.max(3_600_000).default(30_000),
@@ -199,6 +211,22 @@ export interface Config {
         readonly dedupeWindowMs: number;
         /** The currency of `booking.totalPrice`, which the booking service sends as a plain number. */
         readonly bookingCurrency: string;
+      }
+    | undefined;
+  /**
+   * OpenTelemetry tracing, on when an OTLP endpoint is set (and OTEL_SDK_DISABLED is not):
+   * spans for publishing and for each instance's delivery, sampled by `sampler` with `ratio`.
+   */
+  readonly tracing:
+    | {
+        readonly serviceName: string;
+        readonly sampler: 'always_on' | 'always_off' | 'traceidratio' | 'parentbased_always_on' | 'parentbased_always_off' | 'parentbased_traceidratio';
+        /** The ratio of the traceidratio samplers (OTEL_TRACES_SAMPLER_ARG, default 1). */
+        readonly ratio: number;
+        /** How long finished spans wait to be sent in a batch (OTEL_BSP_SCHEDULE_DELAY). */
+        readonly exportDelayMs: number;
+        /** Where spans are sent: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, or OTEL_EXPORTER_OTLP_ENDPOINT + /v1/traces (OTLP over HTTP, JSON). */
+        readonly endpoint: string;
       }
     | undefined;
   /** `maxBatch`: the most items one bulk publishing mutation (publishPrices, …) takes. */
@@ -424,6 +452,16 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
           bookingCurrency: vars.AMQP_BOOKING_CURRENCY as string,
         }
       : undefined,
+    tracing:
+      (vars.OTEL_EXPORTER_OTLP_ENDPOINT || vars.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) && !vars.OTEL_SDK_DISABLED
+        ? {
+            serviceName: vars.OTEL_SERVICE_NAME,
+            sampler: vars.OTEL_TRACES_SAMPLER,
+            ratio: vars.OTEL_TRACES_SAMPLER_ARG ?? 1,
+            exportDelayMs: vars.OTEL_BSP_SCHEDULE_DELAY,
+            endpoint: vars.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? `${(vars.OTEL_EXPORTER_OTLP_ENDPOINT as string).replace(/\/+$/, '')}/v1/traces`,
+          }
+        : undefined,
     events: { maxBytes: vars.EVENT_MAX_BYTES, maxBatch: vars.PUBLISH_MAX_BATCH },
     directory: { membershipCacheMs: vars.MEMBERSHIP_CACHE_MS, chatSessionTtlSeconds: vars.CHAT_SESSION_TTL_SECONDS },
     graphiql: { enabled: developmentFeatures.graphiql.enabled },

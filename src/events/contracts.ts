@@ -119,6 +119,11 @@ export interface EventEnvelope<T extends EventType = EventType> {
   /** ISO 8601 with offset; when the thing happened at its source. */
   readonly occurredAt: string;
   readonly data: EventData<T>;
+  /**
+   * The W3C trace context of the publish (`00-<trace id>-<span id>-<flags>`), when the publisher
+   * traces: each receiving instance's delivery span continues that trace. Ignored when malformed.
+   */
+  readonly traceparent?: string;
 }
 
 /** A validated event of any type, discriminated by `type`. */
@@ -130,6 +135,7 @@ export const envelopeSchema = z.object({
   version: z.number().int(),
   occurredAt: isoDateTime,
   data: z.unknown(),
+  traceparent: z.string().max(256).optional(),
 });
 
 /** The wire schema of one event type: the envelope with that type's data. For JSON Schema export. */
@@ -257,14 +263,15 @@ const envelopeIdentitySchema = envelopeSchema.pick({ id: true, occurredAt: true 
 export function buildEvent<T extends EventType>(
   type: T,
   input: EventDataInput<T>,
-  options: { id?: string; occurredAt?: string; now?: () => Date } = {},
+  options: { id?: string; occurredAt?: string; now?: () => Date; traceparent?: string } = {},
 ): BuildEventResult<T> {
   const data = parseEventData(type, input);
   if (!data.ok) return data;
   const occurredAt = options.occurredAt ?? (options.now ?? (() => new Date()))().toISOString();
   const envelope = envelopeIdentitySchema.safeParse({ id: options.id ?? randomUUID(), occurredAt });
   if (!envelope.success) return { ok: false, issues: describeIssues(envelope.error, '') };
-  return { ok: true, event: { ...envelope.data, type, version: EVENT_VERSION, data: data.data } };
+  const event: EventEnvelope<T> = { ...envelope.data, type, version: EVENT_VERSION, data: data.data };
+  return { ok: true, event: options.traceparent === undefined ? event : { ...event, traceparent: options.traceparent } };
 }
 
 export type EventDataResult<T extends EventType> =

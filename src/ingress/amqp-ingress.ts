@@ -277,7 +277,9 @@ export function createAmqpIngress(deps: {
       }
       let published: boolean;
       try {
-        published = await publisher.publishOnce(mapped.event, { windowMs: options.dedupeWindowMs, source: 'amqp' });
+        // A service's own trace continues when its message carries a W3C `traceparent` header.
+        const traceparent = message.properties.headers?.['traceparent'];
+        published = await publisher.publishOnce(mapped.event, { windowMs: options.dedupeWindowMs, source: 'amqp', traceparent: typeof traceparent === 'string' ? traceparent : mapped.event.traceparent });
       } catch (error) {
         // Not acknowledged: the message comes back later. Logged once per outage, not per message.
         if (failures === 0) logger.warn({ err: String(error) }, 'cannot publish RabbitMQ events now (Redis unreachable?); handing them back until it can');

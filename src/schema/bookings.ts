@@ -78,9 +78,9 @@ builder.mutationField('publishBookingUpdate', (t) =>
       'Publishes a booking status change to its guest and host, and records them as the booking\'s parties. Role `service`.',
     args: { input: t.arg({ type: PublishBookingUpdateInput, required: true }) },
     authScopes: { service: true },
-    resolve: async (_root, { input }, { services }) => {
+    resolve: async (_root, { input }, { services, traceparent }) => {
       const { occurredAt, ...data } = input;
-      const event = await services.publisher.publish('bookingUpdated', data, { occurredAt: occurredAt ?? undefined });
+      const event = await services.publisher.publish('bookingUpdated', data, { occurredAt: occurredAt ?? undefined, traceparent });
       await services.directory.bookings.setParties(event.data.bookingId, event.data);
       return receiptOf(event);
     },
@@ -95,8 +95,8 @@ builder.mutationField('publishBookingUpdates', (t) =>
       "Publishes many booking status changes in one request and one round trip to the bus, in order (at most PUBLISH_MAX_BATCH), and records each published booking's parties; an invalid item is null with a BAD_USER_INPUT error naming its index, the others are published. Role `service`.",
     args: { inputs: t.arg({ type: [PublishBookingUpdateInput], required: true }) },
     authScopes: { service: true },
-    resolve: async (_root, { inputs }, { services }) => {
-      const results = await services.publisher.publishMany('bookingUpdated', inputs.map(({ occurredAt, ...data }) => ({ data, occurredAt: occurredAt ?? undefined })));
+    resolve: async (_root, { inputs }, { services, traceparent }) => {
+      const results = await services.publisher.publishMany('bookingUpdated', inputs.map(({ occurredAt, ...data }) => ({ data, occurredAt: occurredAt ?? undefined })), { traceparent });
       await Promise.all(results.map((result) => (result instanceof Error ? undefined : services.directory.bookings.setParties(result.data.bookingId, result.data))));
       return receiptsOf(results);
     },

@@ -147,6 +147,6 @@ builder.mutationField('publishChatResponse', (t) =>
     description: "Publishes one step of an assistant's reply to the session's chatResponse subscribers. Role `service`.",
     args: { input: t.arg({ type: PublishChatResponseInput, required: true }) },
     authScopes: { service: true },
-    resolve: async (_root, { input }, { services }) => receiptOf(await services.publisher.publish('chatResponse', input)),
+    resolve: async (_root, { input }, { services, traceparent }) => receiptOf(await services.publisher.publish('chatResponse', input, { traceparent })),
   }),
 );

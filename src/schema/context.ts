@@ -65,4 +65,6 @@ export interface GraphQLContext {
   readonly sharedDelivery?: SharedDeliveryHandle;
   /** Set on WebSocket operations: tells the connection one of its operations was rate limited. */
   readonly onRateLimited?: () => void;
+  /** The caller's W3C trace context (HTTP `traceparent` header): what it publishes continues that trace. */
+  readonly traceparent?: string;
 }

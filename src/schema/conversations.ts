@@ -107,9 +107,9 @@ builder.mutationField('publishMessage', (t) =>
     description: 'Publishes a stored message to the members subscribed to its conversation. Role `service`.',
     args: { input: t.arg({ type: PublishMessageInput, required: true }) },
     authScopes: { service: true },
-    resolve: async (_root, { input }, { services }) => {
+    resolve: async (_root, { input }, { services, traceparent }) => {
       const { occurredAt, ...data } = input;
-      return receiptOf(await services.publisher.publish('newMessage', data, { occurredAt: occurredAt ?? undefined }));
+      return receiptOf(await services.publisher.publish('newMessage', data, { occurredAt: occurredAt ?? undefined, traceparent }));
     },
   }),
 );
@@ -122,8 +122,8 @@ builder.mutationField('publishMessages', (t) =>
       'Publishes many stored messages in one request and one round trip to the bus, in order (at most PUBLISH_MAX_BATCH); an invalid item is null with a BAD_USER_INPUT error naming its index, the others are published. Role `service`.',
     args: { inputs: t.arg({ type: [PublishMessageInput], required: true }) },
     authScopes: { service: true },
-    resolve: async (_root, { inputs }, { services }) =>
-      receiptsOf(await services.publisher.publishMany('newMessage', inputs.map(({ occurredAt, ...data }) => ({ data, occurredAt: occurredAt ?? undefined })))),
+    resolve: async (_root, { inputs }, { services, traceparent }) =>
+      receiptsOf(await services.publisher.publishMany('newMessage', inputs.map(({ occurredAt, ...data }) => ({ data, occurredAt: occurredAt ?? undefined })), { traceparent })),
   }),
 );
 

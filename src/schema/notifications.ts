@@ -55,13 +55,13 @@ builder.mutationField('publishNotification', (t) =>
     description: 'Publishes a notification to its user. Role `service`.',
     args: { input: t.arg({ type: PublishNotificationInput, required: true }) },
     authScopes: { service: true },
-    resolve: async (_root, { input }, { services }) => {
+    resolve: async (_root, { input }, { services, traceparent }) => {
       const { occurredAt, body, ...data } = input;
       return receiptOf(
         await services.publisher.publish(
           'notificationCreated',
           { ...data, body: body ?? undefined },
-          { occurredAt: occurredAt ?? undefined },
+          { occurredAt: occurredAt ?? undefined, traceparent },
         ),
       );
     },
@@ -76,11 +76,12 @@ builder.mutationField('publishNotifications', (t) =>
       'Publishes many notifications in one request and one round trip to the bus, in order (at most PUBLISH_MAX_BATCH); an invalid item is null with a BAD_USER_INPUT error naming its index, the others are published. Role `service`.',
     args: { inputs: t.arg({ type: [PublishNotificationInput], required: true }) },
     authScopes: { service: true },
-    resolve: async (_root, { inputs }, { services }) =>
+    resolve: async (_root, { inputs }, { services, traceparent }) =>
       receiptsOf(
         await services.publisher.publishMany(
           'notificationCreated',
           inputs.map(({ occurredAt, body, ...data }) => ({ data: { ...data, body: body ?? undefined }, occurredAt: occurredAt ?? undefined })),
+          { traceparent },
         ),
       ),
   }),

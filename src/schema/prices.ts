@@ -64,9 +64,9 @@ builder.mutationField('publishPrice', (t) =>
     description: 'Publishes a price change to priceUpdated subscribers of the hotel. Role `service`.',
     args: { input: t.arg({ type: PublishPriceInput, required: true }) },
     authScopes: { service: true },
-    resolve: async (_root, { input }, { services }) => {
+    resolve: async (_root, { input }, { services, traceparent }) => {
       const { occurredAt, ...data } = input;
-      const event = await services.publisher.publish('priceUpdated', data, { occurredAt: occurredAt ?? undefined });
+      const event = await services.publisher.publish('priceUpdated', data, { occurredAt: occurredAt ?? undefined, traceparent });
       return receiptOf(event);
     },
   }),
@@ -80,7 +80,7 @@ builder.mutationField('publishPrices', (t) =>
       'Publishes many price changes in one request and one round trip to the bus, in order (at most PUBLISH_MAX_BATCH). Each item is validated on its own: an invalid one is null in the result with a BAD_USER_INPUT error naming its index, and the others are published. Role `service`.',
     args: { inputs: t.arg({ type: [PublishPriceInput], required: true }) },
     authScopes: { service: true },
-    resolve: async (_root, { inputs }, { services }) =>
-      receiptsOf(await services.publisher.publishMany('priceUpdated', inputs.map(({ occurredAt, ...data }) => ({ data, occurredAt: occurredAt ?? undefined })))),
+    resolve: async (_root, { inputs }, { services, traceparent }) =>
+      receiptsOf(await services.publisher.publishMany('priceUpdated', inputs.map(({ occurredAt, ...data }) => ({ data, occurredAt: occurredAt ?? undefined })), { traceparent })),
   }),
 );

@@ -132,6 +132,7 @@ export function createGatewayYoga(deps: {
         transport,
         log,
         clientAddress: initial.req ? deps.clientAddressOf(initial.req) : 'unknown',
+        traceparent: initial.request.headers.get('traceparent') ?? undefined,
       };
     },
     maskedErrors: { maskError: createErrorMasker(logger, deps.errorDetails) },
