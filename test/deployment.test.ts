@@ -515,6 +515,22 @@ describe('compose.yaml', () => {
     }
   });
 
+  it('offers Jaeger in the observability profile, and tracing stays off unless its endpoint is exported', () => {
+    const jaeger = services['jaeger'] as ComposeService & { profiles?: string[] };
+    expect(jaeger.image).toMatch(/^jaegertracing\/all-in-one:/);
+    expect(jaeger.profiles).toEqual(['observability']);
+    expect(environmentOf(jaeger)['COLLECTOR_OTLP_ENABLED']).toBe('true');
+    expect(jaeger.ports ?? []).toEqual(['127.0.0.1:16686:16686']);
+    for (const name of gatewayNames) {
+      const environment = environmentOf(services[name] as ComposeService);
+      expect(environment['OTEL_EXPORTER_OTLP_ENDPOINT']).toBe('${OTEL_EXPORTER_OTLP_ENDPOINT:-}');
+      // Unset, the default is empty, which the gateway reads as unset: no tracing.
+      const unset = Object.fromEntries(Object.entries(environment).map(([key, value]) => [key, value.replace(/\$\{RABBITMQ_PASSWORD:\?[^}]*\}/, 'hex0123').replace(/\$\{JWT_SECRET:\?[^}]*\}/, 'x'.repeat(40)).replace(/\$\{(\w+):-([^}]*)\}/g, '$2')]));
+      expect(loadConfig(unset).tracing).toBeUndefined();
+      expect(loadConfig({ ...unset, OTEL_EXPORTER_OTLP_ENDPOINT: 'http://jaeger:4318' }).tracing?.endpoint).toBe('http://jaeger:4318/v1/traces');
+    }
+  });
+
   it('gives a gateway longer to stop than its SHUTDOWN_TIMEOUT_MS', () => {
     for (const name of gatewayNames) {
       const service = services[name] as ComposeService;
