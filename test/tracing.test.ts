@@ -104,6 +104,30 @@ describe('tracing', () => {
     }
   });
 
+  it('adds no span and no envelope field when tracing is off', async () => {
+    const prefix = randomPrefix();
+    const gateway = await startGateway({ REDIS_URL: redis.url, REDIS_PREFIX: prefix, INSTANCE_ID: 'trace-off' });
+    const watcher = redis.client().duplicate();
+    const seen: string[] = [];
+    watcher.on('pmessage', (_pattern: string, _channel: string, message: string) => seen.push(message));
+    await watcher.psubscribe(`${prefix}*`);
+    const response = await fetch(gateway.httpUrl, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        authorization: `Bearer ${await tokenFor('notification-service', ['service'])}`,
+        traceparent: '00-5bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01',
+      },
+      body: JSON.stringify({ query: PUBLISH_NOTIFICATION, variables: { input: { notificationId: 'n-off', userId: 'gina', kind: 'SYSTEM', title: 'Hello' } } }),
+    });
+    expect(response.status).toBe(200);
+    await waitUntil(() => seen.length === 1, 'the event on Redis');
+    expect(JSON.parse(seen[0] as string)).not.toHaveProperty('traceparent');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(received.filter(({ instance }) => instance === 'trace-off')).toEqual([]);
+    watcher.disconnect();
+  });
+
   it('continues a service\'s trace from the envelope it publishes on Redis, and marks a dropped event', async () => {
     const prefix = randomPrefix();
     const gateway = await startGateway({ REDIS_URL: redis.url, REDIS_PREFIX: prefix, OTEL_EXPORTER_OTLP_ENDPOINT: endpoint, OTEL_BSP_SCHEDULE_DELAY: '50', INSTANCE_ID: 'trace-c' });

@@ -53,10 +53,10 @@ export interface EventPublisher {
 
 export function createEventPublisher(deps: { bus: EventBus; logger: Logger; metrics: GatewayMetrics; maxBatch: number; tracing?: EventTracing; now?: () => Date }): EventPublisher {
   const now = deps.now ?? (() => new Date());
-  /** A publish span when tracing, and the traceparent the events carry: the span's, or the caller's as it came. */
+  /** A publish span when tracing, and the traceparent the events carry (the span's); without tracing, neither. */
   const traced = (type: string, source: string, trace: PublishTrace | undefined, attributes?: Record<string, string | number>) => {
     const span = deps.tracing?.startPublish(type, source, trace?.traceparent, attributes);
-    return { span, traceparent: span?.traceparent ?? trace?.traceparent };
+    return { span, traceparent: span?.traceparent };
   };
   return {
     maxBatch: deps.maxBatch,
