@@ -12,6 +12,12 @@ function event<T extends EventType>(type: T, data: EventDataInput<T>): TidingsEv
   return built.event as TidingsEvent;
 }
 
+const bookingBetween = (guestId: string, hostId: string) =>
+  event('bookingUpdated', {
+    bookingId: 'b1', hotelId: 'h1', guestId, hostId, status: 'CONFIRMED',
+    checkIn: '2026-12-01', checkOut: '2026-12-02', totalPrice: { amountMinor: 100, currency: 'EUR' },
+  });
+
 const price = (hotelId: string, amountMinor: number) =>
   event('priceUpdated', { hotelId, roomType: 'DOUBLE', price: { amountMinor, currency: 'EUR' } });
 
@@ -64,10 +70,7 @@ describe.each(BACKENDS)('EventBus contract: %s', (backend) => {
     await waitUntil(() => bus.activeTopicCount() === 2, 'subscribers');
     await waitForUpstream(topics.userBookings('guest'));
     await waitForUpstream(topics.userBookings('host'));
-    const booking = event('bookingUpdated', {
-      bookingId: 'b1', hotelId: 'h1', guestId: 'guest', hostId: 'host', status: 'CONFIRMED',
-      checkIn: '2026-12-01', checkOut: '2026-12-02', totalPrice: { amountMinor: 100, currency: 'EUR' },
-    });
+    const booking = bookingBetween('guest', 'host');
     await bus.publish(booking);
     expect((await guestValues)[0]?.id).toBe(booking.id);
     expect((await hostValues)[0]?.id).toBe(booking.id);
@@ -80,10 +83,7 @@ describe.each(BACKENDS)('EventBus contract: %s', (backend) => {
     await waitUntil(() => bus.activeTopicCount() === 2, 'subscribers');
     await waitForUpstream(topics.userBookings('guest'));
     await waitForUpstream(topics.userBookings('host'));
-    const booking = event('bookingUpdated', {
-      bookingId: 'b1', hotelId: 'h1', guestId: 'guest', hostId: 'host', status: 'CONFIRMED',
-      checkIn: '2026-12-01', checkOut: '2026-12-02', totalPrice: { amountMinor: 100, currency: 'EUR' },
-    });
+    const booking = bookingBetween('guest', 'host');
     const later = { ...booking, id: `${booking.id}-later` } as TidingsEvent;
     expect(await bus.publishOnce(booking, 300)).toBe(true);
     expect(await bus.publishOnce(booking, 300)).toBe(false);

@@ -1,5 +1,6 @@
 import amqp, { type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage } from 'amqplib';
 import type { Logger } from 'pino';
+import type { Config } from '../config/config.js';
 import type { GatewayMetrics } from '../metrics/metrics.js';
 import type { EventPublisher } from '../publish/event-publisher.js';
 import { BOUND_ROUTING_KEYS, kindOf, mapMessage, type MappingContext, type PoisonReason } from './amqp-messages.js';
@@ -33,17 +34,8 @@ export interface AmqpIngress {
 
 export type AmqpIngressState = 'connecting' | 'consuming' | 'disconnected' | 'stopped';
 
-export interface AmqpIngressOptions {
-  readonly url: string;
-  readonly exchange: string;
-  readonly queue: string;
-  readonly deadLetterExchange: string;
-  readonly deadLetterQueue: string;
-  readonly prefetch: number;
-  readonly dedupeWindowMs: number;
-  /** Names the connection and the consumer in RabbitMQ's management UI. */
-  readonly instanceId: string;
-}
+/** The configured names and limits (AMQP_*), and `instanceId`, which names the connection and the consumer in RabbitMQ's management UI. */
+export type AmqpIngressOptions = Omit<NonNullable<Config['amqp']>, 'bookingCurrency'> & { readonly instanceId: string };
 
 /** Headers a dead-lettered message carries besides its own (docs/INGRESS.md). */
 export const DEAD_LETTER_HEADERS = {
