@@ -230,6 +230,30 @@ describe('RabbitMQ ingress', () => {
     expect(notifications.results).toHaveLength(1);
   }, 30_000);
 
+  it('declares its queue again and goes on consuming when the queue is deleted under it', async () => {
+    const { a, b, topology } = await twoInstances();
+    const gina = connectWs(a.wsUrl, await tokenFor('gina')).client;
+    const notifications = record(gina, NOTIFICATION_CREATED);
+    await a.waitForSubscribers(topics.userNotifications('gina'));
+    // An operator deletes the queue: the broker cancels both consumers (a null delivery).
+    const admin = await amqp.connect(rabbit.url);
+    const channel = await admin.createChannel();
+    await channel.deleteQueue(topology.queue);
+    await admin.close();
+    const state = (gateway: TestGateway) => (gateway.app.stats()['amqp'] as { state: string }).state;
+    await waitUntil(() => state(a) !== 'consuming' || state(b) !== 'consuming', 'the consumers to notice', 5_000).catch(() => undefined);
+    // Each declares the queue and its bindings again on a new channel, and consumes.
+    await waitUntil(() => state(a) === 'consuming' && state(b) === 'consuming', 'both instances to consume again', 15_000);
+    const service = await connectServiceEventBus(rabbit.url, topology.exchange);
+    try {
+      await service.publish('notification.created', notificationCreated('gina', 'after-delete'));
+    } finally {
+      await service.close();
+    }
+    const [result] = await notifications.waitForResults(1);
+    expect(result?.data?.['notificationCreated']).toMatchObject({ notificationId: 'after-delete' });
+  }, 30_000);
+
   it('hands the messages it holds back to the queue when it shuts down', async () => {
     const topology = testTopology();
     topologies.push(topology);
