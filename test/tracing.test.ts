@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { topics } from '../src/events/topics.js';
 import { startGateway, tokenFor } from './support/gateway.js';
-import { NOTIFICATION_CREATED, PUBLISH_NOTIFICATION } from './support/operations.js';
+import { ADD_MEMBERS, NOTIFICATION_CREATED, PUBLISH_NOTIFICATION, SET_TYPING, USER_TYPING } from './support/operations.js';
 import { randomPrefix, startRedis, type TestRedis } from './support/redis-server.js';
 import { waitUntil } from './support/wait.js';
 import { connectWs, record } from './support/ws-client.js';
@@ -100,8 +100,33 @@ describe('tracing', () => {
       expect(span.parentSpanId).toBe(publish?.span.spanId);
       expect(attribute(span, 'tidings.event.type')).toBe('notificationCreated');
       expect(attribute(span, 'tidings.subscribers')).toBe(1);
+      expect(attribute(span, 'tidings.subscribers.reached')).toBe(1);
+      expect(attribute(span, 'tidings.subscribers.filtered')).toBe(0);
       expect(attribute(span, 'messaging.destination.name')).toMatch(/user:gina:notification$/);
     }
+  });
+
+  it('counts on the delivery span the subscribers an event reached and those it was filtered for', async () => {
+    const gateway = await startGateway({ REDIS_URL: redis.url, REDIS_PREFIX: randomPrefix(), OTEL_EXPORTER_OTLP_ENDPOINT: endpoint, OTEL_BSP_SCHEDULE_DELAY: '50', INSTANCE_ID: 'trace-typing' });
+    await gateway.publish(ADD_MEMBERS, { conversationId: 'c-trace', userIds: ['gina', 'hugo'] });
+    const ginaToken = await tokenFor('gina');
+    const hugoTyping = record(connectWs(gateway.wsUrl, await tokenFor('hugo')).client, USER_TYPING, { conversationId: 'c-trace' });
+    record(connectWs(gateway.wsUrl, ginaToken).client, USER_TYPING, { conversationId: 'c-trace' });
+    await gateway.waitForSubscribers(topics.conversationTyping('c-trace'), 2);
+    const traceId = '1af7651916cd43dd8448eb211c80319c';
+    const response = await fetch(gateway.httpUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${ginaToken}`, traceparent: `00-${traceId}-c7ad6b7169203331-01` },
+      body: JSON.stringify({ query: SET_TYPING, variables: { conversationId: 'c-trace', state: 'STARTED' } }),
+    });
+    expect(response.status).toBe(200);
+    await hugoTyping.waitForResults(1);
+    await waitUntil(() => received.some(({ span }) => span.traceId === traceId && span.name === 'deliver'), 'the typing delivery span', 10_000);
+    const delivery = received.find(({ span }) => span.traceId === traceId && span.name === 'deliver')!.span;
+    // Hugo got it; Gina's own typing is not echoed to her.
+    expect(attribute(delivery, 'tidings.subscribers')).toBe(2);
+    expect(attribute(delivery, 'tidings.subscribers.reached')).toBe(1);
+    expect(attribute(delivery, 'tidings.subscribers.filtered')).toBe(1);
   });
 
   it('adds no span and no envelope field when tracing is off', async () => {

@@ -19,9 +19,28 @@ export interface FanoutHooks {
  * A subscriber that is not a stream: the shared executor of a group of subscribers, which needs
  * neither a buffer nor an async hop per event.
  */
+/**
+ * What one event's hand-off did on this instance, for its delivery span: the listeners add to it
+ * synchronously, while `deliver` runs (only when the span is recorded; otherwise undefined).
+ * Results that come later (an asynchronous execution, a backlog) are `deferred`, not followed.
+ */
+export interface DeliveryTally {
+  /** Subscribers a result was written to. */
+  reached: number;
+  /** Subscribers that do not take this event (their own typing, removed from the conversation). */
+  filtered: number;
+  /** Of `reached`, those whose result has a field withheld from them. */
+  withheld: number;
+  /** Subscribers whose result is still being executed or waits behind an earlier one. */
+  deferred: number;
+}
+
+/** A fresh count for one event's traced hand-off. */
+export const newTally = (): DeliveryTally => ({ reached: 0, filtered: 0, withheld: 0, deferred: 0 });
+
 export interface TopicListener {
-  /** Each event of the topic, synchronously and in order. */
-  onEvent(event: TidingsEvent): void;
+  /** Each event of the topic, synchronously and in order; `tally` when its delivery is traced. */
+  onEvent(event: TidingsEvent, tally?: DeliveryTally): void;
   /** The bus ended this listener (shutdown); not called after `stop()`. */
   onEnd(): void;
 }
@@ -92,10 +111,10 @@ export class LocalFanout {
 
   constructor(private readonly hooks: FanoutHooks = {}) {}
 
-  deliver(topic: string, event: TidingsEvent): void {
+  deliver(topic: string, event: TidingsEvent, tally?: DeliveryTally): void {
     // Entries stopped during the loop keep their `next`, so it goes on past them; they are skipped.
     for (let entry = this.topics.get(topic)?.first; entry; entry = entry.next) {
-      if (!entry.stopped) entry.listener.onEvent(event);
+      if (!entry.stopped) entry.listener.onEvent(event, tally);
     }
   }
 
@@ -130,7 +149,12 @@ export class LocalFanout {
     // A sliding buffer keeps the newest events for a subscriber that falls far behind instead of
     // growing without bound; the Repeater's push never blocks the publisher.
     return new Repeater<EventEnvelope<T>>(async (push, stop) => {
-      const listening = this.listen(topic, { onEvent: (event) => void push(event as EventEnvelope<T>), onEnd: () => stop() }, { counted: true });
+      const onEvent = (event: TidingsEvent, tally?: DeliveryTally) => {
+        // Handed to the stream's buffer: what its consumer does with it is its own.
+        if (tally) tally.reached++;
+        void push(event as EventEnvelope<T>);
+      };
+      const listening = this.listen(topic, { onEvent, onEnd: () => stop() }, { counted: true });
       try {
         await stop;
       } finally {

@@ -3,8 +3,8 @@ import type { TidingsEvent } from '../events/contracts.js';
 import { topicsOf } from '../events/topics.js';
 import { recordArrival, type GatewayMetrics } from '../metrics/metrics.js';
 import type { EventBus } from './event-bus.js';
-import { LocalFanout } from './local-fanout.js';
-import type { EventTracing } from '../observability/tracing.js';
+import { LocalFanout, newTally } from './local-fanout.js';
+import { deliveryAttributes, type EventTracing } from '../observability/tracing.js';
 
 /** Event ids publishOnce remembers at most; the oldest are forgotten first (bounded memory). */
 export const MEMORY_PUBLISHED_IDS = 100_000;
@@ -19,8 +19,9 @@ export function createMemoryEventBus(options: { metrics?: GatewayMetrics; tracin
     for (const topic of topics) {
       // A delivery span per topic with subscribers, as each Redis channel gets on its instance.
       const span = options.tracing && fanout.subscriberCount(topic) > 0 ? options.tracing.startDelivery(topic, event.traceparent) : undefined;
-      fanout.deliver(topic, event);
-      span?.end({ 'tidings.event.type': event.type, 'tidings.event.id': event.id, 'tidings.subscribers': fanout.subscriberCount(topic) });
+      const tally = span?.recording ? newTally() : undefined;
+      fanout.deliver(topic, event, tally);
+      span?.end(deliveryAttributes(event, fanout.subscriberCount(topic), tally));
     }
   };
   return {

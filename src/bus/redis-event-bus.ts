@@ -8,8 +8,8 @@ import type { RedisConnections } from '../redis/connections.js';
 import { redisKeys } from '../redis/keys.js';
 import { defineScript } from '../redis/scripts.js';
 import type { EventBus } from './event-bus.js';
-import { LocalFanout } from './local-fanout.js';
-import type { EventTracing, TracedStep } from '../observability/tracing.js';
+import { LocalFanout, newTally } from './local-fanout.js';
+import { deliveryAttributes, type EventTracing, type TracedStep } from '../observability/tracing.js';
 
 export interface RedisEventBusOptions {
   readonly connections: RedisConnections;
@@ -154,8 +154,10 @@ export function createRedisEventBus(options: RedisEventBusOptions): EventBus {
       return drop('topic_mismatch', channel, { eventId, type: result.event.type }, span);
     }
     recordArrival(metrics, result.event, (document as { publishedBy?: unknown }).publishedBy === GATEWAY_MARK ? 'gateway' : 'redis');
-    fanout.deliver(topic, result.event);
-    span?.end({ 'tidings.event.type': result.event.type, 'tidings.event.id': result.event.id, 'tidings.subscribers': fanout.subscriberCount(topic) });
+    if (!span) return fanout.deliver(topic, result.event);
+    const tally = span.recording ? newTally() : undefined;
+    fanout.deliver(topic, result.event, tally);
+    span.end(deliveryAttributes(result.event, fanout.subscriberCount(topic), tally));
   };
 
   /**

@@ -27,8 +27,30 @@ export interface EventTracing {
 }
 
 export interface TracedStep {
+  /** Whether the span is recorded (sampled): worth counting for. */
+  readonly recording: boolean;
   /** Ends the span with these attributes; with `error`, its status is ERROR. */
   end(attributes?: Attributes, error?: string): void;
+}
+
+/** What an event's hand-off did on an instance (the bus' DeliveryTally, counted while it runs). */
+export interface DeliveryCounts {
+  readonly reached: number;
+  readonly filtered: number;
+  readonly withheld: number;
+  readonly deferred: number;
+}
+
+/** A delivery span's attributes: the event, the topic's local subscribers, and what the hand-off did (when counted). */
+export function deliveryAttributes(event: { type: string; id: string }, subscribers: number, tally: DeliveryCounts | undefined): Attributes {
+  const attributes: Attributes = { 'tidings.event.type': event.type, 'tidings.event.id': event.id, 'tidings.subscribers': subscribers };
+  if (tally) {
+    attributes['tidings.subscribers.reached'] = tally.reached;
+    attributes['tidings.subscribers.filtered'] = tally.filtered;
+    attributes['tidings.subscribers.withheld'] = tally.withheld;
+    attributes['tidings.subscribers.deferred'] = tally.deferred;
+  }
+  return attributes;
 }
 
 const TRACEPARENT = /^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
@@ -63,6 +85,7 @@ function samplerOf(tracing: NonNullable<Config['tracing']>): Sampler {
 }
 
 const step = (span: Span): TracedStep => ({
+  recording: span.isRecording(),
   end(attributes, error) {
     if (attributes) span.setAttributes(attributes);
     if (error !== undefined) span.setStatus({ code: SpanStatusCode.ERROR, message: error });

@@ -166,11 +166,11 @@ builder.mutationField('setTyping', (t) =>
       'returns false when a repeated STARTED was dropped by the throttle.',
     args: { conversationId: t.arg.id({ required: true }), state: t.arg({ type: TypingState, required: true }) },
     authScopes: (_root, args) => ({ conversationMember: args.conversationId }),
-    resolve: async (_root, args, { principal, services }) => {
+    resolve: async (_root, args, { principal, services, traceparent }) => {
       if (principal.kind !== 'user') throw forbidden('Sign in to send typing state');
       const conversationId = requireId(args.conversationId, 'conversationId');
       if (!services.typingThrottle.admit(conversationId, principal.userId, args.state)) return false;
-      await services.publisher.publish('userTyping', { conversationId, userId: principal.userId, state: args.state });
+      await services.publisher.publish('userTyping', { conversationId, userId: principal.userId, state: args.state }, { traceparent });
       return true;
     },
   }),

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { EventBus } from '../bus/event-bus.js';
 import type { EventType, TidingsEvent } from '../events/contracts.js';
 import { REVOKED, type StreamGuard } from '../bus/guarded-stream.js';
-import { SUBSCRIBER_BUFFER_EVENTS, type Listening, type TopicListener } from '../bus/local-fanout.js';
+import { SUBSCRIBER_BUFFER_EVENTS, type DeliveryTally, type Listening, type TopicListener } from '../bus/local-fanout.js';
 import type { Topic } from '../events/topics.js';
 import { isWithheldField, withExtensions } from '../errors.js';
 import type { GatewayMetrics } from '../metrics/metrics.js';
@@ -231,10 +231,11 @@ export function createSharedDeliveries(deps: {
       this.perUser = key !== groupKeyOf(memberKey, topic, undefined);
     }
 
-    onEvent(event: TidingsEvent): void {
+    onEvent(event: TidingsEvent, tally?: DeliveryTally): void {
       if (event === this.handed) return;
       // Members' own filters are applied as each result is written (once per member and event).
-      if (!this.executing) return this.deliver(event);
+      if (!this.executing) return this.deliver(event, tally);
+      if (tally) tally.deferred += this.size;
       const backlog = (this.backlog ??= []);
       if (backlog.length >= SUBSCRIBER_BUFFER_EVENTS) {
         backlog.shift();
@@ -326,28 +327,38 @@ export function createSharedDeliveries(deps: {
     }
 
     /** The result of `event` to every member that takes it. */
-    private write(result: ExecutionResult, event: TidingsEvent): void {
+    private write(result: ExecutionResult, event: TidingsEvent, tally?: DeliveryTally): void {
       const shown = shownOf(result);
       const payload = JSON.stringify(shown);
       let written = 0;
+      let reached = 0;
       // A send never ends a member synchronously, but take the link first anyway.
       for (let member = this.first, after; member; member = after) {
         after = member.after;
-        if (this.filtered > 0 && !member.accepts(event)) continue;
+        if (this.filtered > 0 && !member.accepts(event)) {
+          if (tally) tally.filtered++;
+          continue;
+        }
         member.write(payload, shown);
+        reached++;
         if (!member.sink.countedByTransport) written++;
       }
       deps.metrics.countDelivered(this.field, written);
-      if (result.errors?.some(isWithheldField)) deps.metrics.eventsDropped.inc({ reason: 'unauthorized_field', source: this.field }, written);
+      const withheld = result.errors?.some(isWithheldField) ?? false;
+      if (withheld) deps.metrics.eventsDropped.inc({ reason: 'unauthorized_field', source: this.field }, written);
+      if (tally) {
+        tally.reached += reached;
+        if (withheld) tally.withheld += reached;
+      }
     }
 
     /** An execution's result: written to every member, unless it read whose it was (see split). */
-    private settle(result: ExecutionResult, event: TidingsEvent): void {
+    private settle(result: ExecutionResult, event: TidingsEvent, tally?: DeliveryTally): void {
       // Its last member left while an asynchronous execution ran: nobody to write to, and a split
       // would put an ended group back under a key where it would end every newcomer at once.
       if (this.ended) return;
-      if (!this.perUser && this.watch?.read) this.split(event);
-      this.write(result, event);
+      if (!this.perUser && this.watch?.read) this.split(event, tally);
+      this.write(result, event, tally);
     }
 
     /**
@@ -356,7 +367,7 @@ export function createSharedDeliveries(deps: {
      * user's, and each other user's members move to a group of their own, which executes `event`
      * (and whatever waited behind it here) for them. Runs before the result is written.
      */
-    private split(event: TidingsEvent): void {
+    private split(event: TidingsEvent, tally?: DeliveryTally): void {
       perUserKeys.set(this.memberKey, true);
       const ownUser = this.watch?.userId;
       if (byKey.get(this.key) === this) byKey.delete(this.key);
@@ -385,21 +396,22 @@ export function createSharedDeliveries(deps: {
         if (group.ended) continue;
         // Listening from now on, it may still be handed `event` by the bus loop that is running.
         group.handed = event;
-        group.deliver(event);
+        group.deliver(event, tally);
         for (const later of waiting) group.onEvent(later);
       }
     }
 
-    private deliver(event: TidingsEvent): void {
+    private deliver(event: TidingsEvent, tally?: DeliveryTally): void {
       if (this.size === 0) return;
       try {
         if (this.watch) this.watch.read = false;
         const result = deps.execution.run(this.args, event);
         if (!isPromise(result)) {
-          this.settle(result, event);
+          this.settle(result, event, tally);
           return;
         }
         // An asynchronous resolver: later events wait, so every member still sees them in order.
+        if (tally) tally.deferred += this.size;
         this.executing = true;
         result.then(
           (settled) => {
