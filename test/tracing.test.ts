@@ -131,7 +131,8 @@ describe('tracing', () => {
 
   it('adds no span and no envelope field when tracing is off', async () => {
     const prefix = randomPrefix();
-    const gateway = await startGateway({ REDIS_URL: redis.url, REDIS_PREFIX: prefix, INSTANCE_ID: 'trace-off' });
+    // An endpoint is set, but tracing is switched off: nothing may reach the receiver.
+    const gateway = await startGateway({ REDIS_URL: redis.url, REDIS_PREFIX: prefix, INSTANCE_ID: 'trace-off', OTEL_EXPORTER_OTLP_ENDPOINT: endpoint, OTEL_SDK_DISABLED: 'true', OTEL_BSP_SCHEDULE_DELAY: '50' });
     const watcher = redis.client().duplicate();
     const seen: string[] = [];
     watcher.on('pmessage', (_pattern: string, _channel: string, message: string) => seen.push(message));
@@ -170,7 +171,11 @@ describe('tracing', () => {
     const publisher = redis.client();
     await publisher.publish(`${prefix}${topics.userNotifications('hugo')}`, JSON.stringify(envelope));
     await publisher.publish(`${prefix}${topics.userNotifications('hugo')}`, JSON.stringify({ ...envelope, id: 'e-2', version: 9 }));
-    await notifications.waitForResults(1);
+    // A malformed or oversized traceparent is ignored, never a reason to drop the event.
+    await publisher.publish(`${prefix}${topics.userNotifications('hugo')}`, JSON.stringify({ ...envelope, id: 'e-3', traceparent: 'x'.repeat(10_000) }));
+    await publisher.publish(`${prefix}${topics.userNotifications('hugo')}`, JSON.stringify({ ...envelope, id: 'e-4', traceparent: 42 }));
+    await notifications.waitForResults(3);
+    expect(notifications.results.map((result) => (result.data?.['notificationCreated'] as { notificationId: string }).notificationId)).toEqual(['n-2', 'n-2', 'n-2']);
     await waitUntil(() => received.filter(({ span }) => span.traceId === traceId && span.name === 'deliver').length >= 2, 'two delivery spans of the service\'s trace', 10_000);
     const [delivered, dropped] = received.filter(({ span }) => span.traceId === traceId && span.name === 'deliver').map(({ span }) => span);
     expect(delivered?.parentSpanId).toBe('b7ad6b7169203331');

@@ -88,8 +88,9 @@ const envSchema = z.object({
     .refine((code) => CURRENCIES.has(code), 'an ISO 4217 code such as EUR')
     .optional(),
 
-  // OpenTelemetry tracing (docs/OPERATIONS.md "Tracing"): the standard variables. The exporter
-  // reads the endpoint, headers and timeout itself; they are checked here so a typo fails at start.
+  // OpenTelemetry tracing (docs/OPERATIONS.md "Tracing"): the standard variables. The endpoint is
+  // checked here and handed to the exporter; OTEL_EXPORTER_OTLP_HEADERS and _TIMEOUT are read by
+  // the exporter itself, as the OpenTelemetry specification says.
   OTEL_SDK_DISABLED: booleanFromEnv.default(false),
   OTEL_EXPORTER_OTLP_ENDPOINT: z.url({ protocol: /^https?$/ }).optional(),
   OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: z.url({ protocol: /^https?$/ }).optional(),
@@ -97,7 +98,7 @@ const envSchema = z.object({
   OTEL_TRACES_SAMPLER: z
     .enum(['always_on', 'always_off', 'traceidratio', 'parentbased_always_on', 'parentbased_always_off', 'parentbased_traceidratio'])
     .default('parentbased_always_on'),
-  OTEL_TRACES_SAMPLER_ARG: z.coerce.number().min(0).max(1).optional(),
+  OTEL_TRACES_SAMPLER_ARG: z.string().trim().regex(/^(0(\.\d+)?|1(\.0+)?|\.\d+)$/, 'a ratio from 0 to 1').transform(Number).optional(),
   OTEL_BSP_SCHEDULE_DELAY: nonNegativeInt.max(600_000).default(5_000),
 
   EVENT_MAX_BYTES: positiveInt.max(16 * 1024 * 1024).default(64 * 1024),

@@ -135,7 +135,8 @@ export const envelopeSchema = z.object({
   version: z.number().int(),
   occurredAt: isoDateTime,
   data: z.unknown(),
-  traceparent: z.string().max(256).optional(),
+  // Malformed or oversized: ignored (dropped from the envelope), never a reason to drop the event.
+  traceparent: z.string().max(256).optional().catch(undefined),
 });
 
 /** The wire schema of one event type: the envelope with that type's data. For JSON Schema export. */
