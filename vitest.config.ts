@@ -1,3 +1,4 @@
+import { defaultServerConditions } from 'vite';
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
@@ -6,6 +7,9 @@ export default defineConfig({
     // graphql-js then refuses "GraphQLObjectType from another module or realm".
     alias: [{ find: /^graphql$/, replacement: 'graphql/index.js' }],
   },
+  // The tests run as SSR modules: @tidings/client from its TypeScript source (its
+  // "tidings-source" export condition), not a build.
+  ssr: { resolve: { conditions: ['tidings-source', ...defaultServerConditions] } },
   test: {
     include: ['test/**/*.test.ts'],
     testTimeout: 20_000,

@@ -1,6 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import react from '@vitejs/plugin-react';
-import { defineConfig } from 'vite';
+import { defaultClientConditions, defineConfig } from 'vite';
 
 /** The gateway `npm run app:dev` proxies to; `npm start` listens on 4000 by default. */
 const gateway = process.env['TIDINGS_GATEWAY_URL'] ?? 'http://localhost:4000';
@@ -13,6 +13,8 @@ export default defineConfig({
   root: fileURLToPath(new URL('.', import.meta.url)),
   base: '/app/',
   plugins: [react()],
+  // @tidings/client from its TypeScript source (its "tidings-source" export condition), not a build.
+  resolve: { conditions: ['tidings-source', ...defaultClientConditions] },
   build: {
     outDir: 'dist',
     emptyOutDir: true,

@@ -3,3 +3,5 @@ export { ConnectionStateStore, type ConnectionState, type ConnectionStatus, type
 export { LoggedOutError, CloseCodes } from './errors.js';
 export { backoffDelayMs, type BackoffOptions } from './backoff.js';
 export * from './operations.js';
+/** The data and variables type of a typed document: `ResultOf<typeof PriceUpdatedSubscription>`. */
+export type { ResultOf, VariablesOf } from '@graphql-typed-document-node/core';

@@ -1,6 +1,7 @@
 import { useEffect, useRef, useState } from 'react';
-import { Provider, useQuery } from 'urql';
+import { useQuery } from 'urql';
 import { createTidingsClient, ViewerQuery, type TidingsClient } from '@tidings/client';
+import { TidingsProvider } from '@tidings/client/react';
 import { BookingsCard } from './components/BookingsCard.js';
 import { ChatCard } from './components/ChatCard.js';
 import { ConnectionBadge } from './components/ConnectionBadge.js';
@@ -85,10 +86,10 @@ export function App() {
         <UserPicker current={session?.user} pending={pending} onPick={(user) => void pick(user)} />
         {session ? (
           <div className="session">
-            <Provider value={session.client.urql}>
+            <TidingsProvider client={session.client}>
               <SignedInAs user={session.user} />
-            </Provider>
-            <ConnectionBadge client={session.client} />
+              <ConnectionBadge />
+            </TidingsProvider>
           </div>
         ) : null}
       </header>
@@ -98,11 +99,11 @@ export function App() {
         </p>
       ) : null}
       {session ? (
-        <Provider value={session.client.urql}>
+        <TidingsProvider client={session.client}>
           <ToastProvider>
             <Dashboard key={session.user.id} session={session} />
           </ToastProvider>
-        </Provider>
+        </TidingsProvider>
       ) : (
         <Welcome />
       )}

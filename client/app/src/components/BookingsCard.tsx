@@ -3,9 +3,9 @@ import { BookingUpdatedSubscription, NotificationCreatedSubscription } from '@ti
 import type {
   BookingUpdatedSubscription as BookingUpdatedData,
   NotificationCreatedSubscription as NotificationCreatedData,
-} from '../../../src/generated/graphql.js';
+} from '@tidings/client/types';
 import { displayName, formatMoney, formatTime, hotelName, humanize } from '../demo.js';
-import { useEventStream } from '../hooks.js';
+import { useEventStream } from '@tidings/client/react';
 import { useToast } from './Toasts.js';
 
 type Booking = BookingUpdatedData['bookingUpdated'];

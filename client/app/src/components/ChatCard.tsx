@@ -1,9 +1,10 @@
 import { useEffect, useRef, useState, type FormEvent } from 'react';
 import { useMutation } from 'urql';
 import { ChatResponseSubscription, SendChatMessageMutation, StartChatSessionMutation } from '@tidings/client';
-import type { ChatResponseSubscription as ChatResponseData } from '../../../src/generated/graphql.js';
+import type { ChatResponseSubscription as ChatResponseData } from '@tidings/client/types';
 import { newId } from '../demo.js';
-import { useAction, useEventStream } from '../hooks.js';
+import { useEventStream } from '@tidings/client/react';
+import { useAction } from '../hooks.js';
 
 type ChatEvent = ChatResponseData['chatResponse'];
 type ReplyStatus = ChatEvent['status'];

@@ -1,5 +1,5 @@
-import type { ConnectionStatus, TidingsClient } from '@tidings/client';
-import { useConnectionState } from '../hooks.js';
+import type { ConnectionStatus } from '@tidings/client';
+import { useTidingsConnection } from '@tidings/client/react';
 
 const LABELS: Record<ConnectionStatus, string> = {
   connecting: 'Connecting',
@@ -9,8 +9,8 @@ const LABELS: Record<ConnectionStatus, string> = {
 };
 
 /** Live / Reconnecting / Offline, and over which transport. */
-export function ConnectionBadge({ client }: { client: TidingsClient }) {
-  const { status, transport } = useConnectionState(client);
+export function ConnectionBadge() {
+  const { status, transport } = useTidingsConnection();
   return (
     <div className={`connection connection-${status}`} title={`Connection: ${LABELS[status]} over ${transport}`}>
       <span className="connection-dot" aria-hidden="true" />

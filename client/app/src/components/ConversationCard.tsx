@@ -1,9 +1,10 @@
 import { useCallback, useEffect, useRef, useState, type FormEvent } from 'react';
 import { useMutation } from 'urql';
 import { NewMessageSubscription, SetTypingMutation, UserTypingSubscription } from '@tidings/client';
-import type { NewMessageSubscription as NewMessageData } from '../../../src/generated/graphql.js';
+import type { NewMessageSubscription as NewMessageData } from '@tidings/client/types';
 import { CONVERSATION_ID, displayName, formatTime, type DemoUser } from '../demo.js';
-import { useAction, useEventStream } from '../hooks.js';
+import { useEventStream } from '@tidings/client/react';
+import { useAction } from '../hooks.js';
 import { publishMessage } from '../service.js';
 
 type Message = NewMessageData['newMessage'];
