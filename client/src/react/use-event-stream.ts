@@ -24,7 +24,8 @@ export interface EventStream {
  * `document` should be a module-level constant (the typed documents of `@tidings/client`): a new
  * document object starts a new subscription. The subscription starts on mount, restarts when the
  * variables (compared by value), `pause` or `resubscribeKey` change, and ends on unmount.
- * `onEvent` may be a new function on every render; the latest one is called.
+ * `onEvent` may be a new function on every render; the latest one is called. Under a provider
+ * without a client (server rendering, signed out) nothing is subscribed.
  */
 export function useEventStream<Data, Variables extends AnyVariables>(
   document: DocumentInput<Data, Variables>,
@@ -42,7 +43,7 @@ export function useEventStream<Data, Variables extends AnyVariables>(
   const { pause = false, resubscribeKey } = options;
 
   useEffect(() => {
-    if (pause) return;
+    if (pause || !client) return;
     setError(undefined);
     const subscription = client.urql.subscription(document, JSON.parse(variablesKey) as Variables).subscribe((result) => {
       if (result.error) setError(result.error);
