@@ -47,3 +47,43 @@ describe('layers of src/', () => {
     expect(edges.get('server')?.has('transport') ?? false).toBe(false);
   });
 });
+
+describe('layers of client/src (@tidings/client)', () => {
+  const CLIENT_SRC = fileURLToPath(new URL('../client/src/', import.meta.url));
+  const manifest = JSON.parse(readFileSync(new URL('../client/package.json', import.meta.url), 'utf8')) as {
+    dependencies: Record<string, string>;
+    peerDependencies: Record<string, string>;
+  };
+  const clientFiles = readdirSync(CLIENT_SRC, { recursive: true, encoding: 'utf8' })
+    .filter((name) => /\.tsx?$/.test(name))
+    .map((name) => join(CLIENT_SRC, name));
+  const importsOf = (file: string) => [...readFileSync(file, 'utf8').matchAll(/(?:from|import) '([^']+)'/g)].map((match) => match[1] as string);
+
+  it('imports only its own files and the packages it declares: nothing of the gateway', () => {
+    const declared = new Set([...Object.keys(manifest.dependencies), ...Object.keys(manifest.peerDependencies)]);
+    const strays: string[] = [];
+    for (const file of clientFiles) {
+      for (const specifier of importsOf(file)) {
+        if (specifier.startsWith('.')) {
+          const target = join(file, '..', specifier);
+          if (relative(CLIENT_SRC, target).startsWith('..')) strays.push(`${relative(CLIENT_SRC, file)}: ${specifier}`);
+        } else {
+          const name = specifier.startsWith('@') ? specifier.split('/').slice(0, 2).join('/') : (specifier.split('/')[0] as string);
+          if (!declared.has(name)) strays.push(`${relative(CLIENT_SRC, file)}: ${specifier}`);
+        }
+      }
+    }
+    expect(clientFiles.length).toBeGreaterThan(5);
+    expect(strays).toEqual([]);
+  });
+
+  it('keeps react and urql (optional peers) out of the framework-free core', () => {
+    const core = clientFiles.filter((file) => !relative(CLIENT_SRC, file).startsWith(`react${sep}`));
+    const offenders = core.flatMap((file) =>
+      importsOf(file)
+        .filter((specifier) => /^(react|react-dom|urql)(\/|$)/.test(specifier) || specifier.includes('/react/'))
+        .map((specifier) => `${relative(CLIENT_SRC, file)}: ${specifier}`),
+    );
+    expect(offenders).toEqual([]);
+  });
+});
