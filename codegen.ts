@@ -11,7 +11,12 @@ const config: CodegenConfig = {
   generates: {
     'client/src/generated/': {
       preset: 'client',
-      presetConfig: { fragmentMasking: false },
+      presetConfig: {
+        fragmentMasking: false,
+        // persisted-documents.json (hash → document) for TRUSTED_DOCUMENTS, and each document
+        // carries its hash (`__meta__.hash`) so @tidings/client can send it instead of the text.
+        persistedDocuments: { mode: 'embedHashInDocument', hashAlgorithm: 'sha256' },
+      },
       config: {
         useTypeImports: true,
         // NodeNext + verbatimModuleSyntax: import paths with .js, no CommonJS-style imports.

@@ -20,6 +20,9 @@ const config: CodegenConfig = {
   generates: {
     'src/gql/': {
       preset: 'client',
+      // src/gql/persisted-documents.json: give it to the gateway (TRUSTED_DOCUMENTS) and the
+      // client sends these operations by hash when the gateway runs trusted documents only.
+      presetConfig: { persistedDocuments: { mode: 'embedHashInDocument', hashAlgorithm: 'sha256' } },
       config: {
         useTypeImports: true,
         enumsAsTypes: true,

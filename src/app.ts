@@ -100,7 +100,7 @@ export function buildApp(
     compileEventDocumentsAfter?: number;
   } = {},
 ): App {
-  const logger = overrides.logger ?? createLogger({ level: config.log.level, instanceId: config.instanceId });
+  const logger = overrides.logger ?? createLogger({ level: config.log.level, format: config.log.format, instanceId: config.instanceId });
   const metrics = createMetrics({ processMetrics: true });
   const presence = new Presence();
   // OpenTelemetry (OTEL_EXPORTER_OTLP_ENDPOINT): spans for publishing and each instance's delivery.
@@ -199,6 +199,7 @@ export function buildApp(
     authenticator,
     logger,
     graphiql: config.graphiql.enabled,
+    trustedDocuments: config.trustedDocuments?.documents,
     errorDetails: config.errorDetails.enabled,
     devTokenSecret: config.devTokens.enabled && config.auth.kind === 'secret' ? config.auth.secret : undefined,
     clockToleranceMs: config.auth.clockToleranceSeconds * 1000,
@@ -242,6 +243,7 @@ export function buildApp(
       ...config.websocket,
       clockToleranceMs: config.auth.clockToleranceSeconds * 1000,
       rateLimitStrikes: { windowMs: config.limits.rate.windowMs, disconnectAfter: config.limits.rate.disconnectAfter },
+      trustedDocuments: config.trustedDocuments?.documents,
     },
   });
 

@@ -120,6 +120,8 @@ describe('the packed @tidings/client', () => {
       'dist/react/index.js',
       'dist/react/index.d.ts',
       'dist/generated/graphql.d.ts',
+      // The package's own operations by hash, for a gateway's TRUSTED_DOCUMENTS.
+      'dist/persisted-documents.json',
     ]) {
       expect(paths).toContain(expected);
     }

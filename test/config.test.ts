@@ -201,6 +201,30 @@ describe('loadConfig defaults', () => {
     ]);
   });
 
+  it('logs for people (LOG_FORMAT=pretty) by default only on the public development secret, like the development features', () => {
+    expect(loadConfig({}).log).toEqual({ level: 'info', format: 'pretty' });
+    expect(loadConfig({ NODE_ENV: 'test' }).log.format).toBe('pretty');
+    // A real key source gets JSON unless asked, whatever NODE_ENV says (or omits).
+    expect(loadConfig({ JWT_SECRET: SECRET_32 }).log.format).toBe('json');
+    expect(loadConfig({ JWT_SECRET: SECRET_32, DEV_TOKENS: 'true', GRAPHIQL: 'true' }).log.format).toBe('json');
+    expect(loadConfig({ JWT_JWKS_URL: JWKS_URL }).log.format).toBe('json');
+    expect(loadConfig({ NODE_ENV: 'production', JWT_SECRET: SECRET_32 }).log.format).toBe('json');
+    expect(loadConfig({ NODE_ENV: 'production', JWT_JWKS_URL: JWKS_URL, JWT_AUDIENCE: 'tidings' }).log.format).toBe('json');
+    // Explicit values win both ways.
+    expect(loadConfig({ LOG_FORMAT: 'json' }).log.format).toBe('json');
+    expect(loadConfig({ NODE_ENV: 'development', LOG_FORMAT: 'json' }).log.format).toBe('json');
+    expect(loadConfig({ NODE_ENV: 'production', JWT_SECRET: SECRET_32, LOG_FORMAT: 'pretty' }).log.format).toBe('pretty');
+    expect(loadConfig({ LOG_FORMAT: '' }).log.format).toBe('pretty');
+  });
+
+  it('refuses an unknown LOG_FORMAT, naming it, with the other problems', () => {
+    expect(problemsOf({ LOG_FORMAT: 'xml', PORT: 'abc' })).toEqual([
+      expect.stringMatching(/^PORT: /),
+      'LOG_FORMAT: Invalid option: expected one of "pretty"|"json"',
+    ]);
+    expect(problemsOf({ LOG_FORMAT: 'JSON' })).toEqual([expect.stringMatching(/^LOG_FORMAT: /)]);
+  });
+
   it('treats empty strings as unset', () => {
     const config = loadConfig({ NODE_ENV: '', PORT: '', LOG_LEVEL: '', REDIS_URL: '', JWT_SECRET: '', GRAPHIQL: '', ALLOW_ANONYMOUS: '' });
     expect(config.environment).toBe('development');

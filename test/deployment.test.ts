@@ -637,7 +637,7 @@ describe('deploy/nginx.conf', () => {
    */
   function nginxTest(config: string, port: number): { ok: boolean; output: string } {
     if (!existsSync(NGINX)) {
-      throw new Error(`${NGINX} is missing: install Debian's nginx (apt-get install nginx) to check deploy/nginx.conf; CI's .ci/run must install it.`);
+      throw new Error(`${NGINX} is missing: install Debian's nginx (apt-get install nginx) to check deploy/nginx.conf; scripts/test.sh (the README's test command, which .ci/run runs) installs it.`);
     }
     let copy = config;
     for (const name of gatewayNames) copy = copy.replace(new RegExp(`(\\bserver\\s+)${name}(:\\d+)`, 'g'), '$1127.0.0.1$2');

@@ -59,6 +59,8 @@ async function startGatewayProcess(): Promise<GatewayProcess> {
       ...inherited,
       PORT: '0',
       LOG_LEVEL: 'info',
+      // Development defaults log for people (LOG_FORMAT=pretty); this test reads the JSON lines.
+      LOG_FORMAT: 'json',
       NODE_ENV: 'development',
       SHUTDOWN_TIMEOUT_MS: String(SHUTDOWN_TIMEOUT_MS),
     },

@@ -4,6 +4,7 @@ import { createClient as createWsClient, type Client as WsClient } from 'graphql
 import { backoffDelayMs, type BackoffOptions } from './backoff.js';
 import { ConnectionStateStore, type ConnectionState, type TransportKind } from './connection-state.js';
 import { LoggedOutError } from './errors.js';
+import { persistedQueryExtension, trustedDocumentsExchange, TrustedDocumentsPolicy, type TrustedDocumentsMode } from './trusted-documents.js';
 
 /** Returns the current access token. Called on every (re)connect and request, so refresh here. */
 export type TokenProvider = () => string | Promise<string>;
@@ -29,6 +30,11 @@ export interface TidingsClientOptions {
   readonly webSocketProbeIntervalMs?: number;
   /** graphql-ws client keep-alive pings. @default 10_000 */
   readonly keepAliveMs?: number;
+  /**
+   * Send generated documents by hash: `auto` when the gateway asks (it runs TRUSTED_DOCUMENTS),
+   * `always`, or `never`. @default 'auto'
+   */
+  readonly trustedDocuments?: TrustedDocumentsMode;
 }
 
 export interface TidingsClient {
@@ -43,6 +49,10 @@ export interface TidingsClient {
 
 interface ActiveOperation {
   readonly request: { query: string; variables?: Record<string, unknown>; operationName?: string };
+  /** The typed document (it may carry its hash, for trusted documents). */
+  readonly document: unknown;
+  /** Whether the last start sent it by hash. */
+  sentHash: boolean;
   readonly observer: { next(value: ExecutionResult): void; error(error: unknown): void; complete(): void };
   /** Bumped on every transport switch; callbacks of older generations are ignored. */
   generation: number;
@@ -71,6 +81,7 @@ export function createTidingsClient(options: TidingsClientOptions): TidingsClien
     webSocketProbeIntervalMs = 30_000,
     keepAliveMs = 10_000,
   } = options;
+  const trustedDocuments = new TrustedDocumentsPolicy(options.trustedDocuments ?? 'auto');
   const fetchImpl = options.fetch ?? globalThis.fetch.bind(globalThis);
   const webSocketUrl = options.url.replace(/^http/, 'ws');
   const healthUrl = new URL('/health', options.url).href;
@@ -152,8 +163,9 @@ export function createTidingsClient(options: TidingsClientOptions): TidingsClien
           reachedAck = false;
           if (isCurrent() && !replacing) markDown('websocket');
         },
-        connected: () => {
+        connected: (_socket, payload) => {
           reachedAck = true;
+          if ((payload as Record<string, unknown> | undefined)?.['trustedDocuments'] === true) trustedDocuments.gatewayAsks();
           consecutiveWsFailures = 0;
           if (replacing && isCurrent()) {
             const previous = replacing;
@@ -199,30 +211,44 @@ export function createTidingsClient(options: TidingsClientOptions): TidingsClien
   };
   let sseClient: SseClient | undefined;
 
+  /** The gateway refused the text and asked for the hash: start again by hash (once; see retriesWithHash). */
+  const retriedWithHash = (operation: ActiveOperation, errors: unknown): boolean => {
+    if (!Array.isArray(errors) || !trustedDocuments.retriesWithHash(errors, operation.document, operation.sentHash)) return false;
+    restart(operation);
+    return true;
+  };
+
   const start = (operation: ActiveOperation) => {
     const generation = operation.generation;
     const current = () => operation.generation === generation;
     const sink = {
-      next: (value: ExecutionResult) => current() && operation.observer.next(value),
-      error: (error: unknown) => current() && operation.observer.error(error),
+      // Over SSE a refusal is a result with errors (and no data) in the stream.
+      next: (value: ExecutionResult) => current() && !(value.data == null && retriedWithHash(operation, value.errors)) && operation.observer.next(value),
+      error: (error: unknown) => current() && !retriedWithHash(operation, error) && operation.observer.error(error),
       complete: () => current() && operation.observer.complete(),
     };
+    const hash = trustedDocuments.sendsHashes ? trustedDocuments.hashOf(operation.document) : undefined;
+    operation.sentHash = hash !== undefined;
+    // graphql-ws requires `query` to be a string: by hash, it is empty.
+    const request = hash === undefined ? operation.request : { ...operation.request, query: '', extensions: persistedQueryExtension(hash) };
     if (transport === 'websocket' && webSocketClient) {
-      operation.stop = webSocketClient.subscribe(operation.request, sink as never);
+      operation.stop = webSocketClient.subscribe(request, sink as never);
     } else if (sseClient) {
-      operation.stop = sseClient.subscribe(operation.request, sink as never, {
+      operation.stop = sseClient.subscribe(request, sink as never, {
         connecting: (reconnecting) => reconnecting && markDown('sse'),
         connected: () => markLive('sse'),
       });
     }
   };
 
+  const restart = (operation: ActiveOperation) => {
+    operation.generation += 1;
+    operation.stop();
+    start(operation);
+  };
+
   const moveOperations = () => {
-    for (const operation of operations) {
-      operation.generation += 1;
-      operation.stop();
-      start(operation);
-    }
+    for (const operation of operations) restart(operation);
   };
 
   const fallBackIfHttpWorks = async () => {
@@ -290,12 +316,15 @@ export function createTidingsClient(options: TidingsClientOptions): TidingsClien
     },
     exchanges: [
       cacheExchange,
+      trustedDocumentsExchange(trustedDocuments),
       fetchExchange,
       subscriptionExchange({
-        forwardSubscription: (request) => ({
+        forwardSubscription: (request, urqlOperation) => ({
           subscribe: (observer) => {
             const operation: ActiveOperation = {
               request: { query: request.query ?? '', variables: request.variables as Record<string, unknown>, operationName: request.operationName },
+              document: urqlOperation.query,
+              sentHash: false,
               observer: observer as ActiveOperation['observer'],
               generation: 0,
               stop: () => undefined,

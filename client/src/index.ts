@@ -1,4 +1,5 @@
 export { createTidingsClient, type TidingsClient, type TidingsClientOptions, type TokenProvider } from './create-client.js';
+export type { TrustedDocumentsMode } from './trusted-documents.js';
 export { ConnectionStateStore, type ConnectionState, type ConnectionStatus, type TransportKind } from './connection-state.js';
 export { LoggedOutError, CloseCodes } from './errors.js';
 export { backoffDelayMs, type BackoffOptions } from './backoff.js';

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import proxyaddr from 'proxy-addr';
+import { readTrustedDocumentManifests } from './trusted-document-manifests.js';
 
 /**
  * The development-only HS256 secret used when neither JWT_SECRET nor JWT_JWKS_URL is set
@@ -48,6 +49,8 @@ const envSchema = z.object({
   HOST: z.string().min(1).default('0.0.0.0'),
   PORT: z.coerce.number().int().min(0).max(65_535).default(4000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  // Unset: decided in loadConfig (pretty only with the public development secret).
+  LOG_FORMAT: z.enum(['pretty', 'json']).optional(),
   INSTANCE_ID: z.string().min(1).max(64).optional(),
   TRUST_PROXY: z
     .string()
@@ -131,6 +134,12 @@ const envSchema = z.object({
   SESSION_REVOCATION_TTL_SECONDS: positiveInt.max(365 * 24 * 3600).default(24 * 3600),
   HTTP_MAX_BODY_BYTES: positiveInt.max(16 * 1024 * 1024).default(256 * 1024),
   INTROSPECTION: booleanFromEnv.optional(),
+  // Comma-separated manifest paths (graphql-codegen persisted-documents.json); read in loadConfig.
+  TRUSTED_DOCUMENTS: z
+    .string()
+    .transform((value) => value.split(',').map((path) => path.trim()))
+    .refine((paths) => paths.every((path) => path.length > 0), 'a comma-separated list of manifest paths, none empty')
+    .optional(),
   RATE_LIMIT_WINDOW_MS: positiveInt.max(3_600_000).default(60_000),
   RATE_LIMIT_OPERATIONS: positiveInt.max(1_000_000).default(300),
   RATE_LIMIT_CHAT_MESSAGES: positiveInt.max(1_000_000).default(20),
@@ -191,7 +200,11 @@ export interface Config {
   readonly instanceId: string;
   /** `trustProxy`: the proxies whose X-Forwarded-For is believed (a list, or a hop count). */
   readonly http: { readonly host: string; readonly port: number; readonly trustProxy: readonly string[] | number };
-  readonly log: { readonly level: string };
+  /**
+   * `format`: `json`, one object per line, or `pretty`, human-readable lines for a developer's
+   * terminal. Unset, `pretty` only on the public development secret, like the development features.
+   */
+  readonly log: { readonly level: string; readonly format: 'pretty' | 'json' };
   readonly auth: AuthConfig;
   /** `url` undefined means the embedded in-memory pub/sub (one instance only). */
   readonly redis: { readonly url: string | undefined; readonly prefix: string };
@@ -234,6 +247,11 @@ export interface Config {
   readonly events: { readonly maxBytes: number; readonly maxBatch: number };
   readonly directory: { readonly membershipCacheMs: number; readonly chatSessionTtlSeconds: number };
   readonly graphiql: { readonly enabled: boolean };
+  /**
+   * TRUSTED_DOCUMENTS: every caller but the `service` role may run only these documents, sent by
+   * hash (docs/SECURITY.md "Trusted documents"). Undefined: any valid document runs.
+   */
+  readonly trustedDocuments: { readonly manifests: readonly string[]; readonly documents: ReadonlyMap<string, string> } | undefined;
   /** GET /dev/token mints tokens for demo users: development only, never in production. */
   readonly devTokens: { readonly enabled: boolean };
   /** Unexpected errors carry their original message and stack to clients (`originalError`): development only. */
@@ -400,9 +418,12 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     Object.entries(env).filter((entry): entry is [string, string] => entry[1] !== undefined && entry[1] !== ''),
   );
   const parsed = envSchema.safeParse(cleaned);
+  // Read here so that a manifest's problems are listed with every other one.
+  const manifests = parsed.success && parsed.data.TRUSTED_DOCUMENTS ? readTrustedDocumentManifests(parsed.data.TRUSTED_DOCUMENTS) : undefined;
   const problems = [
     ...(parsed.success ? [] : parsed.error.issues.map((issue) => `${issue.path.join('.') || '(environment)'}: ${issue.message}`)),
     ...crossFieldProblems(cleaned),
+    ...(manifests?.problems ?? []),
   ];
   if (!parsed.success || problems.length > 0) throw new ConfigError(problems);
   const vars = parsed.data;
@@ -438,7 +459,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     environment: vars.NODE_ENV,
     instanceId: vars.INSTANCE_ID ?? randomUUID().slice(0, 8),
     http: { host: vars.HOST, port: vars.PORT, trustProxy: vars.TRUST_PROXY },
-    log: { level: vars.LOG_LEVEL },
+    log: { level: vars.LOG_LEVEL, format: vars.LOG_FORMAT ?? (onDevelopmentSecret ? 'pretty' : 'json') },
     auth,
     redis: { url: vars.REDIS_URL, prefix: vars.REDIS_PREFIX },
     amqp: vars.AMQP_URL
@@ -466,6 +487,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     events: { maxBytes: vars.EVENT_MAX_BYTES, maxBatch: vars.PUBLISH_MAX_BATCH },
     directory: { membershipCacheMs: vars.MEMBERSHIP_CACHE_MS, chatSessionTtlSeconds: vars.CHAT_SESSION_TTL_SECONDS },
     graphiql: { enabled: developmentFeatures.graphiql.enabled },
+    trustedDocuments: manifests && vars.TRUSTED_DOCUMENTS ? { manifests: vars.TRUSTED_DOCUMENTS, documents: manifests.documents } : undefined,
     devTokens: { enabled: developmentFeatures.devTokens.enabled },
     errorDetails: { enabled: developmentFeatures.errorDetails.enabled },
     developmentFeatures,

@@ -1,14 +1,39 @@
-import { pino, type Bindings, type LogFn, type Logger } from 'pino';
+import { pino, type Bindings, type DestinationStream, type LogFn, type Logger, type LoggerOptions } from 'pino';
+import { PinoPretty } from 'pino-pretty';
 import type { YogaLogger } from 'graphql-yoga';
 
-/** Structured JSON logs on stdout. Tokens never reach a log line: we log rejection reasons only. */
-export function createLogger(options: { level: string; instanceId: string }): Logger {
-  return pino({
+/**
+ * Logs on stdout: JSON lines (`json`), or human-readable lines for a developer's terminal
+ * (`pretty`: time, level, message, then each field on its own line, without the instance id).
+ * Both are written synchronously in this process, so nothing is lost when it crashes. Redaction
+ * happens before either format sees a line: tokens never reach a log line, and we log rejection
+ * reasons only. `destination` (tests) replaces stdout.
+ */
+export function createLogger(options: {
+  level: string;
+  instanceId: string;
+  format: 'pretty' | 'json';
+  destination?: DestinationStream | NodeJS.WritableStream;
+}): Logger {
+  const pinoOptions: LoggerOptions = {
     level: options.level,
     base: { instance: options.instanceId },
     timestamp: pino.stdTimeFunctions.isoTime,
     redact: { paths: ['*.authorization', '*.Authorization', 'headers.authorization', 'connectionParams'], remove: true },
-  });
+  };
+  if (options.format === 'pretty') {
+    // A stream in this process, not a worker-thread transport: written before logger calls return.
+    const pretty = PinoPretty({
+      sync: true,
+      destination: options.destination ?? 1,
+      translateTime: 'SYS:HH:MM:ss.l',
+      ignore: 'instance',
+      // Colours only on a terminal (pino-pretty's default), never into a stream a test reads.
+      ...(options.destination ? { colorize: false } : {}),
+    });
+    return pino(pinoOptions, pretty);
+  }
+  return options.destination ? pino(pinoOptions, options.destination as DestinationStream) : pino(pinoOptions);
 }
 
 /** Routes Yoga's own log calls into pino. */

@@ -31,6 +31,8 @@ export interface GatewayMetrics {
   /** WebSocket closes by close code, whoever closed: protocol violations, expiry, limits, shutdown. */
   readonly websocketCloses: Counter<'code'>;
   readonly authFailures: Counter<'reason' | 'transport'>;
+  /** Operations refused by TRUSTED_DOCUMENTS before parsing, by reason (`document_text`, `no_hash`, `unknown_hash`) and transport. */
+  readonly trustedDocumentRefusals: Counter<'reason' | 'transport'>;
   readonly redisUp: Gauge<'connection'>;
   readonly redisReconnects: Counter<'connection'>;
   /** RabbitMQ ingress (src/ingress/): messages taken from the queue, by kind of routing key. */
@@ -178,6 +180,12 @@ export function createMetrics(options: { processMetrics?: boolean } = {}): Gatew
       name: 'tidings_events_dropped_total',
       help: 'Events not delivered, by reason (invalid: too_large, invalid_json, shape, unknown_type, version, topic_mismatch; unauthorized_field; conflated; slow_consumer) and source.',
       labelNames: ['reason', 'source'] as const,
+      registers: [registry],
+    }),
+    trustedDocumentRefusals: new Counter({
+      name: 'tidings_trusted_document_refusals_total',
+      help: 'Operations refused by TRUSTED_DOCUMENTS before parsing, by reason (document_text, no_hash, unknown_hash) and transport (http, sse, websocket).',
+      labelNames: ['reason', 'transport'] as const,
       registers: [registry],
     }),
     authFailures: new Counter({

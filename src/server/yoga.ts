@@ -20,6 +20,8 @@ import { useSubscriptionAdmission } from './use-subscription-admission.js';
 import type { SubscriptionAdmission } from './subscription-admission.js';
 import type { SessionRevocations } from '../sessions/session-revocations.js';
 import { useDevTokens } from './use-dev-tokens.js';
+import { useTrustedDocuments } from './trusted-documents.js';
+import { transportOfRequest } from './request-transport.js';
 import type { InFlightOperations } from './use-in-flight.js';
 import { useIntrospectionPolicy } from './use-introspection-policy.js';
 import { useQueryLimits } from './use-query-limits.js';
@@ -61,6 +63,8 @@ export function createGatewayYoga(deps: {
   graphiql: boolean;
   /** Unexpected errors show clients their original message and stack (ERROR_DETAILS, development only). */
   errorDetails: boolean;
+  /** TRUSTED_DOCUMENTS' manifests (hash → document): only these run, except for services. */
+  trustedDocuments: ReadonlyMap<string, string> | undefined;
   /** The HS256 secret, when GET /dev/token may mint development tokens. */
   devTokenSecret: Uint8Array | undefined;
   /** Tokens are accepted this long past `exp`, so connections end this long after it too. */
@@ -86,9 +90,21 @@ export function createGatewayYoga(deps: {
 }) {
   const { services, authenticator, logger } = deps;
 
+  // One authentication per request, shared by the trusted-documents check (is it a service?) and
+  // the context.
+  const requestPrincipals = new WeakMap<Request, Promise<Principal>>();
+  const authenticateRequest = (request: Request): Promise<Principal> => {
+    let principal = requestPrincipals.get(request);
+    if (!principal) {
+      principal = authenticator.authenticate(bearerFromHeader(request.headers.get('authorization')));
+      requestPrincipals.set(request, principal);
+    }
+    return principal;
+  };
+
   async function principalFromRequest(request: Request, transport: 'http' | 'sse', log: OperationLog): Promise<Principal> {
     try {
-      return await authenticator.authenticate(bearerFromHeader(request.headers.get('authorization')));
+      return await authenticateRequest(request);
     } catch (error) {
       if (!(error instanceof TokenRejectedError)) throw error;
       log.info({ reason: error.reason }, `${transport} authentication refused`);
@@ -124,7 +140,7 @@ export function createGatewayYoga(deps: {
         };
       }
       // HTTP and SSE: authenticated per request.
-      const transport = initial.request.headers.get('accept')?.includes('text/event-stream') ? 'sse' : 'http';
+      const transport = transportOfRequest(initial.request);
       const log = new LazyChildLogger(logger, { requestId: requestIdOf(initial.request) });
       return {
         principal: await principalFromRequest(initial.request, transport, log),
@@ -151,6 +167,9 @@ export function createGatewayYoga(deps: {
         // included) all would; the operation type, HTTP method, status code and phase are bounded.
         labels: { operationName: false, url: false, path: false },
       }),
+      // Before anything parses: a refused document is never parsed (HTTP and SSE; the WebSocket
+      // transport applies the same rule, resolveTrustedDocument).
+      ...(deps.trustedDocuments ? [useTrustedDocuments({ documents: deps.trustedDocuments, principalOf: authenticateRequest, metrics: deps.metrics })] : []),
       ...(deps.devTokenSecret ? [useDevTokens(deps.devTokenSecret)] : []),
       useInputErrors(),
       deps.inFlight.plugin,

@@ -13,8 +13,8 @@ import { CloseCode, GRAPHQL_TRANSPORT_WS_PROTOCOL, MessageType, parseMessage, st
  * The rules, as PROTOCOL.md states them:
  * - Only `graphql-transport-ws` is spoken; any other subprotocol is closed with 4406.
  * - `connection_init` first; a second one closes with 4429. Its payload goes to `connect`; the
- *   server answers `connection_ack` (no payload) or, when `connect` refuses, `connect` has closed
- *   the socket with its own code. (The init timeout, 4408, is the transport's timer.)
+ *   server answers `connection_ack` (with `ackPayload` when given: what the server asks of its
+ *   clients) or, when `connect` refuses, `connect` has closed the socket with its own code. (The init timeout, 4408, is the transport's timer.)
  * - `ping` is answered with `pong`, echoing its payload if it had one, before and after init;
  *   `pong` is ignored.
  * - `subscribe` before the ack closes with 4401; an id already in use closes with 4409. An
@@ -48,6 +48,8 @@ export interface OperationStopper {
 
 /** What the transport decides: whom to let in, and how to run each operation. */
 export interface ProtocolHandlers<C extends ProtocolConnection> {
+  /** The payload of every connection_ack (the same for every connection of a server). */
+  readonly ackPayload?: Record<string, unknown> | undefined;
   /**
    * The connection_init payload (an object, or undefined). Resolves true to acknowledge; false
    * when refused, after closing the socket with the reason (4403, 4291…).
@@ -142,6 +144,9 @@ export function pingFrame(payload: Record<string, unknown>): string {
 }
 
 export function createTransportWsProtocol<C extends ProtocolConnection>(handlers: ProtocolHandlers<C>) {
+  const ackFrame = stringifyMessage<MessageType.ConnectionAck>(
+    handlers.ackPayload ? { type: MessageType.ConnectionAck, payload: handlers.ackPayload } : { type: MessageType.ConnectionAck },
+  );
   return {
     /**
      * A new connection: false (and closed with 4406) when the handshake agreed on another
@@ -171,7 +176,7 @@ export function createTransportWsProtocol<C extends ProtocolConnection>(handlers
           const payload = typeof message.payload === 'object' && message.payload !== null ? message.payload : undefined;
           if (!(await handlers.connect(connection, payload))) return;
           connection.acknowledged = true;
-          connection.send(stringifyMessage<MessageType.ConnectionAck>({ type: MessageType.ConnectionAck }));
+          connection.send(ackFrame);
           return;
         }
         case MessageType.Ping:

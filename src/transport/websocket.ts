@@ -8,11 +8,12 @@ import type { Logger } from 'pino';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import type { Authenticator } from '../auth/authenticator.js';
 import { bearerFromConnectionParams } from '../auth/credentials.js';
-import type { Principal } from '../auth/principal.js';
+import { ANONYMOUS, type Principal } from '../auth/principal.js';
 import { TokenRejectedError } from '../auth/token-verifier.js';
 import { forSocket, limitExceeded } from '../errors.js';
 import type { GatewayMetrics } from '../metrics/metrics.js';
 import { prepareOperation, type PreparedOperation } from '../server/prepare-operation.js';
+import { resolveTrustedDocument } from '../server/trusted-documents.js';
 import { addressQuotaKey } from '../protection/address-key.js';
 import type { QuotaLease, UserQuotas } from '../protection/user-quotas.js';
 import type { RevocationListener, SessionRevocations, SessionWatch } from '../sessions/session-revocations.js';
@@ -88,6 +89,11 @@ export interface WebSocketTransportOptions {
   readonly slowConsumerGraceMs: number;
   /** The client gets a `ping` with payload `{ reason: 'token_expiring', expiresAt }` this long before expiry. */
   readonly tokenExpiryWarningMs: number;
+  /**
+   * TRUSTED_DOCUMENTS' manifests: subscribe messages run only these (by hash), except for
+   * services; connection_ack says `{ trustedDocuments: true }` so clients send hashes at once.
+   */
+  readonly trustedDocuments?: ReadonlyMap<string, string> | undefined;
 }
 
 /** One open connection, as seen by operators and tests. */
@@ -138,7 +144,9 @@ export function attachWebSocketTransport(deps: {
   const { yoga, authenticator, logger, metrics, options } = deps;
   const wss = new WebSocketServer({ noServer: true, maxPayload: options.maxPayloadBytes, handleProtocols });
 
+  const trustedDocuments = options.trustedDocuments;
   const protocol = createTransportWsProtocol<ConnectionState>({
+    ackPayload: trustedDocuments ? { trustedDocuments: true } : undefined,
     connect: async (state, payload) => {
       const { socket, connectionId } = state;
       clearTimeout(state.initTimer);
@@ -233,6 +241,17 @@ export function attachWebSocketTransport(deps: {
       metrics.limitTrips.inc({ limit: 'subscriptions_per_connection' });
       return { kind: 'errors', errors: [limitExceeded(`At most ${options.maxSubscriptionsPerConnection} operations may be open on one connection`, 'subscriptions_per_connection')] };
     }
+    // Before anything is parsed (Yoga's persisted-operations plugin, which HTTP and SSE use, never
+    // sees a WebSocket message).
+    let params: SubscribePayload = payload;
+    if (trustedDocuments) {
+      const trusted = resolveTrustedDocument(trustedDocuments, payload, state.principal ?? ANONYMOUS);
+      if (!trusted.ok) {
+        metrics.trustedDocumentRefusals.inc({ reason: trusted.reason, transport: 'websocket' });
+        return { kind: 'errors', errors: [trusted.error] };
+      }
+      params = trusted.params;
+    }
     // The handle a subscription's resolver names its topic to (queries and mutations ignore it).
     const naming = deps.sharedDeliveries.naming();
     try {
@@ -248,7 +267,7 @@ export function attachWebSocketTransport(deps: {
           onRateLimited: () => strike(state),
           sharedDelivery: naming,
         },
-        payload,
+        params,
       );
       if (!prepared.ok) return { kind: 'errors', errors: prepared.errors };
       if (prepared.kind !== 'subscription') return { kind: 'operation', prepared, naming };
