@@ -34,6 +34,7 @@ import { useSharedSseDeliveries } from './transport/sse-delivery.js';
 import { createSubscriptionAdmission } from './server/subscription-admission.js';
 import { attachWebSocketTransport, type WebSocketTransport } from './transport/websocket.js';
 import { createWebAppHandler } from './web-app/web-app.js';
+import { createGraphiQLPage } from './server/graphiql-page.js';
 import { createOpsServer } from './observability/ops-server.js';
 import { VERSION } from './version.js';
 import { createClientAddressOf } from './transport/client-address.js';
@@ -193,12 +194,14 @@ export function buildApp(
     shareable: deliveryRules.shareable,
     execution: createEventExecution({ compileAfter: overrides.compileEventDocumentsAfter ?? COMPILE_EVENT_DOCUMENTS_AFTER, logger }),
   });
+  // GraphiQL's page and its static files (/graphiql/assets/), only while GraphiQL is enabled.
+  const graphiql = config.graphiql.enabled ? createGraphiQLPage() : undefined;
   const yoga = createGatewayYoga({
     schema,
     services,
     authenticator,
     logger,
-    graphiql: config.graphiql.enabled,
+    graphiql,
     trustedDocuments: config.trustedDocuments?.documents,
     errorDetails: config.errorDetails.enabled,
     devTokenSecret: config.devTokens.enabled && config.auth.kind === 'secret' ? config.auth.secret : undefined,
@@ -223,6 +226,7 @@ export function buildApp(
   const httpServer = createServer((request, response) => {
     refuseOversizedBody(request, response, config.limits.httpMaxBodyBytes, () => metrics.limitTrips.inc({ limit: 'http_body_bytes' }), () => {
       if (webApp?.handles(request)) webApp.serve(request, response);
+      else if (graphiql?.assets.handles(request)) graphiql.assets.serve(request, response);
       else void yoga(request, response);
     });
   });

@@ -24,6 +24,8 @@ export const ErrorCode = {
   RateLimited: 'RATE_LIMITED',
   /** The client did not read its results in time; the subscription was ended. */
   SlowConsumer: 'SLOW_CONSUMER',
+  /** The request cannot be served this way (for example refreshSession over HTTP). HTTP 400. */
+  BadRequest: 'BAD_REQUEST',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -47,6 +49,11 @@ export const badUserInput = (message: string, issues?: readonly string[]) =>
   codedError(ErrorCode.BadUserInput, message, undefined, issues ? { issues } : undefined);
 
 export const notFound = (message: string) => codedError(ErrorCode.NotFound, message);
+
+export const badRequest = (message: string) => codedError(ErrorCode.BadRequest, message, 400);
+
+/** FORBIDDEN with a `reason` a client acts on (refreshSession: `other_user`, `roles_changed`). */
+export const forbiddenBecause = (message: string, reason: string) => codedError(ErrorCode.Forbidden, message, undefined, { reason });
 
 /** One item of a bulk call that failed validation: its position in the list and what was wrong. */
 export const badItem = (message: string, index: number, issues: readonly string[]) => codedError(ErrorCode.BadUserInput, message, undefined, { index, issues });

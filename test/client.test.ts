@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url';
 import { pipe, subscribe } from 'wonka';
 import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
@@ -25,6 +26,8 @@ import { ADD_MEMBERS, bookingInput, priceInput, PUBLISH_BOOKING, PUBLISH_MESSAGE
 import { freePort } from './support/redis-server.js';
 import { waitUntil } from './support/wait.js';
 import { onTestFinished } from 'vitest';
+
+const TRUSTED_MANIFEST = fileURLToPath(new URL('../client/src/generated/persisted-documents.json', import.meta.url));
 
 function clientFor(url: string, getToken: TidingsClientOptions['getToken'], extra: Partial<TidingsClientOptions> = {}) {
   const client = createTidingsClient({
@@ -184,11 +187,42 @@ describe('@tidings/client against a real gateway', () => {
     expect(Date.parse(viewer.data?.viewer.tokenExpiresAt as string) - Date.now()).toBeGreaterThan(60_000);
   });
 
-  it('moves its subscriptions to a fresh connection when warned that the token expires, without showing a reconnect', async () => {
+  it('hands the connection a fresh token in place when warned that the token expires (by hash under TRUSTED_DOCUMENTS), on every warning, never reconnecting', async () => {
+    const gateway = await startGateway({ TOKEN_EXPIRY_WARNING_SECONDS: '2', TRUSTED_DOCUMENTS: TRUSTED_MANIFEST });
+    const issued: string[] = [];
+    const { client, statuses } = clientFor(gateway.httpUrl, async () => {
+      // Two short-lived tokens, then a long one: the second warning comes from the refreshed token.
+      const token = await tokenFor('alice', ['user'], { expiresInSeconds: issued.length < 2 ? 4 : 3600 });
+      issued.push(token);
+      return token;
+    });
+    // Acknowledged first, so the subscription goes by hash from the start (the ack asks for hashes).
+    await waitUntil(() => client.connection.get().status === 'live', 'live');
+    const prices = collect<{ data?: { priceUpdated: { price: { amountMinor: number } } } }>(client.urql.subscription(PriceUpdatedSubscription, { hotelId: 'hotel-r' }));
+    await gateway.waitForSubscribers(topics.hotelPrices('hotel-r'));
+    await gateway.publish(PUBLISH_PRICE, priceInput('hotel-r', 1));
+    await waitUntil(() => prices.values.length === 1, 'the first event');
+    const [original] = gateway.app.webSockets.connections();
+
+    await waitUntil(() => issued.length === 3, 'two refreshes', 8_000);
+    // Past both short tokens' expiry: still the first connection, never a reconnect.
+    await new Promise((resolve) => setTimeout(resolve, 2_500));
+    expect(gateway.app.webSockets.connections().map((connection) => connection.connectionId)).toEqual([original?.connectionId]);
+    await gateway.publish(PUBLISH_PRICE, priceInput('hotel-r', 2));
+    await waitUntil(() => prices.values.length === 2, 'the event after the refreshes');
+    expect(prices.values.map((value) => value.data?.priceUpdated.price.amountMinor)).toEqual([1, 2]);
+    expect(statuses).toEqual(['connecting/websocket', 'live/websocket']);
+    // Both refreshes went by hash: the gateway refused nothing.
+    const refused = await gateway.app.metrics.registry.getSingleMetric('tidings_trusted_document_refusals_total')?.get();
+    expect(refused?.values.reduce((sum, value) => sum + value.value, 0) ?? 0).toBe(0);
+  }, 20_000);
+
+  it('moves its subscriptions to a fresh connection when the gateway refuses the fresh token in place (other roles), without showing a reconnect', async () => {
     const gateway = await startGateway({ TOKEN_EXPIRY_WARNING_SECONDS: '2' });
     const issued: string[] = [];
     const { client, statuses } = clientFor(gateway.httpUrl, async () => {
-      const token = await tokenFor('alice', ['user'], { expiresInSeconds: issued.length === 0 ? 4 : 3600 });
+      // The fresh token has other roles: refused in place (roles_changed), so the client hands over.
+      const token = await tokenFor('alice', issued.length === 0 ? ['user'] : ['user', 'host'], { expiresInSeconds: issued.length === 0 ? 4 : 3600 });
       issued.push(token);
       return token;
     });
@@ -198,13 +232,14 @@ describe('@tidings/client against a real gateway', () => {
     await waitUntil(() => prices.values.length === 1, 'the first event');
     const [original] = gateway.app.webSockets.connections();
 
-    // About two seconds before expiry the gateway warns; the client connects again with a fresh
-    // token, moves the subscription, and lets the old connection go before it is closed.
+    // About two seconds before expiry the gateway warns; its refusal of the fresh token in place
+    // makes the client connect again with it, move the subscription, and let the old connection go.
     const onlyReplacement = () => {
       const connections = gateway.app.webSockets.connections();
       return connections.length === 1 && connections[0]?.connectionId !== original?.connectionId;
     };
-    await waitUntil(() => issued.length === 2 && onlyReplacement(), 'the replacement connection', 6_000);
+    // Two fresh tokens: the one refused in place, and the one the new connection asks for.
+    await waitUntil(() => issued.length === 3 && onlyReplacement(), 'the replacement connection', 6_000);
     await waitUntil(() => gateway.app.services.bus.subscriberCount(topics.hotelPrices('hotel-w')) === 1, 'the moved subscription');
     const [replacement] = gateway.app.webSockets.connections();
     await new Promise((resolve) => setTimeout(resolve, 2_500));

@@ -103,7 +103,7 @@ describe('trusted documents (TRUSTED_DOCUMENTS)', () => {
 
     const untrusted = record(socket.client, UNTRUSTED);
     await untrusted.waitForEnd();
-    expect(ackPayload).toEqual({ trustedDocuments: true });
+    expect(ackPayload).toEqual({ refreshSession: true, trustedDocuments: true });
     expect(codes({ errors: untrusted.failure.value as never })).toEqual(['TRUSTED_DOCUMENT_REQUIRED/document_text']);
     const garbage = record(socket.client, '{{{');
     await garbage.waitForEnd();
@@ -146,7 +146,7 @@ describe('trusted documents (TRUSTED_DOCUMENTS)', () => {
     expect(await refusals(gateway)).toEqual({ 'sse/document_text': 1, 'sse/unknown_hash': 1 });
   });
 
-  it('off by default: texts run on every transport, nothing is refused, and connection_ack has no payload', async () => {
+  it('off by default: texts run on every transport, nothing is refused, and connection_ack does not ask for hashes', async () => {
     const gateway = await startGateway();
     const user = await tokenFor('pat');
     expect((await post(gateway, { query: 'query { viewer { id } }' }, user)).body).toEqual({ data: { viewer: { id: 'pat' } } });
@@ -159,7 +159,7 @@ describe('trusted documents (TRUSTED_DOCUMENTS)', () => {
     await gateway.publish(PUBLISH_PRICE, priceInput('h1'));
     await text.waitForResults(1);
     await waitUntil(() => sse.results.length === 1, 'the SSE result');
-    expect(ackPayload).toBeUndefined();
+    expect(ackPayload).toEqual({ refreshSession: true });
     expect(await refusals(gateway)).toEqual({});
   });
 

@@ -36,6 +36,9 @@ const priceNext = (id: string, hotelId: string, amountMinor: number) => ({ id, t
 const subscribePrices = (id: string, hotelId: string) => ({ id, type: 'subscribe', payload: { query: PRICE_UPDATED, variables: { hotelId } } });
 
 const framesFor = (raw: RawSocket, id: string) => raw.messages.filter((message) => message['id'] === id);
+/** The connection_ack of a gateway without TRUSTED_DOCUMENTS. */
+const ACK = { type: 'connection_ack', payload: { refreshSession: true } };
+
 /** Everything the server sent after connection_ack. */
 const afterAck = (raw: RawSocket) => raw.messages.slice(raw.messages.findIndex((message) => message['type'] === 'connection_ack') + 1);
 
@@ -66,10 +69,10 @@ async function expectClose(raw: RawSocket, expected: { code: number; reason: str
 }
 
 describe('graphql-transport-ws: connection', () => {
-  it('answers connection_init with a connection_ack that carries no payload', async () => {
+  it('answers connection_init with a connection_ack whose payload says what the server offers (refreshSession)', async () => {
     const gateway = await startGateway();
     const raw = await connected(gateway);
-    expect(raw.messages).toEqual([{ type: 'connection_ack' }]);
+    expect(raw.messages).toEqual([ACK]);
     await roundTrip(raw);
   });
 
@@ -82,7 +85,7 @@ describe('graphql-transport-ws: connection', () => {
     const raw = await openRawSocket(gateway.wsUrl);
     raw.send(init);
     await raw.waitForMessage((message) => message['type'] === 'connection_ack');
-    expect(raw.messages).toEqual([{ type: 'connection_ack' }]);
+    expect(raw.messages).toEqual([ACK]);
     raw.send({ id: 'q', type: 'subscribe', payload: { query: 'query { viewer { anonymous } }' } });
     await raw.waitForMessage((message) => message['id'] === 'q' && message['type'] === 'complete');
     expect(framesFor(raw, 'q')).toEqual([
@@ -95,7 +98,7 @@ describe('graphql-transport-ws: connection', () => {
     const gateway = await startGateway();
     const raw = await connected(gateway, 'alice', ['user'], ['graphql-ws', 'graphql-transport-ws', 'x-tidings-unknown']);
     expect(raw.socket.protocol).toBe('graphql-transport-ws');
-    expect(raw.messages).toEqual([{ type: 'connection_ack' }]);
+    expect(raw.messages).toEqual([ACK]);
   });
 
   it('completes the close handshake when the client closes with 1000, ending its subscriptions silently', async () => {
@@ -119,7 +122,7 @@ describe('graphql-transport-ws: ping and pong', () => {
     await raw.waitForMessage((message) => message['type'] === 'pong');
     expect(raw.messages).toEqual([{ type: 'pong' }]);
     await raw.init(await tokenFor('alice'));
-    expect(raw.messages).toEqual([{ type: 'pong' }, { type: 'connection_ack' }]);
+    expect(raw.messages).toEqual([{ type: 'pong' }, ACK]);
   });
 
   it('answers a ping with a payload before connection_init with a pong echoing it', async () => {
@@ -152,7 +155,7 @@ describe('graphql-transport-ws: ping and pong', () => {
     raw.send({ type: 'pong', payload: null });
     raw.send({ type: 'pong', payload: { beat: 2 } });
     await roundTrip(raw);
-    expect(withoutProbes(raw.messages)).toEqual([{ type: 'connection_ack' }]);
+    expect(withoutProbes(raw.messages)).toEqual([ACK]);
   });
 });
 
@@ -234,7 +237,7 @@ describe('graphql-transport-ws: messages before connection_init', () => {
     await roundTrip(raw);
     expect(withoutProbes(raw.messages)).toEqual([]);
     await raw.init(await tokenFor('alice'));
-    expect(withoutProbes(raw.messages)).toEqual([{ type: 'connection_ack' }]);
+    expect(withoutProbes(raw.messages)).toEqual([ACK]);
   });
 });
 

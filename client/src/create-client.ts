@@ -1,9 +1,10 @@
-import { cacheExchange, Client, fetchExchange, subscriptionExchange, type ExecutionResult } from '@urql/core';
+import { cacheExchange, Client, fetchExchange, stringifyDocument, subscriptionExchange, type ExecutionResult } from '@urql/core';
 import { createClient as createSseClient, type Client as SseClient } from 'graphql-sse';
 import { createClient as createWsClient, type Client as WsClient } from 'graphql-ws';
 import { backoffDelayMs, type BackoffOptions } from './backoff.js';
 import { ConnectionStateStore, type ConnectionState, type TransportKind } from './connection-state.js';
 import { LoggedOutError } from './errors.js';
+import { RefreshSessionMutation } from './operations.js';
 import { persistedQueryExtension, trustedDocumentsExchange, TrustedDocumentsPolicy, type TrustedDocumentsMode } from './trusted-documents.js';
 
 /** Returns the current access token. Called on every (re)connect and request, so refresh here. */
@@ -146,7 +147,10 @@ export function createTidingsClient(options: TidingsClientOptions): TidingsClien
     // Events of a client that has been replaced (fallback to SSE) must not touch the state.
     const generation = ++webSocketGeneration;
     const isCurrent = () => generation === webSocketGeneration && transport === 'websocket';
-    return createWsClient({
+    // The gateway's connection_ack says whether it takes a fresh token in place (refreshSession).
+    let refreshesInPlace = false;
+    let refreshing = false;
+    const client = createWsClient({
       url: webSocketUrl,
       webSocketImpl: options.webSocketImpl,
       lazy: false,
@@ -165,7 +169,9 @@ export function createTidingsClient(options: TidingsClientOptions): TidingsClien
         },
         connected: (_socket, payload) => {
           reachedAck = true;
-          if ((payload as Record<string, unknown> | undefined)?.['trustedDocuments'] === true) trustedDocuments.gatewayAsks();
+          const ack = payload as Record<string, unknown> | undefined;
+          if (ack?.['trustedDocuments'] === true) trustedDocuments.gatewayAsks();
+          refreshesInPlace = ack?.['refreshSession'] === true;
           consecutiveWsFailures = 0;
           if (replacing && isCurrent()) {
             const previous = replacing;
@@ -176,8 +182,15 @@ export function createTidingsClient(options: TidingsClientOptions): TidingsClien
           if (isCurrent()) markLive('websocket');
         },
         ping: (received, payload) => {
-          // The gateway warns before the token expires: connect again with a fresh token first.
-          if (received && payload?.['reason'] === 'token_expiring' && isCurrent() && !replacing) replaceWebSocket();
+          // The gateway warns before the token expires: hand it a fresh token on this connection,
+          // or (an older gateway, or a refused refresh) connect again with one first.
+          if (!received || payload?.['reason'] !== 'token_expiring' || !isCurrent() || replacing || refreshing) return;
+          if (!refreshesInPlace) return replaceWebSocket();
+          refreshing = true;
+          void refreshInPlace(client).then((refreshed) => {
+            refreshing = false;
+            if (!refreshed && isCurrent() && !replacing) replaceWebSocket();
+          });
         },
         closed: () => {
           if (disposed || loggedOut || !isCurrent()) return;
@@ -188,6 +201,39 @@ export function createTidingsClient(options: TidingsClientOptions): TidingsClien
           if (sseFallback && consecutiveWsFailures >= fallbackAfterFailures) void fallBackIfHttpWorks();
         },
       },
+    });
+    return client;
+  };
+
+  /**
+   * refreshSession over the connection itself: true when the gateway took the fresh token (every
+   * subscription stays as it is), false when it refused it (another user, other roles, a token
+   * that does not verify) or the connection failed meanwhile.
+   */
+  const refreshInPlace = async (client: WsClient): Promise<boolean> => {
+    let fresh: string;
+    try {
+      fresh = await token();
+    } catch {
+      return false;
+    }
+    if (disposed || loggedOut) return true;
+    const hash = trustedDocuments.sendsHashes ? trustedDocuments.hashOf(RefreshSessionMutation) : undefined;
+    const request = {
+      query: hash === undefined ? stringifyDocument(RefreshSessionMutation) : '',
+      operationName: 'RefreshSession',
+      variables: { token: fresh },
+      ...(hash === undefined ? {} : { extensions: persistedQueryExtension(hash) }),
+    };
+    return new Promise<boolean>((resolve) => {
+      let accepted = false;
+      client.subscribe(request, {
+        next: (result) => {
+          accepted = !result.errors?.length && result.data != null;
+        },
+        error: () => resolve(false),
+        complete: () => resolve(accepted),
+      });
     });
   };
 

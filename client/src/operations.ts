@@ -84,3 +84,10 @@ export const SendChatMessageMutation = graphql(`
     sendChatMessage(sessionId: $sessionId, text: $text) { sessionId messageId }
   }
 `);
+
+/** Hands the WebSocket connection a fresh token in place (the client does this before expiry). */
+export const RefreshSessionMutation = graphql(`
+  mutation RefreshSession($token: String!) {
+    refreshSession(token: $token) { userId roles tokenExpiresAt }
+  }
+`);

@@ -1,3 +1,4 @@
+import type { Role } from '../config/config.js';
 import type { Logger } from 'pino';
 import type { Principal } from '../auth/principal.js';
 import type { StreamGuard } from '../bus/guarded-stream.js';
@@ -47,6 +48,14 @@ export interface GatewayServices {
 }
 
 /** The GraphQL context of one operation (one HTTP request, or one subscribe over WS/SSE). */
+/**
+ * What a WebSocket connection does with a fresh token (refreshSession): verifies it, and when it
+ * names the same user with the same roles, makes it the connection's token (expiry and its
+ * warning re-armed from it) and keeps every subscription. Rejects with a coded GraphQLError and
+ * changes nothing otherwise.
+ */
+export type SessionRefresher = (token: string) => Promise<{ readonly userId: string; readonly roles: readonly Role[]; readonly expiresAt: number | undefined }>;
+
 export interface GraphQLContext {
   readonly principal: Principal;
   readonly services: GatewayServices;
@@ -65,6 +74,8 @@ export interface GraphQLContext {
   readonly sharedDelivery?: SharedDeliveryHandle;
   /** Set on WebSocket operations: tells the connection one of its operations was rate limited. */
   readonly onRateLimited?: () => void;
+  /** Set on WebSocket operations of a user: refreshSession hands the connection a fresh token. */
+  readonly refreshSession?: SessionRefresher;
   /** The caller's W3C trace context (HTTP `traceparent` header): what it publishes continues that trace. */
   readonly traceparent?: string;
 }

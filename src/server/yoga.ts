@@ -1,5 +1,4 @@
 import { createYoga, maskError, useReadinessCheck, type Plugin, type YogaInitialContext } from 'graphql-yoga';
-import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
 import { usePrometheus } from '@graphql-yoga/plugin-prometheus';
 import { GraphQLError, type GraphQLSchema } from 'graphql';
 import { randomUUID } from 'node:crypto';
@@ -12,8 +11,9 @@ import type { Principal } from '../auth/principal.js';
 import { TokenRejectedError } from '../auth/token-verifier.js';
 import { unauthenticated } from '../errors.js';
 import { LazyChildLogger, yogaLoggerFrom, type OperationLog } from '../logging/logger.js';
-import type { GatewayServices, GraphQLContext } from '../schema/context.js';
+import type { GatewayServices, GraphQLContext, SessionRefresher } from '../schema/context.js';
 import { graphiqlOptionsFor } from './graphiql.js';
+import type { GraphiQLPage } from './graphiql-page.js';
 import { useStreamGuards } from './use-stream-guards.js';
 import { useInputErrors, withInputCode } from './use-input-errors.js';
 import { useSubscriptionAdmission } from './use-subscription-admission.js';
@@ -41,6 +41,8 @@ export interface TransportContext {
   readonly clientAddress?: string;
   /** WebSocket only: counts a refused operation against the connection (persistent flooders are closed). */
   readonly onRateLimited?: () => void;
+  /** WebSocket only, for users: what refreshSession calls. */
+  readonly refreshSession?: SessionRefresher;
   /** Node's request, set by Yoga's node adapter for HTTP and SSE. */
   readonly req?: IncomingMessage;
 }
@@ -60,7 +62,8 @@ export function createGatewayYoga(deps: {
   services: GatewayServices;
   authenticator: Authenticator;
   logger: Logger;
-  graphiql: boolean;
+  /** GraphiQL's page and files, when GraphiQL is enabled. */
+  graphiql: GraphiQLPage | undefined;
   /** Unexpected errors show clients their original message and stack (ERROR_DETAILS, development only). */
   errorDetails: boolean;
   /** TRUSTED_DOCUMENTS' manifests (hash → document): only these run, except for services. */
@@ -124,7 +127,7 @@ export function createGatewayYoga(deps: {
     // request, authenticated per request like any HTTP call. (Single-connection mode is left out:
     // its streams are shared by a token rather than bound to a user.)
     graphiql: deps.graphiql ? (request) => graphiqlOptionsFor(request) : false,
-    renderGraphiQL,
+    renderGraphiQL: deps.graphiql?.render,
     context: async (initial: YogaInitialContext & TransportContext): Promise<GraphQLContext> => {
       if (initial.connectionId !== undefined && initial.principal) {
         // WebSocket: authenticated once, in connection_init.
@@ -137,6 +140,7 @@ export function createGatewayYoga(deps: {
           log: new LazyChildLogger(logger, { connectionId, operationId }),
           clientAddress: initial.clientAddress,
           onRateLimited: initial.onRateLimited,
+          refreshSession: initial.refreshSession,
         };
       }
       // HTTP and SSE: authenticated per request.
@@ -153,6 +157,8 @@ export function createGatewayYoga(deps: {
     },
     maskedErrors: { maskError: createErrorMasker(logger, deps.errorDetails) },
     plugins: [
+      // GraphiQL's page compressed (Accept-Encoding) and never stored: it embeds the ?token.
+      ...(deps.graphiql ? [deps.graphiql.plugin] : []),
       // GraphQL-level metrics (parse/validate/execute durations, errors, HTTP durations) into the
       // gateway's registry; served by the operator listener, not on /graphql's port.
       usePrometheus({

@@ -9,8 +9,9 @@ import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import type { Authenticator } from '../auth/authenticator.js';
 import { bearerFromConnectionParams } from '../auth/credentials.js';
 import { ANONYMOUS, type Principal } from '../auth/principal.js';
+import type { VerifiedPrincipal } from '../auth/verified-tokens.js';
 import { TokenRejectedError } from '../auth/token-verifier.js';
-import { forSocket, limitExceeded } from '../errors.js';
+import { forbiddenBecause, forSocket, limitExceeded, unauthenticated } from '../errors.js';
 import type { GatewayMetrics } from '../metrics/metrics.js';
 import { prepareOperation, type PreparedOperation } from '../server/prepare-operation.js';
 import { resolveTrustedDocument } from '../server/trusted-documents.js';
@@ -23,7 +24,7 @@ import { DeadlineQueue, type DeadlineSlot } from '../sessions/deadline-queue.js'
 import type { DeliveryRules } from '../schema/delivery.js';
 import { type ResultSink, type SharedDeliveries, type SharedMember, type TopicNaming } from './shared-delivery.js';
 import { createTransportWsProtocol, nextFrame, pingFrame, type ProtocolConnection, type WsOperation } from './graphql-transport-ws.js';
-import type { GraphQLContext } from '../schema/context.js';
+import type { GraphQLContext, SessionRefresher } from '../schema/context.js';
 import type { ClientAddressOf } from './client-address.js';
 import type { Presence, PresenceEntry } from '../observability/presence.js';
 
@@ -146,7 +147,8 @@ export function attachWebSocketTransport(deps: {
 
   const trustedDocuments = options.trustedDocuments;
   const protocol = createTransportWsProtocol<ConnectionState>({
-    ackPayload: trustedDocuments ? { trustedDocuments: true } : undefined,
+    // What clients may rely on: refreshSession in place of a new connection, and trusted documents.
+    ackPayload: { refreshSession: true, ...(trustedDocuments ? { trustedDocuments: true } : {}) },
     connect: async (state, payload) => {
       const { socket, connectionId } = state;
       clearTimeout(state.initTimer);
@@ -201,12 +203,9 @@ export function attachWebSocketTransport(deps: {
       state.principal = principal;
       state.presence = deps.presence.connectionOpened('websocket', principal);
       if (principal.kind === 'user') state.revocationWatch = deps.revocations.watch(principal, state);
-      if (principal.kind === 'user' && principal.expiresAt !== undefined) {
-        // Warn first, so the client can open a fresh connection before this one is closed. Never
-        // before connection_ack, which is sent once we return (so at least 1 ms on).
-        const warnAt = Math.max(principal.expiresAt - options.tokenExpiryWarningMs, Date.now() + 1);
-        state.expiryWarningDue = options.tokenExpiryWarningMs > 0 && warnAt < principal.expiresAt;
-        armExpiry(state);
+      if (principal.kind === 'user') {
+        state.refreshSession = (token) => refreshSession(state, token);
+        armSessionExpiry(state, principal);
       }
       // The parent logger with the id spelled out: a child logger per connection would be kept
       // for the connection's lifetime just for these two lines.
@@ -265,6 +264,7 @@ export function attachWebSocketTransport(deps: {
           operationId: id,
           clientAddress: state.clientAddress,
           onRateLimited: () => strike(state),
+          refreshSession: state.refreshSession,
           sharedDelivery: naming,
         },
         params,
@@ -430,6 +430,56 @@ export function attachWebSocketTransport(deps: {
     closeSocket(state, CloseCode.Forbidden, 'Unauthenticated: Token has expired');
   };
   const expiries = new DeadlineQueue<ConnectionState>(expiryDue);
+  /** The token's expiry, warning first: at connect and again for the token of a refresh. */
+  const armSessionExpiry = (state: ConnectionState, principal: VerifiedPrincipal): void => {
+    if (principal.expiresAt === undefined) {
+      state.expiryWarningDue = false;
+      expiries.cancel(state);
+      return;
+    }
+    // Warn first, so the client can refresh (or open a fresh connection) before this one is
+    // closed. Never before connection_ack, which is sent once connect returns (so at least 1 ms on).
+    const warnAt = Math.max(principal.expiresAt - options.tokenExpiryWarningMs, Date.now() + 1);
+    state.expiryWarningDue = options.tokenExpiryWarningMs > 0 && warnAt < principal.expiresAt;
+    armExpiry(state);
+  };
+
+  /**
+   * refreshSession: the connection's token replaced by a fresh one of the same user with the same
+   * roles. Authorization depends on nothing else of a token (its user and roles), so every open
+   * subscription stays authorized and is kept; a token with other roles is refused, since what the
+   * subscriptions may see was decided with the old ones (the client reconnects instead, and every
+   * subscription is authorized anew). A refusal changes nothing: the old token still serves until
+   * it expires.
+   */
+  const refreshSession = async (state: ConnectionState, token: string): ReturnType<SessionRefresher> => {
+    const current = state.principal;
+    let fresh: Principal;
+    try {
+      fresh = await authenticator.authenticate(token);
+    } catch (error) {
+      if (!(error instanceof TokenRejectedError)) throw error;
+      state.log.info({ reason: error.reason }, 'session refresh refused: the token does not verify');
+      metrics.authFailures.inc({ reason: error.reason, transport: 'websocket' });
+      throw unauthenticated(error.message, error.reason);
+    }
+    if (current?.kind !== 'user' || fresh.kind !== 'user' || fresh.userId !== current.userId) {
+      state.log.info({ userId: userIdForLog(current) }, 'session refresh refused: a token of another user');
+      throw forbiddenBecause('The token is for another user; open a new connection with it instead', 'other_user');
+    }
+    if (fresh.roles.size !== current.roles.size || [...fresh.roles].some((role) => !current.roles.has(role))) {
+      state.log.info({ userId: current.userId }, 'session refresh refused: the roles changed');
+      throw forbiddenBecause('The token has other roles; open a new connection with it so that every subscription is authorized anew', 'roles_changed');
+    }
+    // Closed meanwhile (expired, revoked, gone): nothing to refresh, and no timer may be armed.
+    if (state.released || state.principal !== current) throw forbiddenBecause('The connection is closing', 'closing');
+    state.principal = fresh;
+    state.revocationWatch?.cancel();
+    state.revocationWatch = deps.revocations.watch(fresh, state);
+    armSessionExpiry(state, fresh);
+    state.log.info({ userId: fresh.userId, expiresAt: fresh.expiresAt }, 'websocket session refreshed');
+    return { userId: fresh.userId, roles: [...fresh.roles], expiresAt: fresh.expiresAt };
+  };
   const armExpiry = (state: ConnectionState): void => {
     const expiresAt = (state.principal as { expiresAt: number }).expiresAt;
     expiries.schedule(state, state.expiryWarningDue ? expiresAt - options.tokenExpiryWarningMs : expiresAt + options.clockToleranceMs);
@@ -692,6 +742,8 @@ class ConnectionState implements RevocationListener, ProtocolConnection, Deadlin
   instanceSlot: QuotaLease | undefined = undefined;
   presence: PresenceEntry | undefined = undefined;
   revocationWatch: SessionWatch | undefined = undefined;
+  /** A user connection's refreshSession (one closure per connection, shared by its operations' contexts). */
+  refreshSession: SessionRefresher | undefined = undefined;
   /** This connection's place in the expiry queue (see DeadlineQueue). */
   deadlineIndex = -1;
   deadline = 0;

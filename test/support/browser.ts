@@ -11,11 +11,22 @@ const artifacts = fileURLToPath(new URL('../../test-artifacts/', import.meta.url
 /** Debian's Chromium. Never `playwright install`: the tests use the system browser. */
 export const CHROMIUM_PATH = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium';
 
-/** Builds client/app into client/app/dist, as `npm run app:build` does. */
-export async function buildWebApp(): Promise<void> {
+/**
+ * Builds client/app into client/app/dist, as `npm run app:build` does, or into `outDir` (a test's
+ * own directory, so that builds in parallel test files do not empty each other's).
+ */
+export async function buildWebApp(outDir?: string): Promise<void> {
   await promisify(execFile)(
     process.execPath,
-    [fileURLToPath(new URL('../../node_modules/vite/bin/vite.js', import.meta.url)), 'build', '--config', 'client/app/vite.config.ts', '--logLevel', 'warn'],
+    [
+      fileURLToPath(new URL('../../node_modules/vite/bin/vite.js', import.meta.url)),
+      'build',
+      '--config',
+      'client/app/vite.config.ts',
+      '--logLevel',
+      'warn',
+      ...(outDir ? ['--outDir', outDir, '--emptyOutDir'] : []),
+    ],
     { cwd: repoRoot, timeout: 60_000 },
   );
 }

@@ -25,6 +25,7 @@ type Documents = {
     "\n  mutation SetTyping($conversationId: ID!, $state: TypingState!) {\n    setTyping(conversationId: $conversationId, state: $state)\n  }\n": typeof types.SetTypingDocument,
     "\n  mutation StartChatSession {\n    startChatSession { id createdAt }\n  }\n": typeof types.StartChatSessionDocument,
     "\n  mutation SendChatMessage($sessionId: ID!, $text: String!) {\n    sendChatMessage(sessionId: $sessionId, text: $text) { sessionId messageId }\n  }\n": typeof types.SendChatMessageDocument,
+    "\n  mutation RefreshSession($token: String!) {\n    refreshSession(token: $token) { userId roles tokenExpiresAt }\n  }\n": typeof types.RefreshSessionDocument,
 };
 const documents: Documents = {
     "\n  query Viewer {\n    viewer { id anonymous roles tokenExpiresAt }\n  }\n": types.ViewerDocument,
@@ -38,6 +39,7 @@ const documents: Documents = {
     "\n  mutation SetTyping($conversationId: ID!, $state: TypingState!) {\n    setTyping(conversationId: $conversationId, state: $state)\n  }\n": types.SetTypingDocument,
     "\n  mutation StartChatSession {\n    startChatSession { id createdAt }\n  }\n": types.StartChatSessionDocument,
     "\n  mutation SendChatMessage($sessionId: ID!, $text: String!) {\n    sendChatMessage(sessionId: $sessionId, text: $text) { sessionId messageId }\n  }\n": types.SendChatMessageDocument,
+    "\n  mutation RefreshSession($token: String!) {\n    refreshSession(token: $token) { userId roles tokenExpiresAt }\n  }\n": types.RefreshSessionDocument,
 };
 
 /**
@@ -98,6 +100,10 @@ export function graphql(source: "\n  mutation StartChatSession {\n    startChatS
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
 export function graphql(source: "\n  mutation SendChatMessage($sessionId: ID!, $text: String!) {\n    sendChatMessage(sessionId: $sessionId, text: $text) { sessionId messageId }\n  }\n"): (typeof documents)["\n  mutation SendChatMessage($sessionId: ID!, $text: String!) {\n    sendChatMessage(sessionId: $sessionId, text: $text) { sessionId messageId }\n  }\n"];
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  mutation RefreshSession($token: String!) {\n    refreshSession(token: $token) { userId roles tokenExpiresAt }\n  }\n"): (typeof documents)["\n  mutation RefreshSession($token: String!) {\n    refreshSession(token: $token) { userId roles tokenExpiresAt }\n  }\n"];
 
 export function graphql(source: string) {
   return (documents as any)[source] ?? {};
