@@ -146,6 +146,18 @@ export function attachWebSocketTransport(deps: {
   const wss = new WebSocketServer({ noServer: true, maxPayload: options.maxPayloadBytes, handleProtocols });
 
   const trustedDocuments = options.trustedDocuments;
+
+  /** Verifies a token; a refusal (logged as `refused`, counted) is returned, never thrown. */
+  const verify = async (state: ConnectionState, token: string | undefined, refused: string): Promise<Principal | TokenRejectedError> => {
+    try {
+      return await authenticator.authenticate(token);
+    } catch (error) {
+      if (!(error instanceof TokenRejectedError)) throw error;
+      state.log.info({ reason: error.reason }, refused);
+      metrics.authFailures.inc({ reason: error.reason, transport: 'websocket' });
+      return error;
+    }
+  };
   const protocol = createTransportWsProtocol<ConnectionState>({
     // What clients may rely on: refreshSession in place of a new connection, and trusted documents.
     ackPayload: { refreshSession: true, ...(trustedDocuments ? { trustedDocuments: true } : {}) },
@@ -154,15 +166,9 @@ export function attachWebSocketTransport(deps: {
       clearTimeout(state.initTimer);
       state.initTimer = undefined;
       // The init payload is read once, here, and not kept: it holds the token.
-      const credentials = bearerFromConnectionParams(payload);
-      let principal: Principal;
-      try {
-        principal = await authenticator.authenticate(credentials);
-      } catch (error) {
-        if (!(error instanceof TokenRejectedError)) throw error;
-        state.log.info({ reason: error.reason }, 'websocket authentication refused');
-        metrics.authFailures.inc({ reason: error.reason, transport: 'websocket' });
-        closeSocket(state, CloseCode.Forbidden, `Unauthenticated: ${error.message}`);
+      const principal = await verify(state, bearerFromConnectionParams(payload), 'websocket authentication refused');
+      if (principal instanceof TokenRejectedError) {
+        closeSocket(state, CloseCode.Forbidden, `Unauthenticated: ${principal.message}`);
         return false;
       }
       if (principal.kind === 'user') {
@@ -454,15 +460,8 @@ export function attachWebSocketTransport(deps: {
    */
   const refreshSession = async (state: ConnectionState, token: string): ReturnType<SessionRefresher> => {
     const current = state.principal;
-    let fresh: Principal;
-    try {
-      fresh = await authenticator.authenticate(token);
-    } catch (error) {
-      if (!(error instanceof TokenRejectedError)) throw error;
-      state.log.info({ reason: error.reason }, 'session refresh refused: the token does not verify');
-      metrics.authFailures.inc({ reason: error.reason, transport: 'websocket' });
-      throw unauthenticated(error.message, error.reason);
-    }
+    const fresh = await verify(state, token, 'session refresh refused: the token does not verify');
+    if (fresh instanceof TokenRejectedError) throw unauthenticated(fresh.message, fresh.reason);
     if (current?.kind !== 'user' || fresh.kind !== 'user' || fresh.userId !== current.userId) {
       state.log.info({ userId: userIdForLog(current) }, 'session refresh refused: a token of another user');
       throw forbiddenBecause('The token is for another user; open a new connection with it instead', 'other_user');
