@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Plugin } from 'graphql-yoga';
 import type { GraphQLContext } from './schema/context.js';
 import { once } from 'node:events';
@@ -17,6 +18,10 @@ import { createMemoryDirectory } from './directory/memory-directory.js';
 import { createLogger } from './logging/logger.js';
 import { createMetrics, type GatewayMetrics } from './metrics/metrics.js';
 import { Presence } from './observability/presence.js';
+import { createMemoryPresenceStore } from './presence/memory-presence-store.js';
+import { createRedisPresenceStore } from './presence/redis-presence-store.js';
+import { splitScope, userScope } from './presence/presence-store.js';
+import { PresenceTracker } from './presence/presence-tracker.js';
 import { createRedisConnections } from './redis/connections.js';
 import { createRedisEventBus } from './bus/redis-event-bus.js';
 import { createRedisDirectory } from './directory/redis-directory.js';
@@ -103,10 +108,8 @@ export function buildApp(
 ): App {
   const logger = overrides.logger ?? createLogger({ level: config.log.level, format: config.log.format, instanceId: config.instanceId });
   const metrics = createMetrics({ processMetrics: true });
-  const presence = new Presence();
   // OpenTelemetry (OTEL_EXPORTER_OTLP_ENDPOINT): spans for publishing and each instance's delivery.
   const tracing = config.tracing ? createEventTracing(config.tracing, { instanceId: config.instanceId, version: VERSION }) : undefined;
-  metrics.observePresence(() => presence.snapshot());
   // With REDIS_URL every instance shares events and access data through Redis; without it,
   // everything stays in this process (development, demos, a single instance).
   const redis = config.redis.url ? createRedisConnections(config.redis.url, logger, metrics) : undefined;
@@ -128,6 +131,29 @@ export function buildApp(
   const revocations = redis
     ? createRedisSessionRevocations({ connections: redis, prefix: config.redis.prefix, ttlMs: config.sessions.revocationTtlSeconds * 1000, logger, metrics })
     : createMemorySessionRevocations({ ttlMs: config.sessions.revocationTtlSeconds * 1000 });
+  // Presence (src/presence/): in Redis with REDIS_URL, kept alive by this instance's heartbeat
+  // under an id of this run (a restarted instance's old entries expire rather than pass as its own).
+  const presenceStoreOptions = { instanceId: `${config.instanceId}.${randomUUID().slice(0, 8)}`, ttlMs: config.presence.ttlMs };
+  const presenceTracker = new PresenceTracker({
+    store: redis ? createRedisPresenceStore({ redis: redis.commands, prefix: config.redis.prefix, ...presenceStoreOptions }) : createMemoryPresenceStore(presenceStoreOptions),
+    graceMs: config.presence.graceMs,
+    coalesceMs: config.presence.coalesceMs,
+    heartbeatMs: Math.floor(config.presence.ttlMs / 3),
+    sweepMs: Math.floor(config.presence.ttlMs / 6),
+    announce: async (scope, changes) => {
+      const [kind, scopeId] = splitScope(scope);
+      await publisher.publish(
+        'presenceChanged',
+        { scope: kind, scopeId, changes: changes.map((change) => ({ userId: change.userId, change: change.change, at: new Date(change.at).toISOString() })) },
+        { source: 'presence' },
+      );
+    },
+    logger,
+  });
+  // Connections and subscriptions on this instance (gauges, /stats); a user's open connection
+  // holds their online state.
+  const presence = new Presence((userId) => presenceTracker.hold(userScope(userId), userId));
+  metrics.observePresence(() => presence.snapshot());
   const services: GatewayServices = {
     bus,
     publisher,
@@ -135,6 +161,13 @@ export function buildApp(
     chat,
     typingThrottle: createTypingThrottle(config.typing.throttleMs),
     revocations,
+    presence: {
+      hold: (scope, userId) => presenceTracker.hold(scope, userId),
+      watch: (scope) => presenceTracker.watch(scope),
+      present: (scope) => presenceTracker.present(scope),
+      online: (userIds) => presenceTracker.online(userIds),
+      maxUserIds: config.presence.maxUserIds,
+    },
     logger,
   };
 
@@ -327,7 +360,9 @@ export function buildApp(
         clearInterval(idleSweeper);
         httpServer.closeAllConnections();
         await httpClosed;
-        // 5. Only now let go of Redis (quota units held here are handed back first).
+        // 5. Only now let go of Redis (quota units held here are handed back first, and this
+        //    instance's users are announced LEFT where they are present nowhere else).
+        await withinDeadline(presenceTracker.close());
         revocations.close();
         await withinDeadline(quotas.close());
         await directory.close();

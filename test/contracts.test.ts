@@ -32,6 +32,7 @@ const validData: Record<string, unknown> = {
   notificationCreated: { notificationId: 'n1', userId: 'u1', kind: 'SYSTEM', title: 'Hello' },
   chatResponse: { sessionId: 's1', userId: 'u1', replyId: 'r1', sequence: 0, status: 'TYPING' },
   chatMessageSent: { sessionId: 's1', userId: 'u1', messageId: 'm1', text: 'hi' },
+  presenceChanged: { scope: 'conversation', scopeId: 'c1', changes: [{ userId: 'u1', change: 'JOINED', at: '2026-12-07T10:00:00.000Z' }] },
 };
 
 describe('event contracts', () => {

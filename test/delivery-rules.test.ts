@@ -4,10 +4,13 @@ import { deliveryRulesOf } from '../src/schema/delivery.js';
 import { buildSchema } from '../src/schema/index.js';
 
 describe('delivery rules, as the schema declares them', () => {
-  it('shares every subscription field, and conflates prices by room type and typing by user', () => {
+  it('shares every subscription field but the presence ones, and conflates prices by room type and typing by user', () => {
     const schema = buildSchema();
     const rules = deliveryRulesOf(schema);
-    expect([...rules.shareable].sort()).toEqual(Object.keys(schema.getSubscriptionType()!.getFields()).sort());
+    // presence and userPresence start with a snapshot of their own for each subscriber: they run
+    // as their own streams.
+    const ownStreams = ['presence', 'userPresence'];
+    expect([...rules.shareable].sort()).toEqual(Object.keys(schema.getSubscriptionType()!.getFields()).filter((field) => !ownStreams.includes(field)).sort());
     expect(Object.fromEntries(rules.conflateBy)).toEqual({ priceUpdated: 'roomType', userTyping: 'userId' });
   });
 

@@ -117,6 +117,10 @@ const envSchema = z.object({
   CHAT_RESPONDER: z.enum(['builtin', 'external']).default('builtin'),
   CHAT_CHUNK_DELAY_MS: nonNegativeInt.max(10_000).default(60),
   TYPING_THROTTLE_MS: nonNegativeInt.max(60_000).default(1_500),
+  PRESENCE_TTL_SECONDS: positiveInt.min(3).max(3_600).default(30),
+  PRESENCE_GRACE_MS: nonNegativeInt.max(600_000).default(3_000),
+  PRESENCE_COALESCE_MS: nonNegativeInt.max(10_000).default(250),
+  PRESENCE_MAX_USER_IDS: positiveInt.max(1_000).default(100),
   WS_KEEP_ALIVE_MS: positiveInt.max(600_000).default(12_000),
   WS_CONNECTION_INIT_TIMEOUT_MS: positiveInt.max(60_000).default(3_000),
   WS_MAX_PAYLOAD_BYTES: positiveInt.max(16 * 1024 * 1024).default(256 * 1024),
@@ -266,6 +270,12 @@ export interface Config {
   readonly webApp: { readonly enabled: boolean; readonly directory: string };
   readonly chat: { readonly responder: 'builtin' | 'external'; readonly chunkDelayMs: number };
   readonly typing: { readonly throttleMs: number };
+  /**
+   * Presence (src/presence/): entries live `ttlMs` unless refreshed (every ttl/3), so a dead
+   * instance's users are gone within ttl plus a sweep (every ttl/6); `graceMs` keeps a user present
+   * after their last hold ends; changes of one scope go out once per `coalesceMs`.
+   */
+  readonly presence: { readonly ttlMs: number; readonly graceMs: number; readonly coalesceMs: number; readonly maxUserIds: number };
   readonly websocket: {
     readonly keepAliveMs: number;
     readonly connectionInitTimeoutMs: number;
@@ -497,6 +507,12 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     },
     chat: { responder: vars.CHAT_RESPONDER, chunkDelayMs: vars.CHAT_CHUNK_DELAY_MS },
     typing: { throttleMs: vars.TYPING_THROTTLE_MS },
+    presence: {
+      ttlMs: vars.PRESENCE_TTL_SECONDS * 1000,
+      graceMs: vars.PRESENCE_GRACE_MS,
+      coalesceMs: vars.PRESENCE_COALESCE_MS,
+      maxUserIds: vars.PRESENCE_MAX_USER_IDS,
+    },
     websocket: {
       keepAliveMs: vars.WS_KEEP_ALIVE_MS,
       connectionInitTimeoutMs: vars.WS_CONNECTION_INIT_TIMEOUT_MS,

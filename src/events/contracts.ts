@@ -28,6 +28,9 @@ export const BOOKING_STATUSES = ['PENDING', 'CONFIRMED', 'CANCELLED', 'CHECKED_I
 export const NOTIFICATION_KINDS = ['BOOKING', 'MESSAGE', 'PRICE_ALERT', 'PAYMENT', 'SYSTEM'] as const;
 export const TYPING_STATES = ['STARTED', 'STOPPED'] as const;
 export const CHAT_RESPONSE_STATUSES = ['TYPING', 'CHUNK', 'DONE', 'ERROR'] as const;
+export const PRESENCE_CHANGES = ['JOINED', 'LEFT'] as const;
+/** The most changes one presence announcement carries (an instance's coalesced burst for one scope). */
+export const MAX_PRESENCE_CHANGES = 10_000;
 
 export const eventDataSchemas = {
   priceUpdated: z.object({
@@ -94,6 +97,20 @@ export const eventDataSchemas = {
       message: 'a CHUNK carries text',
       path: ['text'],
     }),
+  /**
+   * Who became present or stopped being present, in a conversation (members with a subscription
+   * to it) or anywhere (`user`: online), coalesced by the instance that saw it. Announced by the
+   * gateways themselves (src/presence/); services read presence in Redis (docs/CHANNELS.md).
+   */
+  presenceChanged: z.object({
+    scope: z.enum(['conversation', 'user']),
+    /** The conversation id, or the user id for `user`. */
+    scopeId: idSchema,
+    changes: z
+      .array(z.object({ userId: idSchema, change: z.enum(PRESENCE_CHANGES), at: isoDateTime }))
+      .min(1)
+      .max(MAX_PRESENCE_CHANGES),
+  }),
   /** A user's chat message, handed to an external assistant service (CHAT_RESPONDER=external). */
   chatMessageSent: z.object({
     sessionId: idSchema,

@@ -17,6 +17,10 @@ export const topics = {
   userBookings: (userId: string): Topic<'bookingUpdated'> => `user:${userId}:booking`,
   userNotifications: (userId: string): Topic<'notificationCreated'> => `user:${userId}:notification`,
   chatSession: (sessionId: string): Topic<'chatResponse'> => `chat-session:${sessionId}`,
+  /** Presence changes (presenceChanged) of a conversation's members. */
+  conversationPresence: (conversationId: string): Topic<'presenceChanged'> => `conversation:${conversationId}:presence`,
+  /** A user's own online state (presenceChanged with scope `user`). */
+  userPresence: (userId: string): Topic<'presenceChanged'> => `user:${userId}:presence`,
   /** Users' chat messages, for an external assistant service (CHAT_RESPONDER=external). */
   chatRequests: (): Topic<'chatMessageSent'> => 'chat-requests',
 } as const;
@@ -42,5 +46,7 @@ export function topicsOf(event: TidingsEvent): readonly string[] {
       return [topics.chatSession(event.data.sessionId)];
     case 'chatMessageSent':
       return [topics.chatRequests()];
+    case 'presenceChanged':
+      return [event.data.scope === 'conversation' ? topics.conversationPresence(event.data.scopeId) : topics.userPresence(event.data.scopeId)];
   }
 }

@@ -14,6 +14,12 @@ export interface PresenceStats extends PresenceSnapshot {
  * Each registration returns an entry whose `release` undoes it once.
  */
 export class Presence {
+  /**
+   * @param online what an open connection of a user holds for its life: that user's online state
+   *   across instances (src/presence/; the PresenceTracker's user scope).
+   */
+  constructor(private readonly online?: (userId: string) => PresenceEntry) {}
+
   private readonly connections = new Map<TransportName, number>();
   private readonly users = new Map<string, { connections: number; roles: ReadonlySet<string> }>();
   private anonymousConnections = 0;
@@ -28,7 +34,7 @@ export class Presence {
     } else {
       this.anonymousConnections++;
     }
-    return new ConnectionEntry(this, transport, principal);
+    return new ConnectionEntry(this, transport, principal, principal.kind === 'user' ? this.online?.(principal.userId) : undefined);
   }
 
   subscriptionStarted(field: string): PresenceEntry {
@@ -79,11 +85,13 @@ class ConnectionEntry implements PresenceEntry {
     private readonly presence: Presence,
     private readonly transport: TransportName,
     private readonly principal: Principal,
+    private readonly online: PresenceEntry | undefined,
   ) {}
   release(): void {
     if (this.released) return;
     this.released = true;
     this.presence.connectionClosed(this.transport, this.principal);
+    this.online?.release();
   }
 }
 

@@ -26,8 +26,8 @@ export interface EventPublisher {
   publish<T extends EventType>(
     type: T,
     data: EventDataInput<T>,
-    /** `source` labels tidings_events_published_total: `mutation` (the default) or `chat_responder`. */
-    options?: { occurredAt?: string; source?: 'mutation' | 'chat_responder' } & PublishTrace,
+    /** `source` labels tidings_events_published_total: `mutation` (the default), `chat_responder` or `presence`. */
+    options?: { occurredAt?: string; source?: 'mutation' | 'chat_responder' | 'presence' } & PublishTrace,
   ): Promise<EventEnvelope<T>>;
   /**
    * Validates each item on its own and publishes the valid ones in one round trip, in order.

@@ -14,6 +14,10 @@
  *   {prefix}ratelimit:{budget}:{key}    ZSET sliding-window log of one rate-limit budget
  *   {prefix}published:{eventId}         set (expiring) once an ingress event went out, so a
  *                                       redelivered RabbitMQ message is not published twice
+ *   {prefix}presence:{<scope>}:entries  ZSET member <userId>|<instanceId>, score its expiry (epoch ms,
+ *                                       Redis clock); scope is conversation:<id> or user:<id>, and
+ *                                       {…} a Cluster hash tag (src/presence/redis-presence-store.ts)
+ *   {prefix}presence:{<scope>}:users    HASH userId → number of entries (instances holding the user)
  */
 export const redisKeys = (prefix: string) => ({
   conversationMembers: (conversationId: string) => `${prefix}conversation:${conversationId}:members`,
@@ -26,4 +30,6 @@ export const redisKeys = (prefix: string) => ({
   instanceAlive: (holder: string) => `${prefix}instance:${holder}`,
   rateLimit: (budget: string, key: string) => `${prefix}ratelimit:${budget}:${key}`,
   publishedEvent: (eventId: string) => `${prefix}published:${eventId}`,
+  presenceEntries: (scope: string) => `${prefix}presence:{${scope}}:entries`,
+  presenceUsers: (scope: string) => `${prefix}presence:{${scope}}:users`,
 });

@@ -10,6 +10,7 @@ import type { AccessDirectory } from '../directory/directory.js';
 import type { EventPublisher } from '../publish/event-publisher.js';
 import type { TypingThrottle } from '../publish/typing-throttle.js';
 import type { SessionRevocations } from '../sessions/session-revocations.js';
+import type { PresenceScope } from '../presence/presence-store.js';
 
 /**
  * What a subscription field's subscribe resolver reports its topic to, in place of opening a
@@ -36,6 +37,21 @@ export interface SharedDeliveryHandle {
   holdUntilEnded(held: { release(): void }): void;
 }
 
+/**
+ * Presence (src/presence/): what subscriptions hold while they are open (a member in a
+ * conversation), what presence subscribers watch, and who is present or online now.
+ */
+export interface PresenceService {
+  /** While held, the user counts as present in the scope (this instance's share of it). */
+  hold(scope: PresenceScope, userId: string): { release(): void };
+  /** While watched, this instance sweeps the scope for users of instances that died. */
+  watch(scope: PresenceScope): { release(): void };
+  present(scope: PresenceScope): Promise<string[]>;
+  online(userIds: readonly string[]): Promise<Set<string>>;
+  /** The most user ids one userPresence query or subscription may name. */
+  readonly maxUserIds: number;
+}
+
 /** The long-lived parts resolvers use; built once in the composition root (src/app.ts). */
 export interface GatewayServices {
   readonly bus: EventBus;
@@ -44,6 +60,7 @@ export interface GatewayServices {
   readonly chat: ChatBackend;
   readonly typingThrottle: TypingThrottle;
   readonly revocations: SessionRevocations;
+  readonly presence: PresenceService;
   readonly logger: Logger;
 }
 

@@ -8,6 +8,7 @@ import { builder } from './builder.js';
 import type { DeliveryExtension } from './delivery.js';
 import type { GraphQLContext } from './context.js';
 import { eventObjectRef, PublishReceipt, receiptOf, receiptsOf, requireId } from './common.js';
+import { conversationScope } from '../presence/presence-store.js';
 
 export const Message = eventObjectRef('Message', 'newMessage');
 builder.objectFields(Message, (t) => ({
@@ -45,11 +46,35 @@ function memberStream<T extends EventType>(
     watchRevocation: (onRevoked) => membership.watchRemoval(conversationId, userId, onRevoked),
     stillAllowed: () => membership.isMember(conversationId, userId),
   };
+  // A member with a subscription to the conversation is present in it (src/presence/), for as
+  // long as the subscription is open.
+  const presence = services.presence.hold(conversationScope(conversationId), userId);
   // With a shared delivery the member joins the conversation's group and its guard is its own: a
   // removal ends this member's subscriptions only. (The topic carries only EventEnvelope<T>, so
-  // the guard sees nothing else.)
-  if (sharedDelivery) return sharedDelivery.nameTopic(topic, guard as StreamGuard<TidingsEvent>);
-  return guardStream(services.bus.subscribe(topic), guard);
+  // the guard sees nothing else.) What it holds is given back when the member ends.
+  if (sharedDelivery) {
+    sharedDelivery.holdUntilEnded(presence);
+    return sharedDelivery.nameTopic(topic, guard as StreamGuard<TidingsEvent>);
+  }
+  return releasingOnEnd(guardStream(services.bus.subscribe(topic), guard), presence);
+}
+
+/** The stream, releasing `held` when it ends (returned by its consumer, or done). */
+function releasingOnEnd<T>(source: AsyncIterableIterator<T>, held: { release(): void }): AsyncIterableIterator<T> {
+  return {
+    next: async () => {
+      const step = await source.next();
+      if (step.done) held.release();
+      return step;
+    },
+    return: async (value?: unknown) => {
+      held.release();
+      return (await source.return?.(value)) ?? { done: true, value: undefined };
+    },
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+  };
 }
 
 function unlessRevoked<T>(value: T | Revoked): T {

@@ -9,6 +9,7 @@ import './bookings.js';
 import './notifications.js';
 import './chat.js';
 import './sessions.js';
+import './presence.js';
 
 builder.queryType({ description: 'Reads. Tidings stores no domain data, so there is little to read.' });
 builder.mutationType({ description: 'Publishing (role `service`) and user actions.' });

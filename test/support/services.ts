@@ -1,3 +1,6 @@
+import type { Logger } from 'pino';
+import { createMemoryPresenceStore } from '../../src/presence/memory-presence-store.js';
+import { PresenceTracker } from '../../src/presence/presence-tracker.js';
 import { pino } from 'pino';
 import { onTestFinished } from 'vitest';
 import type { EventBus } from '../../src/bus/event-bus.js';
@@ -73,6 +76,28 @@ export function servicesFrom({ bus, directory, metrics }: Pick<Awaited<ReturnTyp
     chat: createExternalChatBackend(publisher),
     typingThrottle: createTypingThrottle(0),
     revocations: createMemorySessionRevocations({ ttlMs: 60_000 }),
+    presence: servicePresence(logger),
     logger,
+  };
+}
+
+/** Presence in memory for services built without the composition root (stopped with the test). */
+function servicePresence(logger: Logger): GatewayServices['presence'] {
+  const tracker = new PresenceTracker({
+    store: createMemoryPresenceStore({ instanceId: 'test', ttlMs: 30_000 }),
+    graceMs: 0,
+    coalesceMs: 0,
+    heartbeatMs: 10_000,
+    sweepMs: 5_000,
+    announce: async () => undefined,
+    logger,
+  });
+  onTestFinished(() => tracker.close());
+  return {
+    hold: (scope, userId) => tracker.hold(scope, userId),
+    watch: (scope) => tracker.watch(scope),
+    present: (scope) => tracker.present(scope),
+    online: (userIds) => tracker.online(userIds),
+    maxUserIds: 100,
   };
 }
