@@ -149,7 +149,13 @@ export function buildApp(
       );
     },
     logger,
+    onAnnounced: (scope, changes) => {
+      const kind = splitScope(scope)[0];
+      for (const change of changes) metrics.presenceChanges.inc({ scope: kind, change: change.change });
+    },
+    onStoreError: () => metrics.presenceStoreErrors.inc(),
   });
+  metrics.observePresenceHolds(() => presenceTracker.heldCounts());
   // Connections and subscriptions on this instance (gauges, /stats); a user's open connection
   // holds their online state.
   const presence = new Presence((userId) => presenceTracker.hold(userScope(userId), userId));
@@ -295,6 +301,9 @@ export function buildApp(
     redis: redis ? { commands: redis.commands.status, subscriber: redis.subscriber.status } : null,
     amqp: config.amqp && amqpIngress ? { state: amqpIngress.state(), exchange: config.amqp.exchange, queue: config.amqp.queue, deadLetterQueue: config.amqp.deadLetterQueue } : null,
     ...presence.snapshot(),
+    // What this instance holds in the shared presence: (user, conversation) pairs, users online
+    // through it, and the scopes it watches (and sweeps) for presence subscribers.
+    presence: presenceTracker.heldCounts(),
     topics: bus.activeTopicCount(),
     sharedDeliveryGroups: webSockets.sharedGroupCount(),
   });

@@ -105,6 +105,26 @@ describe.each(BACKENDS)('presence (%s)', (backend) => {
     expect(watching.results.at(-1)?.errors?.[0]?.extensions?.['code']).toBe('FORBIDDEN');
   }, 30_000);
 
+  it('shows what it holds in /stats and counts the changes it announced in /metrics', async () => {
+    const gateway = await startGateway(env(await backendEnv(backend)));
+    await members(gateway, 'c4', ['alice', 'bob']);
+    const alice = record<PresenceUpdate>(connectWs(gateway.wsUrl, await tokenFor('alice')).client, PRESENCE, { c: 'c4' });
+    await alice.waitForResults(1);
+    const bob = connectWs(gateway.wsUrl, await tokenFor('bob'));
+    record(bob.client, NEW_MESSAGE, { conversationId: 'c4' });
+    await waitUntil(() => changesOf(alice).length === 1, 'bob JOINED');
+    const stats = (await (await fetch(`${gateway.opsUrl}/stats`)).json()) as { presence: unknown };
+    expect(stats.presence).toEqual({ conversation: 2, user: 2, watchedScopes: 1 });
+    await bob.client.dispose();
+    await waitUntil(() => changesOf(alice).length === 2, 'bob LEFT');
+    const metrics = await (await fetch(`${gateway.opsUrl}/metrics`)).text();
+    // alice and bob joined the conversation and came online; bob left both.
+    expect(metrics).toMatch(/tidings_presence_changes_total\{scope="conversation",change="JOINED"\} 2/);
+    expect(metrics).toMatch(/tidings_presence_changes_total\{scope="conversation",change="LEFT"\} 1/);
+    expect(metrics).toMatch(/tidings_presence_changes_total\{scope="user",change="LEFT"\} 1/);
+    expect(metrics).toMatch(/tidings_presence_holds\{scope="conversation"\} 1/);
+  }, 20_000);
+
   it('userPresence: the query and the subscription answer for the people the viewer has to do with, and refuse anyone else with FORBIDDEN', async () => {
     const shared = await backendEnv(backend);
     const a = await startGateway(env(shared));

@@ -45,6 +45,12 @@ export interface GatewayMetrics {
   readonly amqpDuplicates: Counter;
   /** Messages handed back to the queue because their event could not be published (Redis down). */
   readonly amqpRequeued: Counter;
+  /** Presence changes this instance announced, by scope (`conversation`, `user`) and change (`JOINED`, `LEFT`). */
+  readonly presenceChanges: Counter<'scope' | 'change'>;
+  /** Presence store calls (Redis) that failed; the heartbeat rebuilds what they missed. */
+  readonly presenceStoreErrors: Counter;
+  /** Reads at scrape time the presence this instance holds: users per scope kind. */
+  observePresenceHolds(read: () => { readonly conversation: number; readonly user: number }): void;
   /** Whether this instance is consuming the ingress queue: 1 or 0. Absent without AMQP_URL. */
   readonly amqpConsumerUp: Gauge<'queue'>;
   /** Adds `count` to eventsDelivered for `field` (batched: see PendingCounts). */
@@ -62,6 +68,18 @@ export function createMetrics(options: { processMetrics?: boolean } = {}): Gatew
   if (options.processMetrics) collectDefaultMetrics({ register: registry });
   let presence: (() => PresenceSnapshot) | undefined;
   let readiness: (() => boolean) | undefined;
+  let presenceHolds: (() => { readonly conversation: number; readonly user: number }) | undefined;
+  new Gauge({
+    name: 'tidings_presence_holds',
+    help: 'Presence this instance holds and keeps alive: (user, conversation) pairs for scope="conversation", users online through it for scope="user".',
+    labelNames: ['scope'] as const,
+    registers: [registry],
+    collect() {
+      const holds = presenceHolds?.();
+      this.set({ scope: 'conversation' }, holds?.conversation ?? 0);
+      this.set({ scope: 'user' }, holds?.user ?? 0);
+    },
+  });
 
   const gauge = <L extends string>(name: string, help: string, labelNames: readonly L[], read: (gauge: Gauge<L>, snapshot: PresenceSnapshot) => void) =>
     new Gauge<L>({
@@ -147,6 +165,20 @@ export function createMetrics(options: { processMetrics?: boolean } = {}): Gatew
     observeReadiness(ready) {
       readiness = ready;
     },
+    observePresenceHolds(read) {
+      presenceHolds = read;
+    },
+    presenceChanges: new Counter({
+      name: 'tidings_presence_changes_total',
+      help: 'Presence changes this instance announced, by scope (conversation, user) and change (JOINED, LEFT).',
+      labelNames: ['scope', 'change'] as const,
+      registers: [registry],
+    }),
+    presenceStoreErrors: new Counter({
+      name: 'tidings_presence_store_errors_total',
+      help: 'Presence store (Redis) calls that failed; the heartbeat rebuilds what they missed.',
+      registers: [registry],
+    }),
     countDelivered(field, count) {
       delivered.add(field, count);
     },
@@ -172,7 +204,7 @@ export function createMetrics(options: { processMetrics?: boolean } = {}): Gatew
     }),
     eventsPublished: new Counter({
       name: 'tidings_events_published_total',
-      help: 'Events this instance published, by event type and source (mutation, chat_responder, amqp).',
+      help: 'Events this instance published, by event type and source (mutation, chat_responder, amqp, presence).',
       labelNames: ['type', 'source'] as const,
       registers: [registry],
     }),

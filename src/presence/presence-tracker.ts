@@ -28,6 +28,10 @@ export interface PresenceTrackerOptions {
   /** Announces a scope's coalesced changes to every instance (through the event bus). */
   readonly announce: (scope: PresenceScope, changes: readonly PresenceChange[]) => Promise<void>;
   readonly logger: Logger;
+  /** Told of each announcement (for the metrics). */
+  readonly onAnnounced?: (scope: PresenceScope, changes: readonly PresenceChange[]) => void;
+  /** Told of each failed store call (for the metrics). */
+  readonly onStoreError?: () => void;
   readonly now?: () => number;
 }
 
@@ -129,9 +133,15 @@ export class PresenceTracker {
     return this.options.store.online(userIds);
   }
 
-  /** Local holds, by scope (for /stats and tests). */
-  heldScopeCount(): number {
-    return this.holds.size;
+  /** What this instance holds, by scope kind: (user, conversation) pairs, and users online through it. */
+  heldCounts(): { conversation: number; user: number; watchedScopes: number } {
+    let conversation = 0;
+    let user = 0;
+    for (const [scope, users] of this.holds) {
+      if (scope.startsWith('user:')) user += users.size;
+      else conversation += users.size;
+    }
+    return { conversation, user, watchedScopes: this.watched.size };
   }
 
   /**
@@ -199,6 +209,7 @@ export class PresenceTracker {
       (error: unknown) => {
         // Part of a batch took effect: what it reported happened, and is announced.
         if (error instanceof PresenceBatchError) then(error.completed as T);
+        this.options.onStoreError?.();
         if (!this.failing) this.options.logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'presence store unreachable; the heartbeat will rebuild presence');
         this.failing = true;
       },
@@ -228,6 +239,7 @@ export class PresenceTracker {
     for (const [scope, changes] of pending) {
       const net = [...changes.values()].filter((queued) => queued.last.change !== queued.before).map((queued) => queued.last);
       if (net.length === 0) continue;
+      this.options.onAnnounced?.(scope, net);
       announcements.push(
         this.options.announce(scope, net).catch((error: unknown) => {
           this.options.logger.warn({ err: error instanceof Error ? error.message : String(error), scope }, 'presence change could not be announced');
