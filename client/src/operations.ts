@@ -67,6 +67,41 @@ export const ChatResponseSubscription = graphql(`
   }
 `);
 
+/**
+ * Who of a conversation's members is present: first a SNAPSHOT (`present`, the viewer among
+ * them), then CHANGES (`changes`: JOINED / LEFT, coalesced). Holding it counts the viewer as
+ * present. `usePresence` in `@tidings/client/react` keeps the set for you.
+ */
+export const ConversationPresenceSubscription = graphql(`
+  subscription ConversationPresence($conversationId: ID!) {
+    presence(conversationId: $conversationId) {
+      conversationId kind present at
+      changes { userId change at }
+    }
+  }
+`);
+
+/**
+ * Whether these users are online anywhere: first each one's state, then a change whenever one
+ * comes online or goes offline. Name the conversationId or bookingId the viewer shares with them.
+ */
+export const UserPresenceSubscription = graphql(`
+  subscription UserPresence($userIds: [ID!]!, $conversationId: ID, $bookingId: ID) {
+    userPresence(userIds: $userIds, conversationId: $conversationId, bookingId: $bookingId) { userId online at }
+  }
+`);
+
+/**
+ * The same, once: whether these users are online now. (Its operation is `UserPresenceNow`, so its
+ * generated types are `UserPresenceNowQuery` / `UserPresenceNowQueryVariables`: operation names
+ * must be unique, and the subscription has `UserPresence`.)
+ */
+export const UserPresenceQuery = graphql(`
+  query UserPresenceNow($userIds: [ID!]!, $conversationId: ID, $bookingId: ID) {
+    userPresence(userIds: $userIds, conversationId: $conversationId, bookingId: $bookingId) { userId online at }
+  }
+`);
+
 export const SetTypingMutation = graphql(`
   mutation SetTyping($conversationId: ID!, $state: TypingState!) {
     setTyping(conversationId: $conversationId, state: $state)

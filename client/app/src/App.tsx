@@ -11,7 +11,7 @@ import { ServicePanel } from './components/ServicePanel.js';
 import { ToastProvider } from './components/Toasts.js';
 import { DEMO_USERS, type DemoUser } from './demo.js';
 import { DevTokenSource } from './dev-tokens.js';
-import { ensureDemoMembership } from './service.js';
+import { ensureDemoDirectory } from './service.js';
 
 interface Session {
   readonly user: DemoUser;
@@ -25,13 +25,14 @@ const STORAGE_KEY = 'tidings-demo-user';
 const GRAPHQL_URL = new URL('/graphql', window.location.origin).href;
 
 /**
- * Signs a demo user in: a development token, membership of the demo conversation (as the message
- * service would record it), then a Tidings client that asks for a fresh token near expiry.
+ * Signs a demo user in: a development token, the demo's conversation members and booking parties
+ * (as the message and booking services would record them), then a Tidings client that asks for a
+ * fresh token near expiry.
  */
 async function signIn(user: DemoUser): Promise<Session> {
   const tokens = new DevTokenSource(user.id, user.roles);
   await tokens.get();
-  await ensureDemoMembership();
+  await ensureDemoDirectory();
   const client = createTidingsClient({
     url: GRAPHQL_URL,
     getToken: tokens.get,
@@ -145,8 +146,8 @@ function SignedInAs({ user }: { user: DemoUser }) {
 
 /**
  * Bumped when the connection comes back after a loss. A restarted gateway without Redis has
- * forgotten conversation members and chat sessions, so the demo records the members again and
- * the conversation and chat resubscribe.
+ * forgotten conversation members, booking parties and chat sessions, so the demo records them
+ * again and the conversation, the bookings' presence and the chat resubscribe.
  */
 function useRecoveryKey(client: TidingsClient): number {
   const [key, setKey] = useState(0);
@@ -162,7 +163,7 @@ function useRecoveryKey(client: TidingsClient): number {
       wasLive = true;
       if (!lost) return;
       lost = false;
-      ensureDemoMembership().then(
+      ensureDemoDirectory().then(
         () => active && setKey((value) => value + 1),
         () => undefined,
       );
@@ -183,7 +184,7 @@ function Dashboard({ session }: { session: Session }) {
       <PricesCard isAdmin={user.roles.includes('admin')} />
       <ConversationCard viewer={user} resubscribeKey={recoveryKey} />
       <ChatCard resubscribeKey={recoveryKey} />
-      <BookingsCard />
+      <BookingsCard viewer={user} resubscribeKey={recoveryKey} />
       <ServicePanel viewer={user} />
     </main>
   );
@@ -196,10 +197,10 @@ function Welcome() {
       <p>
         Sign in as <strong>Alice</strong> (a guest), <strong>Hank</strong> (a host) or <strong>Root</strong> (an admin). The
         app gets a token from the gateway&apos;s <code>/dev/token</code>, connects over WebSocket and subscribes to prices,
-        the demo conversation, your bookings, notifications and the assistant.
+        the demo conversation and who is in it, your bookings, notifications and the assistant.
       </p>
       <p className="muted">
-        Open a second window as another user to watch typing and messages travel between them. Use the “Publish as a
+        Open a second window as another user to watch their dot turn green, and typing and messages travel between them. Use the “Publish as a
         service” card to play the backend services.
       </p>
     </main>

@@ -17,6 +17,11 @@ const ADD_CONVERSATION_MEMBERS = /* GraphQL */ `
     addConversationMembers(conversationId: $conversationId, userIds: $userIds)
   }`;
 
+const REGISTER_BOOKING = /* GraphQL */ `
+  mutation RegisterBooking($bookingId: ID!, $guestId: ID!, $hostId: ID!) {
+    registerBooking(bookingId: $bookingId, guestId: $guestId, hostId: $hostId)
+  }`;
+
 const PUBLISH_PRICE = /* GraphQL */ `
   mutation PublishPrice($input: PublishPriceInput!) {
     publishPrice(input: $input) { eventId }
@@ -58,9 +63,17 @@ async function asService(query: string, variables: Record<string, unknown>): Pro
   if (!response.ok) throw new Error(`HTTP ${response.status}`);
 }
 
-/** Makes every demo user a member of the demo conversation (idempotent), as a message service would. */
-export function ensureDemoMembership(): Promise<void> {
-  return asService(ADD_CONVERSATION_MEMBERS, { conversationId: CONVERSATION_ID, userIds: DEMO_USERS.map((user) => user.id) });
+/**
+ * Records who belongs to what (idempotent), as the message and booking services would: every demo
+ * user a member of the demo conversation, Alice and Hank the guest and host of the demo booking
+ * (so they may see whether the other is online before its first update).
+ */
+export async function ensureDemoDirectory(): Promise<void> {
+  const { bookingId, guestId, hostId } = DEMO_BOOKING;
+  await Promise.all([
+    asService(ADD_CONVERSATION_MEMBERS, { conversationId: CONVERSATION_ID, userIds: DEMO_USERS.map((user) => user.id) }),
+    asService(REGISTER_BOOKING, { bookingId, guestId, hostId }),
+  ]);
 }
 
 export interface PriceChange {

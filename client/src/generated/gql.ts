@@ -22,6 +22,9 @@ type Documents = {
     "\n  subscription BookingUpdated($bookingId: ID) {\n    bookingUpdated(bookingId: $bookingId) {\n      id occurredAt bookingId hotelId guestId hostId status previousStatus checkIn checkOut\n      totalPrice { amountMinor amount currency }\n    }\n  }\n": typeof types.BookingUpdatedDocument,
     "\n  subscription NotificationCreated($userId: ID) {\n    notificationCreated(userId: $userId) { id occurredAt notificationId userId kind title body link }\n  }\n": typeof types.NotificationCreatedDocument,
     "\n  subscription ChatResponse($sessionId: ID!) {\n    chatResponse(sessionId: $sessionId) { id occurredAt sessionId replyId sequence status text }\n  }\n": typeof types.ChatResponseDocument,
+    "\n  subscription ConversationPresence($conversationId: ID!) {\n    presence(conversationId: $conversationId) {\n      conversationId kind present at\n      changes { userId change at }\n    }\n  }\n": typeof types.ConversationPresenceDocument,
+    "\n  subscription UserPresence($userIds: [ID!]!, $conversationId: ID, $bookingId: ID) {\n    userPresence(userIds: $userIds, conversationId: $conversationId, bookingId: $bookingId) { userId online at }\n  }\n": typeof types.UserPresenceDocument,
+    "\n  query UserPresenceNow($userIds: [ID!]!, $conversationId: ID, $bookingId: ID) {\n    userPresence(userIds: $userIds, conversationId: $conversationId, bookingId: $bookingId) { userId online at }\n  }\n": typeof types.UserPresenceNowDocument,
     "\n  mutation SetTyping($conversationId: ID!, $state: TypingState!) {\n    setTyping(conversationId: $conversationId, state: $state)\n  }\n": typeof types.SetTypingDocument,
     "\n  mutation StartChatSession {\n    startChatSession { id createdAt }\n  }\n": typeof types.StartChatSessionDocument,
     "\n  mutation SendChatMessage($sessionId: ID!, $text: String!) {\n    sendChatMessage(sessionId: $sessionId, text: $text) { sessionId messageId }\n  }\n": typeof types.SendChatMessageDocument,
@@ -36,6 +39,9 @@ const documents: Documents = {
     "\n  subscription BookingUpdated($bookingId: ID) {\n    bookingUpdated(bookingId: $bookingId) {\n      id occurredAt bookingId hotelId guestId hostId status previousStatus checkIn checkOut\n      totalPrice { amountMinor amount currency }\n    }\n  }\n": types.BookingUpdatedDocument,
     "\n  subscription NotificationCreated($userId: ID) {\n    notificationCreated(userId: $userId) { id occurredAt notificationId userId kind title body link }\n  }\n": types.NotificationCreatedDocument,
     "\n  subscription ChatResponse($sessionId: ID!) {\n    chatResponse(sessionId: $sessionId) { id occurredAt sessionId replyId sequence status text }\n  }\n": types.ChatResponseDocument,
+    "\n  subscription ConversationPresence($conversationId: ID!) {\n    presence(conversationId: $conversationId) {\n      conversationId kind present at\n      changes { userId change at }\n    }\n  }\n": types.ConversationPresenceDocument,
+    "\n  subscription UserPresence($userIds: [ID!]!, $conversationId: ID, $bookingId: ID) {\n    userPresence(userIds: $userIds, conversationId: $conversationId, bookingId: $bookingId) { userId online at }\n  }\n": types.UserPresenceDocument,
+    "\n  query UserPresenceNow($userIds: [ID!]!, $conversationId: ID, $bookingId: ID) {\n    userPresence(userIds: $userIds, conversationId: $conversationId, bookingId: $bookingId) { userId online at }\n  }\n": types.UserPresenceNowDocument,
     "\n  mutation SetTyping($conversationId: ID!, $state: TypingState!) {\n    setTyping(conversationId: $conversationId, state: $state)\n  }\n": types.SetTypingDocument,
     "\n  mutation StartChatSession {\n    startChatSession { id createdAt }\n  }\n": types.StartChatSessionDocument,
     "\n  mutation SendChatMessage($sessionId: ID!, $text: String!) {\n    sendChatMessage(sessionId: $sessionId, text: $text) { sessionId messageId }\n  }\n": types.SendChatMessageDocument,
@@ -88,6 +94,18 @@ export function graphql(source: "\n  subscription NotificationCreated($userId: I
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
 export function graphql(source: "\n  subscription ChatResponse($sessionId: ID!) {\n    chatResponse(sessionId: $sessionId) { id occurredAt sessionId replyId sequence status text }\n  }\n"): (typeof documents)["\n  subscription ChatResponse($sessionId: ID!) {\n    chatResponse(sessionId: $sessionId) { id occurredAt sessionId replyId sequence status text }\n  }\n"];
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  subscription ConversationPresence($conversationId: ID!) {\n    presence(conversationId: $conversationId) {\n      conversationId kind present at\n      changes { userId change at }\n    }\n  }\n"): (typeof documents)["\n  subscription ConversationPresence($conversationId: ID!) {\n    presence(conversationId: $conversationId) {\n      conversationId kind present at\n      changes { userId change at }\n    }\n  }\n"];
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  subscription UserPresence($userIds: [ID!]!, $conversationId: ID, $bookingId: ID) {\n    userPresence(userIds: $userIds, conversationId: $conversationId, bookingId: $bookingId) { userId online at }\n  }\n"): (typeof documents)["\n  subscription UserPresence($userIds: [ID!]!, $conversationId: ID, $bookingId: ID) {\n    userPresence(userIds: $userIds, conversationId: $conversationId, bookingId: $bookingId) { userId online at }\n  }\n"];
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  query UserPresenceNow($userIds: [ID!]!, $conversationId: ID, $bookingId: ID) {\n    userPresence(userIds: $userIds, conversationId: $conversationId, bookingId: $bookingId) { userId online at }\n  }\n"): (typeof documents)["\n  query UserPresenceNow($userIds: [ID!]!, $conversationId: ID, $bookingId: ID) {\n    userPresence(userIds: $userIds, conversationId: $conversationId, bookingId: $bookingId) { userId online at }\n  }\n"];
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */

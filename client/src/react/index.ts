@@ -5,3 +5,5 @@
 export { TidingsProvider, useTidingsClient, type TidingsProviderProps } from './provider.js';
 export { useTidingsConnection } from './use-tidings-connection.js';
 export { useEventStream, type EventStream, type EventStreamOptions } from './use-event-stream.js';
+export { usePresence, type Presence, type PresenceStatus } from './use-presence.js';
+export { useOnline, type Online, type OnlineScope } from './use-online.js';

@@ -4,15 +4,19 @@ import type {
   BookingUpdatedSubscription as BookingUpdatedData,
   NotificationCreatedSubscription as NotificationCreatedData,
 } from '@tidings/client/types';
-import { displayName, formatMoney, formatTime, hotelName, humanize } from '../demo.js';
-import { useEventStream } from '@tidings/client/react';
+import { displayName, formatMoney, formatTime, hotelName, humanize, type DemoUser } from '../demo.js';
+import { useEventStream, useOnline } from '@tidings/client/react';
+import { PresenceDot } from './PresenceDot.js';
 import { useToast } from './Toasts.js';
 
 type Booking = BookingUpdatedData['bookingUpdated'];
 type Notification = NotificationCreatedData['notificationCreated'] & { readonly read: boolean };
 
-/** The viewer's bookings and notifications: toasts as they arrive, a panel with an unread count. */
-export function BookingsCard() {
+/**
+ * The viewer's bookings and notifications: toasts as they arrive, a panel with an unread count,
+ * and beside each booking whether its other party (the host, for a guest) is online.
+ */
+export function BookingsCard({ viewer, resubscribeKey }: { viewer: DemoUser; resubscribeKey: number }) {
   const toast = useToast();
   const [bookings, setBookings] = useState<ReadonlyMap<string, Booking>>(new Map());
   const [notifications, setNotifications] = useState<readonly Notification[]>([]);
@@ -95,6 +99,7 @@ export function BookingsCard() {
                 {booking.checkIn} → {booking.checkOut} · guest {displayName(booking.guestId)}, host {displayName(booking.hostId)}
                 {booking.totalPrice ? ` · ${formatMoney(booking.totalPrice)}` : ''}
               </div>
+              <OtherParty booking={booking} viewerId={viewer.id} resubscribeKey={resubscribeKey} />
             </div>
             <span key={booking.id} className={`status status-${booking.status.toLowerCase()} flash`} data-testid="booking-status">
               {humanize(booking.status)}
@@ -104,5 +109,24 @@ export function BookingsCard() {
       </ul>
       {error ? <p className="error">{error.message}</p> : null}
     </section>
+  );
+}
+
+/** Whether the booking's other party is online (the host for its guest, the guest for its host), from useOnline. */
+function OtherParty({ booking, viewerId, resubscribeKey }: { booking: Booking; viewerId: string; resubscribeKey: number }) {
+  const isGuest = booking.guestId === viewerId;
+  const other = isGuest ? booking.hostId : booking.hostId === viewerId ? booking.guestId : undefined;
+  const role = isGuest ? 'host' : 'guest';
+  const { online, status, error } = useOnline(other ? [other] : [], { bookingId: booking.bookingId }, { resubscribeKey });
+  // Only a party sees the other's state (bookingUpdated brings only the viewer's own bookings anyway).
+  if (!other) return null;
+  if (error) return <div className="party error">{error.message}</div>;
+  const on = online.get(other) ?? false;
+  const known = online.has(other);
+  return (
+    <div className="party" data-testid="booking-party" data-online={known ? on : undefined} data-status={status}>
+      <PresenceDot on={on} current={status === 'live'} />
+      Your {role} {displayName(other)} is <strong>{known ? (on ? 'online' : 'offline') : '…'}</strong>
+    </div>
   );
 }

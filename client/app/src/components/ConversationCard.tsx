@@ -2,10 +2,11 @@ import { useCallback, useEffect, useRef, useState, type FormEvent } from 'react'
 import { useMutation } from 'urql';
 import { NewMessageSubscription, SetTypingMutation, UserTypingSubscription } from '@tidings/client';
 import type { NewMessageSubscription as NewMessageData } from '@tidings/client/types';
-import { CONVERSATION_ID, displayName, formatTime, type DemoUser } from '../demo.js';
-import { useEventStream } from '@tidings/client/react';
+import { CONVERSATION_ID, DEMO_USERS, displayName, formatTime, type DemoUser } from '../demo.js';
+import { useEventStream, usePresence } from '@tidings/client/react';
 import { useAction } from '../hooks.js';
 import { publishMessage } from '../service.js';
+import { PresenceDot } from './PresenceDot.js';
 
 type Message = NewMessageData['newMessage'];
 
@@ -16,7 +17,7 @@ const TYPING_IDLE_MS = 2_000;
 /** Hide someone's "is typing" when neither STARTED nor STOPPED came for this long. */
 const TYPING_SHOWN_MS = 5_000;
 
-/** The demo conversation between Alice, Hank and Root: messages, a composer and typing state. */
+/** The demo conversation between Alice, Hank and Root: who is here, messages, a composer and typing state. */
 export function ConversationCard({ viewer, resubscribeKey }: { viewer: DemoUser; resubscribeKey: number }) {
   const [messages, setMessages] = useState<readonly Message[]>([]);
   const { error: messagesError } = useEventStream(
@@ -52,9 +53,10 @@ export function ConversationCard({ viewer, resubscribeKey }: { viewer: DemoUser;
       <header className="card-header">
         <h2 id="conversation-title">Conversation</h2>
         <span className="card-hint">
-          {CONVERSATION_ID} · newMessage, userTyping
+          {CONVERSATION_ID} · newMessage, userTyping, presence
         </span>
       </header>
+      <WhoIsHere viewer={viewer} resubscribeKey={resubscribeKey} />
       {messages.length === 0 ? (
         <p className="empty">No messages yet. Tidings stores nothing: you see what is sent while you are here.</p>
       ) : null}
@@ -100,6 +102,31 @@ export function ConversationCard({ viewer, resubscribeKey }: { viewer: DemoUser;
       {send.error ? <p className="error">Could not send: {send.error}</p> : null}
       {messagesError ? <p className="error">{messagesError.message}</p> : null}
     </section>
+  );
+}
+
+/** A dot per member of the demo conversation: green while a tab of theirs has it open, from usePresence. */
+function WhoIsHere({ viewer, resubscribeKey }: { viewer: DemoUser; resubscribeKey: number }) {
+  const { present, status, error } = usePresence(CONVERSATION_ID, { resubscribeKey });
+  const current = status === 'live';
+  return (
+    <div className="who-is-here">
+      <ul className="members" aria-label="Who is here" data-testid="presence-list" data-status={status} aria-busy={!current}>
+        {DEMO_USERS.map((member) => {
+          const here = present.includes(member.id);
+          return (
+            <li key={member.id} className="member" data-testid={`presence-${member.id}`} data-present={here} title={`${member.name}: ${here ? 'online' : 'away'}`}>
+              <PresenceDot on={here} current={current} />
+              {member.name}
+              {member.id === viewer.id ? <span className="muted"> (you)</span> : null}
+              <span className="visually-hidden">, {here ? 'online' : 'away'}</span>
+            </li>
+          );
+        })}
+      </ul>
+      {status === 'stale' ? <span className="muted presence-note">reconnecting…</span> : null}
+      {error ? <span className="error presence-note">{error.message}</span> : null}
+    </div>
   );
 }
 
