@@ -8,7 +8,9 @@
  *
  * A connection may hold more subscriptions than its first (`extra`: the session scenario), and
  * `storm` drops every socket at once and reconnects them all with the same tokens, recording when
- * each connection first receives again (the reconnect-storm scenario).
+ * each connection first receives again (the reconnect-storm scenario). `join` subscribes every open
+ * connection to one more room and `leave` completes that subscription again; presence frames
+ * (SNAPSHOT, CHANGES and the changes in them) are counted, not timed (the presence scenario).
  */
 import { SignJWT } from 'jose';
 import WebSocket from 'ws';
@@ -54,6 +56,12 @@ export type Command =
   | { cmd: 'pending' }
   /** Per connection, the time from `since` (epoch ms) until it first received after the storm. */
   | { cmd: 'recovery'; since: number }
+  /** Every subscribed connection subscribes `variant` to room `${roomPrefix}${index % rooms}` as operation `${id}${index}`. */
+  | { cmd: 'join'; variant: string; rooms: number; roomPrefix: string; id: string }
+  /** Every connection completes operation `${id}${index}` (sent by `join`). */
+  | { cmd: 'leave'; id: string }
+  /** The presence frames and changes received since the last reset. */
+  | { cmd: 'presence' }
   | { cmd: 'close' };
 
 interface Conn {
@@ -86,6 +94,8 @@ const dropped = new WeakSet<WebSocket>();
 /** Receive times (epoch ms) of the first and last result since the last reset. */
 let firstAt = 0;
 let lastAt = 0;
+/** Presence frames since the last reset: SNAPSHOTs, CHANGES frames, and the JOINED / LEFT changes in them. */
+const presence = { snapshots: 0, frames: 0, joined: 0, left: 0 };
 
 function recordLatency(publishedAtMicros: number): void {
   const now = nowMs();
@@ -118,7 +128,10 @@ function onMessage(conn: Conn, data: Buffer): void {
       return;
     }
   }
-  let message: { type?: string; payload?: { data?: { priceUpdated?: { roomType?: string } }; errors?: { path?: unknown[]; extensions?: { code?: string } }[] } };
+  let message: {
+    type?: string;
+    payload?: { data?: { priceUpdated?: { roomType?: string }; presence?: { kind?: string; changes?: { change?: string }[] } }; errors?: { path?: unknown[]; extensions?: { code?: string } }[] };
+  };
   try {
     message = JSON.parse(data.toString()) as typeof message;
   } catch {
@@ -127,6 +140,16 @@ function onMessage(conn: Conn, data: Buffer): void {
   }
   switch (message.type) {
     case 'next': {
+      const update = message.payload?.data?.presence;
+      if (update) {
+        if (update.kind === 'SNAPSHOT') presence.snapshots++;
+        else presence.frames++;
+        for (const change of update.changes ?? []) {
+          if (change.change === 'JOINED') presence.joined++;
+          else presence.left++;
+        }
+        return;
+      }
       const roomType = message.payload?.data?.priceUpdated?.roomType;
       const match = /^R-(\d+)-(\d+)$/.exec(roomType ?? '');
       if (!match) {
@@ -196,7 +219,7 @@ function openOne(p: OpenPlan, index: number, secret: Uint8Array): Promise<boolea
 function connectOne(p: OpenPlan, conn: Conn): Promise<boolean> {
   const { index, variant, jwt } = conn;
   const extra = (p.extra ?? []).map((e) => ({ variant: variantByName.get(e.variant)!, room: `${e.roomPrefix}${index % e.rooms}` }));
-  const variablesOf = (v: Variant, room: string) => (v.ownRoom ? {} : v.conversation ? { c: room } : { h: room });
+  const variablesOf = (v: Variant, room: string) => (v.ownRoom ? {} : v.conversation || v.presence ? { c: room } : { h: room });
   return new Promise<boolean>((resolve) => {
     let settled = false;
     const settle = (ok: boolean, reason?: string) => {
@@ -295,6 +318,31 @@ async function storm(concurrency: number): Promise<void> {
   send({ evt: 'stormed', ok, failed, errors: stormErrors, droppedAt, resubscribedAt: nowMs() });
 }
 
+/** `join`: one more subscription on every subscribed connection, all sent in one loop. */
+function join(variantName: string, rooms: number, roomPrefix: string, id: string): number {
+  const variant = variantByName.get(variantName)!;
+  const room = (index: number) => `${roomPrefix}${index % rooms}`;
+  const payload = (index: number) => ({ query: variant.query, variables: variant.ownRoom ? {} : variant.conversation || variant.presence ? { c: room(index) } : { h: room(index) } });
+  let sent = 0;
+  for (const conn of conns) {
+    if (!conn.subscribed || conn.socket?.readyState !== WebSocket.OPEN) continue;
+    conn.socket.send(JSON.stringify({ id: `${id}${conn.index}`, type: 'subscribe', payload: payload(conn.index) }));
+    sent++;
+  }
+  return sent;
+}
+
+/** `leave`: completes what `join` subscribed, all in one loop. */
+function leave(id: string): number {
+  let sent = 0;
+  for (const conn of conns) {
+    if (!conn.subscribed || conn.socket?.readyState !== WebSocket.OPEN) continue;
+    conn.socket.send(JSON.stringify({ id: `${id}${conn.index}`, type: 'complete' }));
+    sent++;
+  }
+  return sent;
+}
+
 process.on('message', (message: Command) => {
   switch (message.cmd) {
     case 'open':
@@ -311,7 +359,17 @@ process.on('message', (message: Command) => {
       mismatches = 0;
       checked = 0;
       mismatchSamples.length = 0;
+      Object.assign(presence, { snapshots: 0, frames: 0, joined: 0, left: 0 });
       for (const conn of conns) conn.received = 0;
+      return;
+    case 'join':
+      send({ evt: 'joined', sent: join(message.variant, message.rooms, message.roomPrefix, message.id) });
+      return;
+    case 'leave':
+      send({ evt: 'left', sent: leave(message.id) });
+      return;
+    case 'presence':
+      send({ evt: 'presence', ...presence });
       return;
     case 'report': {
       let missing = 0;

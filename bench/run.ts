@@ -16,7 +16,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, freemem, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { BOOKINGS, bookingEnvelopeNow, bookingsTopic, CONVERSATION, conversationMembersKey, conversationTopic, envelopeNow, Histogram, inboxTopic, INBOX, messageEnvelopeNow, notificationEnvelopeNow, nowMs, priceData, occurredAtOf, VARIANTS, BASIC } from './lib/common.js';
+import { BOOKINGS, bookingEnvelopeNow, bookingsTopic, CONVERSATION, conversationMembersKey, conversationTopic, envelopeNow, Histogram, inboxTopic, INBOX, messageEnvelopeNow, notificationEnvelopeNow, nowMs, priceData, occurredAtOf, PRESENCE_WATCH, VARIANTS, BASIC } from './lib/common.js';
 import { cpuMs, killAll, Loader, memoryFiguresOf, openFilesLimit, ROOT, rssBytes, sleep, startFloor, startGateway, startRedis, waitFor, type LoaderReport, type RedisServer, type Target, type TargetKind } from './lib/procs.js';
 import type { OpenPlan } from './load.js';
 import amqp from 'amqplib';
@@ -80,6 +80,9 @@ const DEFAULTS = {
   /** 12. RabbitMQ ingress: notification.created messages waiting in the queue before the server starts consuming */
   amqpMessages: 20_000,
   amqpPrefetch: 50,
+  /** 14. presence: conversations of members joining and leaving at once, one presence watcher per conversation */
+  presenceConversations: 1_000,
+  presenceMembers: 5,
   /** 5. connection scale */
   scaleTarget: 50_000,
   scaleAddresses: 8,
@@ -125,6 +128,7 @@ const QUICK: Partial<typeof DEFAULTS> = {
   stormClients: 1_000,
   stormDeadline: 40,
   amqpMessages: 2_000,
+  presenceConversations: 100,
   scaleTarget: 3000,
   scaleDeadline: 40,
   scenarioTimeout: 120,
@@ -254,7 +258,12 @@ interface ConnectResult {
  * Opens `count` subscribed connections spread over the loaders and waits until the server reports
  * every one of them subscribed; measures the server CPU of the whole phase.
  */
-async function connect(target: Target, loaders: Loader[], plan: Omit<OpenPlan, 'start' | 'count' | 'url' | 'secret' | 'userPrefix'> & { count: number }, timeoutMs: number): Promise<ConnectResult> {
+async function connect(
+  target: Target,
+  loaders: Loader[],
+  plan: Omit<OpenPlan, 'start' | 'count' | 'url' | 'secret' | 'userPrefix'> & { count: number; userPrefix?: string },
+  timeoutMs: number,
+): Promise<ConnectResult> {
   const cpu0 = cpuMs(target.pid);
   const t0 = Date.now();
   const share = Math.ceil(plan.count / loaders.length);
@@ -262,7 +271,7 @@ async function connect(target: Target, loaders: Loader[], plan: Omit<OpenPlan, '
     loaders.map((loader, i) => {
       const start = i * share;
       const count = Math.max(0, Math.min(share, plan.count - start));
-      return loader.open({ ...plan, url: target.wsUrl, secret, userPrefix: `u${runTag}-${target.name}-`, start, count }, timeoutMs + 5_000);
+      return loader.open({ ...plan, url: target.wsUrl, secret, userPrefix: plan.userPrefix ?? `u${runTag}-${target.name}-`, start, count }, timeoutMs + 5_000);
     }),
   );
   const ok = results.reduce((sum, r) => sum + r.ok, 0);
@@ -1226,6 +1235,220 @@ async function stormScenario(kind: TargetKind) {
   });
 }
 
+/**
+ * 14: presence. `presenceConversations` conversations of `presenceMembers` members, each member its
+ * own user and connection, held open by its own `notificationCreated` (so it is online throughout:
+ * no user-scope change is measured). A round: every member joins at once (subscribes `newMessage`
+ * of its conversation, member `index` in conversation `index % presenceConversations`: the gateway
+ * announces a JOINED each), then every member leaves at once (completes it: a LEFT each, after
+ * PRESENCE_GRACE_MS). One warm-up round, then the measured one. Runs, one after the other:
+ *
+ *   watched      the gateway, with one presence watcher per conversation: one more member of it, its
+ *                own connection, subscribed to `presence(conversationId)` only
+ *   uncoalesced  the same with PRESENCE_COALESCE_MS=0
+ *   unwatched    the gateway, the same joins and leaves, nobody watching (it still tracks and announces)
+ *   baseline     the gateway, the members subscribing and completing `priceUpdated(hotelId)` instead,
+ *                which holds no presence (and needs no membership check)
+ *   floor        the floor: the same `newMessage` subscribes and completes, no presence at all
+ *
+ * Changes are counted where they are announced, on Redis (PSUBSCRIBE to the presence topics);
+ * frames at the watchers. Server CPU is summed over the round's two phases, each from the first
+ * message sent until every change was announced (and seen by the watchers) or, without
+ * announcements (baseline, floor), until the server's /stats shows every subscription added or
+ * gone. PRESENCE_TTL_SECONDS=300 keeps the heartbeat (every TTL/3) and the sweep (TTL/6) out of
+ * the phases: they cost per hold and period, not per change.
+ */
+type PresenceRun = 'watched' | 'uncoalesced' | 'unwatched' | 'baseline' | 'floor';
+const PRESENCE_RUNS: readonly PresenceRun[] = ['floor', 'baseline', 'unwatched', 'watched', 'uncoalesced'];
+/** PRESENCE_GRACE_MS in the presence scenario: a leave is announced this long after the complete. */
+const PRESENCE_BENCH_GRACE_MS = 500;
+
+async function presenceRun(run: PresenceRun) {
+  const kind: TargetKind = run === 'floor' ? 'floor' : 'gateway';
+  const conversations = options.presenceConversations;
+  const members = conversations * options.presenceMembers;
+  const watched = run === 'watched' || run === 'uncoalesced';
+  const env: Record<string, string> =
+    kind === 'gateway' ? { PRESENCE_GRACE_MS: String(PRESENCE_BENCH_GRACE_MS), PRESENCE_TTL_SECONDS: '300', ...(run === 'uncoalesced' ? { PRESENCE_COALESCE_MS: '0' } : {}) } : {};
+  return withScenario(
+    kind,
+    [`${kind}-presence-${run}`],
+    watched ? 3 : 2,
+    async ([target], loaders, prefix) => {
+      const pid = target!.pid;
+      const watcherLoader = watched ? loaders[0] : undefined;
+      const memberLoaders = watched ? loaders.slice(1) : loaders;
+      const memberPrefix = `u${runTag}-${target!.name}-m`;
+      const watcherPrefix = `u${runTag}-${target!.name}-w`;
+      const memberships = redis.client.pipeline();
+      for (let index = 0; index < members; index++) memberships.sadd(`${prefix}${conversationMembersKey(`conv-${index % conversations}`)}`, `${memberPrefix}${index}`);
+      if (watched) for (let c = 0; c < conversations; c++) memberships.sadd(`${prefix}${conversationMembersKey(`conv-${c}`)}`, `${watcherPrefix}${c}`);
+      await memberships.exec();
+
+      // Every announcement, as the gateway publishes it for every instance.
+      const announced = { messages: 0, conversationJoined: 0, conversationLeft: 0, userJoined: 0, userLeft: 0 };
+      const counter = redis.client.duplicate();
+      counter.on('pmessage', (_pattern: string, _channel: string, message: string) => {
+        let event: { data?: { scope?: string; changes?: Array<{ change?: string }> } };
+        try {
+          event = JSON.parse(message) as typeof event;
+        } catch {
+          return;
+        }
+        announced.messages++;
+        for (const change of event.data?.changes ?? []) {
+          const key = `${event.data?.scope === 'user' ? 'user' : 'conversation'}${change.change === 'JOINED' ? 'Joined' : 'Left'}` as const;
+          announced[key]++;
+        }
+      });
+      await counter.psubscribe(`${prefix}conversation:*:presence`, `${prefix}user:*:presence`);
+      try {
+        let watchers = 0;
+        if (watcherLoader) {
+          const conn = await connect(target!, [watcherLoader], { ...basePlan(conversations, conversations, 'conv-'), variants: [PRESENCE_WATCH.name], userPrefix: watcherPrefix }, options.scenarioTimeout * 200);
+          watchers = conn.ok;
+          await waitFor(`${watchers} presence snapshots`, 60_000, async () => (await watcherLoader.presence()).snapshots >= watchers || undefined, 100);
+        }
+        const conn = await connect(target!, memberLoaders, { ...basePlan(members, 1, 'unused-'), variants: [INBOX.name], userPrefix: memberPrefix }, options.scenarioTimeout * 200);
+        const base = watchers + conn.ok;
+        await waitFor(`${base} subscriptions`, 60_000, async () => (await target!.stats()).subscriptions >= base || undefined, 100);
+        // Everyone's online JOINED announced and delivered before measuring.
+        if (kind === 'gateway') {
+          await waitFor('the members online', 60_000, () => announced.userJoined >= base || undefined, 100).catch((error: unknown) => log(`  warning: ${(error as Error).message} (${announced.userJoined} announced)`));
+        }
+        const seen = async () => (watcherLoader ? await watcherLoader.presence() : { snapshots: 0, frames: 0, joined: 0, left: 0 });
+        const serverSubscriptions = async () => (await target!.stats()).subscriptions - base;
+        // What the members join: their conversation, or (baseline) a hotel's prices, which holds no presence.
+        const [joinVariant, joinPrefix] = run === 'baseline' ? [BASIC.name, 'hotel-'] : [CONVERSATION.name, 'conv-'];
+        /** Without announcements to count (floor, baseline), the server's /stats says when a phase is over. */
+        const byStats = run === 'floor' || run === 'baseline';
+
+        /**
+         * Sends one phase's messages, polls `done` (whether the phase is over, and how far it got)
+         * until it is over or stalls for 10 s, and returns the server CPU and time it took. The
+         * gateway's progress is read on Redis and at the watchers, without asking it anything.
+         */
+        const phase = async (what: string, send: () => Promise<number>, done: (sent: number) => Promise<[boolean, string]>) => {
+          const cpu0 = cpuMs(pid);
+          const t0 = Date.now();
+          const sent = await send();
+          let progress = '';
+          let lastProgress = Date.now();
+          for (;;) {
+            const [over, now] = await done(sent);
+            if (over) break;
+            if (now !== progress) [progress, lastProgress] = [now, Date.now()];
+            if (Date.now() - lastProgress > 10_000) {
+              log(`  ${what}: gave up waiting, ${progress} of ${sent}`);
+              break;
+            }
+            await sleep(byStats ? 50 : 20);
+          }
+          return { sent, cpuMs: cpuMs(pid) - cpu0, ms: Date.now() - t0 };
+        };
+        const sum = (replies: Array<{ sent: number }>) => replies.reduce((total, reply) => total + reply.sent, 0);
+        /** Every member joins, then every member leaves; `before`: the announcement counts when the round began. */
+        const round = async (id: string) => {
+          const before = { ...announced };
+          const joined = await phase(
+            `${id}: join`,
+            async () => sum(await Promise.all(memberLoaders.map((loader) => loader.join(joinVariant, conversations, joinPrefix, id)))),
+            async (sent): Promise<[boolean, string]> => {
+              if (byStats) {
+                const added = await serverSubscriptions();
+                return [added >= sent, `${added} subscribed`];
+              }
+              const [announcedNow, seenNow] = [announced.conversationJoined - before.conversationJoined, watched ? (await seen()).joined : sent];
+              return [announcedNow >= sent && seenNow >= sent, `${announcedNow} JOINED announced, ${seenNow} seen`];
+            },
+          );
+          const left = await phase(
+            `${id}: leave`,
+            async () => sum(await Promise.all(memberLoaders.map((loader) => loader.leave(id)))),
+            async (sent): Promise<[boolean, string]> => {
+              if (byStats) {
+                const remaining = await serverSubscriptions();
+                return [remaining <= 0, `${sent - remaining} completed`];
+              }
+              const [announcedNow, seenNow] = [announced.conversationLeft - before.conversationLeft, watched ? (await seen()).left : sent];
+              return [announcedNow >= sent && seenNow >= sent, `${announcedNow} LEFT announced, ${seenNow} seen`];
+            },
+          );
+          return { before, joined, left };
+        };
+
+        // A warm-up round (a document's first subscribes cost more), then the measured one.
+        await round('w');
+        await sleep(1_000);
+        loaders.forEach((loader) => loader.send({ cmd: 'reset' }));
+        const { before, joined, left } = await round('j');
+        const frames = await seen();
+        const r = await reports(loaders, {});
+        const changes = announced.conversationJoined - before.conversationJoined + announced.conversationLeft - before.conversationLeft;
+        const operations = joined.sent + left.sent;
+        const perOperation = byStats;
+        const cpu = joined.cpuMs + left.cpuMs;
+        const result = {
+          conversations,
+          members: conn.ok,
+          memberConnectFailures: conn.failed,
+          watchers,
+          joins: joined.sent,
+          leaves: left.sent,
+          /** conversation changes announced in the two phases (JOINED + LEFT); the floor announces none */
+          changes,
+          joinedAnnounced: announced.conversationJoined - before.conversationJoined,
+          leftAnnounced: announced.conversationLeft - before.conversationLeft,
+          /** user-scope (online) changes in the phases: none expected, the connections stay open */
+          userChangesDuringPhases: announced.userJoined - before.userJoined + announced.userLeft - before.userLeft,
+          /** presence messages published on Redis in the phases (one per scope and coalescing interval) */
+          announcements: announced.messages - before.messages,
+          joinMs: joined.ms,
+          leaveMs: left.ms,
+          joinCpuMs: joined.cpuMs,
+          leaveCpuMs: left.cpuMs,
+          serverCpuMs: cpu,
+          /** server CPU ÷ changes announced; floor and baseline: ÷ subscribes and completes (a change each with presence) */
+          cpuMicrosPerChange: (cpu * 1000) / Math.max(1, perOperation ? operations : changes),
+          watcherFrames: frames.frames,
+          watcherChanges: frames.joined + frames.left,
+          framesPerChange: watched ? frames.frames / Math.max(1, frames.joined + frames.left) : NaN,
+          clientErrors: r.errors,
+          closeCodes: r.closeCodes,
+          unexpectedCloses: r.unexpectedCloses,
+        };
+        log(
+          `  ${run}: ${joined.sent} joins in ${(joined.ms / 1000).toFixed(2)} s (${joined.cpuMs.toFixed(0)} ms CPU), ${left.sent} leaves in ${(left.ms / 1000).toFixed(2)} s (${left.cpuMs.toFixed(0)} ms CPU), ` +
+            `${changes} changes announced in ${result.announcements} messages, ${result.cpuMicrosPerChange.toFixed(1)} µs CPU per ${perOperation ? 'join or leave' : 'change'}` +
+            (watched ? `, watchers: ${result.watcherChanges} changes in ${result.watcherFrames} frames (${result.framesPerChange.toFixed(3)} per change)` : ''),
+        );
+        return result;
+      } finally {
+        await counter.quit();
+      }
+    },
+    env,
+  );
+}
+
+/** 14: every run of the presence scenario, one after the other (the floor only with `--targets` naming it). */
+async function presenceScenario() {
+  const runs: Partial<Record<PresenceRun, Awaited<ReturnType<typeof presenceRun>>>> = {};
+  for (const run of PRESENCE_RUNS) {
+    const kind = run === 'floor' ? 'floor' : 'gateway';
+    if (!options.targets.split(',').includes(kind)) continue;
+    log(`presence: ${run}`);
+    try {
+      runs[run] = await withTimeout(presenceRun(run), (options.scenarioTimeout * 1000) / 2, `presence (${run})`);
+    } catch (error) {
+      log(`  presence (${run}) failed: ${(error as Error).message}`);
+      notes.push(`presence (${run}) failed: ${(error as Error).message}`);
+      killStray();
+    }
+  }
+  return runs;
+}
+
 /** 5: as many subscribed connections as one instance takes, from several source addresses. */
 async function scaleScenario(kind: TargetKind) {
   const target0 = options.scaleTarget;
@@ -1322,7 +1545,7 @@ function machine() {
 async function main(): Promise<void> {
   options = parseArgs(process.argv.slice(2));
   const scenarios = options.scenarios.split(',').map((s) => s.trim()).filter(Boolean);
-  const known = ['broadcast', 'targeted', 'idle', 'cross', 'mixed', 'scale', 'bulk', 'inbox', 'conversation', 'session', 'storm', 'amqp', 'tracing'];
+  const known = ['broadcast', 'targeted', 'idle', 'cross', 'mixed', 'scale', 'bulk', 'inbox', 'conversation', 'session', 'storm', 'amqp', 'tracing', 'presence'];
   for (const s of scenarios) if (!known.includes(s)) throw new Error(`unknown scenario ${s} (known: ${known.join(', ')})`);
   const startedAt = new Date();
   const info = machine();
@@ -1473,6 +1696,20 @@ async function main(): Promise<void> {
           row(s, `p99 latency, sampled ${label}`, 'ms', 'lower', runs[label]?.p99, runs['off']?.p99);
           row(s, `spans received, sampled ${label}`, '', 'info', runs[label]?.spans, undefined);
         }
+        break;
+      }
+      case 'presence': {
+        const runs = await presenceScenario();
+        raw['presence'] = runs;
+        const s = `14 presence ${options.presenceConversations}×${options.presenceMembers}`;
+        const { watched, uncoalesced, unwatched, floor } = runs;
+        row(`${s}, a watcher per conversation ÷ none (gateway)`, 'server CPU per change (subscribe + JOINED, complete + LEFT)', 'µs', 'lower', watched?.cpuMicrosPerChange, unwatched?.cpuMicrosPerChange);
+        row(`${s}, a watcher per conversation ÷ none (gateway)`, 'changes announced', '', 'info', watched?.changes, unwatched?.changes);
+        row(`${s}, no watchers: newMessage (presence) ÷ priceUpdated (none), gateway`, 'server CPU per join or leave', 'µs', 'lower', unwatched?.cpuMicrosPerChange, runs.baseline?.cpuMicrosPerChange);
+        row(`${s}, no watchers: gateway ÷ floor`, 'server CPU per join or leave', 'µs', 'lower', unwatched?.cpuMicrosPerChange, floor?.cpuMicrosPerChange);
+        row(`${s}, watched: coalesced ÷ PRESENCE_COALESCE_MS=0`, 'presence frames per change', '', 'lower', watched?.framesPerChange, uncoalesced?.framesPerChange);
+        row(`${s}, watched: coalesced ÷ PRESENCE_COALESCE_MS=0`, 'server CPU per change', 'µs', 'lower', watched?.cpuMicrosPerChange, uncoalesced?.cpuMicrosPerChange);
+        row(`${s}, watched: coalesced ÷ PRESENCE_COALESCE_MS=0`, 'changes seen by the watchers', '', 'info', watched?.watcherChanges, uncoalesced?.watcherChanges);
         break;
       }
       case 'amqp': {

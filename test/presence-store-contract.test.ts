@@ -185,6 +185,23 @@ describe.each(BACKENDS)('PresenceStore contract: %s', (backend) => {
     expect(await other.hold(chat, 'user-0')).toBe(false);
   });
 
+  it("hands a stopping instance's entries over: they expire within the given time, a user held elsewhere meanwhile stays present", async () => {
+    const presence = await sharedPresence(backend);
+    const stopping = await presence.instance();
+    const survivor = await presence.instance();
+    await stopping.refresh([{ scope: chat, userId: 'moves' }, { scope: chat, userId: 'leaves' }]);
+    await stopping.handOver([{ scope: chat, userId: 'moves' }, { scope: chat, userId: 'leaves' }, { scope: chat, userId: 'never-held' }], 300);
+    // Still present within the hand-over time; the one who reconnects is held by the survivor.
+    expect(sorted(await survivor.present(chat))).toEqual(['leaves', 'moves']);
+    expect(await survivor.hold(chat, 'moves')).toBe(false);
+    await sleep(450);
+    expect(await survivor.present(chat)).toEqual(['moves']);
+    expect(byKey(await survivor.sweep([chat]))).toEqual([`${chat} leaves`]);
+    expect(await survivor.present(chat)).toEqual(['moves']);
+    // The survivor letting go later is the user's LEFT.
+    expect(await survivor.release(chat, 'moves')).toBe(true);
+  });
+
   it('counts an expired entry until it is swept, so "became present" and "gone" alternate', async () => {
     const presence = await sharedPresence(backend);
     const crashed = await presence.instance({ ttlMs: 500 });

@@ -20,6 +20,8 @@ export interface Variant {
   readonly ownTopic?: (userId: string) => string;
   /** A conversation's messages: the load generator's "hotel" is the conversation (variable `c`). */
   readonly conversation?: boolean;
+  /** A conversation's presence (variable `c`): its frames are counted, not timed (the presence scenario). */
+  readonly presence?: boolean;
 }
 
 /** The default selection set of every latency scenario. */
@@ -75,8 +77,16 @@ export const CONVERSATION: Variant = {
   conversation: true,
 };
 
-export const variantByQuery = new Map([...VARIANTS, INBOX, BOOKINGS, CONVERSATION].map((variant) => [variant.query, variant]));
-export const variantByName = new Map([...VARIANTS, INBOX, BOOKINGS, CONVERSATION].map((variant) => [variant.name, variant]));
+/** The presence scenario's watchers: a conversation's presence, a SNAPSHOT then CHANGES (gateway only). */
+export const PRESENCE_WATCH: Variant = {
+  name: 'presence',
+  query: 'subscription($c: ID!) { presence(conversationId: $c) { kind changes { userId change } } }',
+  adminFields: [],
+  presence: true,
+};
+
+export const variantByQuery = new Map([...VARIANTS, INBOX, BOOKINGS, CONVERSATION, PRESENCE_WATCH].map((variant) => [variant.query, variant]));
+export const variantByName = new Map([...VARIANTS, INBOX, BOOKINGS, CONVERSATION, PRESENCE_WATCH].map((variant) => [variant.name, variant]));
 
 /** The gateway's topic of a conversation's messages, and the Redis set of its members (src/redis/keys.ts). */
 export const conversationTopic = (conversationId: string) => `conversation:${conversationId}:message`;

@@ -312,6 +312,27 @@ export class Loader {
     return reply;
   }
 
+  /** Every subscribed connection subscribes `variant` to one more room (operation `${id}${index}`); resolves once all are sent. */
+  async join(variant: string, rooms: number, roomPrefix: string, id: string) {
+    const reply = this.next<{ sent: number }>('joined', 30_000);
+    this.send({ cmd: 'join', variant, rooms, roomPrefix, id });
+    return reply;
+  }
+
+  /** Every connection completes what `join` subscribed; resolves once all are sent. */
+  async leave(id: string) {
+    const reply = this.next<{ sent: number }>('left', 30_000);
+    this.send({ cmd: 'leave', id });
+    return reply;
+  }
+
+  /** Presence frames received since the last reset: SNAPSHOTs, CHANGES frames, and the changes in them. */
+  async presence() {
+    const reply = this.next<{ snapshots: number; frames: number; joined: number; left: number }>('presence', 10_000);
+    this.send({ cmd: 'presence' });
+    return reply;
+  }
+
   async close(): Promise<void> {
     if (this.child.exitCode !== null) return;
     const exited = new Promise((resolve) => this.child.once('exit', resolve));

@@ -98,6 +98,15 @@ export function createMemoryPresenceStore(options: MemoryPresenceStoreOptions): 
       return holds.filter(({ scope, userId }) => hold(scope, userId));
     },
 
+    async handOver(holds, withinMs) {
+      for (const { scope, userId } of holds) check(scope, userId);
+      const until = now() + Math.max(0, withinMs);
+      for (const { scope, userId } of holds) {
+        const entries = entriesOf(scope, userId);
+        if (entries?.has(instanceId)) entries.set(instanceId, until);
+      }
+    },
+
     async sweep(sweptScopes) {
       for (const scope of sweptScopes) assertPresenceScope(scope);
       const at = now();

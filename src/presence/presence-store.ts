@@ -52,6 +52,13 @@ export interface PresenceStore {
    * PresenceBatchError like refresh.
    */
   sweep(scopes: readonly PresenceScope[]): Promise<PresenceHold[]>;
+  /**
+   * This instance is going away (a graceful stop): its entries for these holds expire within
+   * `withinMs` instead of the TTL. A user who reconnects elsewhere meanwhile stays present (no
+   * LEFT, no JOINED); the others are swept and announced LEFT by the surviving instances. Holds
+   * without an entry are ignored. In few round trips whatever the count.
+   */
+  handOver(holds: readonly PresenceHold[], withinMs: number): Promise<void>;
   /** The users present in `scope` now (live entries only), each once, in no particular order. */
   present(scope: PresenceScope): Promise<string[]>;
   /** Of these users, those online now (a live entry in their user scope). One round trip. */

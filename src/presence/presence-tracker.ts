@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { PresenceBatchError, type PresenceHold, type PresenceScope, type PresenceStore } from './presence-store.js';
+import { PresenceBatchError, splitScope, type PresenceHold, type PresenceScope, type PresenceStore } from './presence-store.js';
 
 export type PresenceChangeKind = 'JOINED' | 'LEFT';
 
@@ -57,12 +57,16 @@ interface PendingChange {
  * rebuilds them after the store lost them); the sweep announces the users of instances that died.
  *
  * Store failures (Redis away) are logged once per outage and never reach the caller: the
- * heartbeat re-creates what could not be written.
+ * heartbeat re-creates what could not be written, and tries again the releases that could not be
+ * (a user who left during an outage is announced LEFT once the store answers, also when it lost
+ * every entry meanwhile, as after a Redis restart).
  */
 export class PresenceTracker {
   private readonly holds = new Map<PresenceScope, Map<string, LocalHold>>();
   private readonly watched = new Map<PresenceScope, number>();
   private readonly pending = new Map<PresenceScope, Map<string, PendingChange>>();
+  /** Users whose last local hold ended but whose release the store did not take: retried by the heartbeat. */
+  private readonly unreleased = new Map<PresenceScope, Set<string>>();
   private flushTimer: NodeJS.Timeout | undefined = undefined;
   private readonly heartbeat: NodeJS.Timeout;
   private readonly sweeper: NodeJS.Timeout;
@@ -91,6 +95,8 @@ export class PresenceTracker {
         clearTimeout(local.leaving);
         local.leaving = undefined;
       } else {
+        // Held again: a release still to retry is moot (the hold and the heartbeat keep the entry).
+        this.forgetUnreleased(scope, userId);
         this.storeCall(this.options.store.hold(scope, userId), (became) => became && this.changed(scope, userId, 'JOINED'));
       }
     }
@@ -145,9 +151,12 @@ export class PresenceTracker {
   }
 
   /**
-   * A goodbye: lets go of every hold in the store and announces, at once, the users present
-   * nowhere any more (with the changes still waiting), so other instances need not wait for the
-   * TTL. Publishing works while the gateway shuts down.
+   * A graceful stop (a deploy): this instance's entries are handed over, to expire within the
+   * grace period rather than the TTL. Its users reconnect to other instances within it and stay
+   * present, with no LEFT and JOINED flicker; the surviving instances' sweeps announce the LEFT of
+   * those who do not come back (within grace + TTL/6 + the coalescing interval). Changes still
+   * waiting are announced; a release still to retry is tried once more. Publishing works while the
+   * gateway shuts down.
    */
   async close(): Promise<void> {
     if (this.closed) return;
@@ -156,21 +165,27 @@ export class PresenceTracker {
     clearInterval(this.sweeper);
     clearTimeout(this.flushTimer);
     this.flushTimer = undefined;
-    const releases: Array<Promise<void>> = [];
-    const at = this.now();
+    const holds: PresenceHold[] = [];
     for (const [scope, users] of this.holds) {
       for (const [userId, local] of users) {
         clearTimeout(local.leaving);
-        releases.push(
-          this.options.store.release(scope, userId).then(
-            (gone) => void (gone && this.queue(scope, { userId, change: 'LEFT', at })),
-            () => undefined,
-          ),
-        );
+        holds.push({ scope, userId });
       }
     }
     this.holds.clear();
-    await Promise.all(releases);
+    const at = this.now();
+    const retries = [...this.unreleased].flatMap(([scope, users]) => [...users].map((userId) => ({ scope, userId })));
+    this.unreleased.clear();
+    await Promise.all([
+      // Should Redis not answer, the entries expire after the TTL instead.
+      this.options.store.handOver(holds, this.options.graceMs).catch(() => this.options.onStoreError?.()),
+      ...retries.map(({ scope, userId }) =>
+        this.options.store.release(scope, userId).then(
+          (gone) => void (gone && this.queue(scope, { userId, change: 'LEFT', at })),
+          () => this.options.onStoreError?.(),
+        ),
+      ),
+    ]);
     await this.flush();
   }
 
@@ -180,10 +195,46 @@ export class PresenceTracker {
     if (local.count > 0 || users?.get(userId) !== local) return;
     users.delete(userId);
     if (users.size === 0) this.holds.delete(scope);
-    this.storeCall(this.options.store.release(scope, userId), (gone) => gone && this.changed(scope, userId, 'LEFT'));
+    this.release(scope, userId);
+  }
+
+  /**
+   * Lets go of a user no local hold keeps any more; when the store cannot be told, the heartbeat
+   * tries again. A retried release that finds no entry of this instance (the store lost them, or
+   * took the first release but its answer was lost) announces LEFT when the user is present
+   * nowhere: whoever watched through the outage must not show them forever. Such a LEFT may repeat
+   * one that another instance's sweep already announced; subscribers drop a LEFT of someone they do
+   * not show.
+   */
+  private release(scope: PresenceScope, userId: string, retry = false): void {
+    const again = () => {
+      if (this.closed || this.holds.get(scope)?.has(userId)) return;
+      let users = this.unreleased.get(scope);
+      if (!users) this.unreleased.set(scope, (users = new Set()));
+      users.add(userId);
+    };
+    this.storeCall(
+      this.options.store.release(scope, userId),
+      (gone) => {
+        if (gone) return this.changed(scope, userId, 'LEFT');
+        if (!retry) return;
+        const store = this.options.store;
+        const stillPresent = splitScope(scope)[0] === 'user' ? store.online([userId]).then((online) => online.has(userId)) : store.present(scope).then((users) => users.includes(userId));
+        stillPresent.then((present) => !present && !this.holds.get(scope)?.has(userId) && this.changed(scope, userId, 'LEFT'), again);
+      },
+      again,
+    );
+  }
+
+  private forgetUnreleased(scope: PresenceScope, userId: string): void {
+    const users = this.unreleased.get(scope);
+    if (users?.delete(userId) && users.size === 0) this.unreleased.delete(scope);
   }
 
   private refresh(): void {
+    const retries = [...this.unreleased].flatMap(([scope, users]) => [...users].map((userId) => ({ scope, userId })));
+    this.unreleased.clear();
+    for (const { scope, userId } of retries) if (!this.holds.get(scope)?.has(userId)) this.release(scope, userId, true);
     const all: PresenceHold[] = [];
     for (const [scope, users] of this.holds) for (const userId of users.keys()) all.push({ scope, userId });
     if (all.length === 0) return;
@@ -199,7 +250,8 @@ export class PresenceTracker {
     });
   }
 
-  private storeCall<T>(call: Promise<T>, then: (value: T) => unknown): void {
+  /** Runs a store call in the background: `then` with its value, `failed` as well when it fails. */
+  private storeCall<T>(call: Promise<T>, then: (value: T) => unknown, failed?: () => void): void {
     call.then(
       (value) => {
         if (this.failing) this.options.logger.info('presence store reachable again');
@@ -210,6 +262,7 @@ export class PresenceTracker {
         // Part of a batch took effect: what it reported happened, and is announced.
         if (error instanceof PresenceBatchError) then(error.completed as T);
         this.options.onStoreError?.();
+        failed?.();
         if (!this.failing) this.options.logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'presence store unreachable; the heartbeat will rebuild presence');
         this.failing = true;
       },

@@ -73,6 +73,12 @@ end
 return gone
 `;
 
+/** KEYS: entries. ARGV: member, withinMs. This instance's entry (if any) expires within withinMs. */
+const HAND_OVER = `${NOW_MS}
+redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[2]), ARGV[1])
+return 0
+`;
+
 /** KEYS: entries. The users with a live entry, each once. */
 const PRESENT = `${NOW_MS}
 local users, seen = {}, {}
@@ -97,6 +103,7 @@ const SCRIPT_NAMES = {
   release: 'tidingsPresenceRelease',
   sweep: 'tidingsPresenceSweep',
   present: 'tidingsPresencePresent',
+  handOver: 'tidingsPresenceHandOver',
   liveCount: 'tidingsPresenceLiveCount',
 } as const;
 
@@ -129,6 +136,7 @@ export function createRedisPresenceStore(options: RedisPresenceStoreOptions): Pr
   defineScript(redis, SCRIPT_NAMES.sweep, SWEEP, 2);
   const present = defineScript(redis, SCRIPT_NAMES.present, PRESENT, 1);
   defineScript(redis, SCRIPT_NAMES.liveCount, LIVE_COUNT, 1);
+  defineScript(redis, SCRIPT_NAMES.handOver, HAND_OVER, 1);
 
   const holdArgs = (scope: PresenceScope, userId: string) => {
     assertPresenceScope(scope);
@@ -191,6 +199,15 @@ export function createRedisPresenceStore(options: RedisPresenceStoreOptions): Pr
       const failure = firstError(settled);
       if (failure) throw new PresenceBatchError('refresh', became, settled.filter((result) => !result.ok).length, holds.length, failure.error);
       return became;
+    },
+
+    async handOver(holds, withinMs) {
+      const calls = holds.map(({ scope, userId }) => {
+        const [entries, , , member] = holdArgs(scope, userId);
+        return [entries as string, member as string, Math.max(0, Math.floor(withinMs))];
+      });
+      const failure = firstError(await runBatch(SCRIPT_NAMES.handOver, calls, PIPELINE_CHUNK));
+      if (failure) throw failure.error;
     },
 
     async sweep(scopes) {
