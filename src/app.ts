@@ -17,6 +17,7 @@ import type { AccessDirectory } from './directory/directory.js';
 import { createMemoryDirectory } from './directory/memory-directory.js';
 import { createLogger } from './logging/logger.js';
 import { createMetrics, type GatewayMetrics } from './metrics/metrics.js';
+import { MAX_PRESENCE_CHANGES } from './events/contracts.js';
 import { Presence } from './observability/presence.js';
 import { createMemoryPresenceStore } from './presence/memory-presence-store.js';
 import { createRedisPresenceStore } from './presence/redis-presence-store.js';
@@ -140,6 +141,7 @@ export function buildApp(
     coalesceMs: config.presence.coalesceMs,
     heartbeatMs: Math.floor(config.presence.ttlMs / 3),
     sweepMs: Math.floor(config.presence.ttlMs / 6),
+    maxChangesPerAnnouncement: MAX_PRESENCE_CHANGES,
     announce: async (scope, changes) => {
       const [kind, scopeId] = splitScope(scope);
       await publisher.publish(

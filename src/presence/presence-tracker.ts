@@ -27,6 +27,8 @@ export interface PresenceTrackerOptions {
   readonly sweepMs: number;
   /** Announces a scope's coalesced changes to every instance (through the event bus). */
   readonly announce: (scope: PresenceScope, changes: readonly PresenceChange[]) => Promise<void>;
+  /** The most changes one announcement may carry (the event contract's bound); more go out in several. */
+  readonly maxChangesPerAnnouncement?: number;
   readonly logger: Logger;
   /** Told of each announcement (for the metrics). */
   readonly onAnnounced?: (scope: PresenceScope, changes: readonly PresenceChange[]) => void;
@@ -293,11 +295,14 @@ export class PresenceTracker {
       const net = [...changes.values()].filter((queued) => queued.last.change !== queued.before).map((queued) => queued.last);
       if (net.length === 0) continue;
       this.options.onAnnounced?.(scope, net);
-      announcements.push(
-        this.options.announce(scope, net).catch((error: unknown) => {
-          this.options.logger.warn({ err: error instanceof Error ? error.message : String(error), scope }, 'presence change could not be announced');
-        }),
-      );
+      const most = this.options.maxChangesPerAnnouncement ?? net.length;
+      for (let start = 0; start < net.length; start += most) {
+        announcements.push(
+          this.options.announce(scope, net.slice(start, start + most)).catch((error: unknown) => {
+            this.options.logger.warn({ err: error instanceof Error ? error.message : String(error), scope }, 'presence change could not be announced');
+          }),
+        );
+      }
     }
     await Promise.all(announcements);
   }
