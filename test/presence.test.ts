@@ -1,3 +1,4 @@
+import { createClient as createSseClient } from 'graphql-sse';
 import { describe, expect, it } from 'vitest';
 import { topics } from '../src/events/topics.js';
 import { backendEnv, BACKENDS } from './support/backends.js';
@@ -104,6 +105,21 @@ describe.each(BACKENDS)('presence (%s)', (backend) => {
     await watching.waitForEnd();
     expect(watching.results.at(-1)?.errors?.[0]?.extensions?.['code']).toBe('FORBIDDEN');
   }, 30_000);
+
+  it('counts a member subscribed over SSE as present, and lets go when the SSE stream ends', async () => {
+    const gateway = await startGateway(env(await backendEnv(backend)));
+    await members(gateway, 'c5', ['alice', 'bob']);
+    const alice = record<PresenceUpdate>(connectWs(gateway.wsUrl, await tokenFor('alice')).client, PRESENCE, { c: 'c5' });
+    await alice.waitForResults(1);
+    const sse = createSseClient({ url: gateway.httpUrl, headers: { authorization: `Bearer ${await tokenFor('bob')}` }, retryAttempts: 0 });
+    sse.subscribe({ query: NEW_MESSAGE, variables: { conversationId: 'c5' } }, { next: () => undefined, error: () => undefined, complete: () => undefined });
+    await waitUntil(() => changesOf(alice).length === 1, 'bob JOINED over SSE');
+    expect(changesOf(alice)).toEqual(['bob:JOINED']);
+    sse.dispose();
+    await waitUntil(() => changesOf(alice).length === 2, 'bob LEFT when the stream ended');
+    expect(changesOf(alice)).toEqual(['bob:JOINED', 'bob:LEFT']);
+    await waitUntil(() => (gateway.app.stats()['presence'] as { conversation: number }).conversation === 1, 'only alice held');
+  }, 20_000);
 
   it('shows what it holds in /stats and counts the changes it announced in /metrics', async () => {
     const gateway = await startGateway(env(await backendEnv(backend)));

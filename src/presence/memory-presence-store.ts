@@ -88,7 +88,8 @@ export function createMemoryPresenceStore(options: MemoryPresenceStoreOptions): 
     async release(scope, userId) {
       check(scope, userId);
       const entries = entriesOf(scope, userId);
-      if (!entries?.delete(instanceId) || entries.size > 0) return false;
+      if (!entries?.delete(instanceId)) return undefined;
+      if (entries.size > 0) return false;
       forget(scope, userId);
       return true;
     },

@@ -37,8 +37,13 @@ export interface PresenceStore {
    * present, gone, present).
    */
   hold(scope: PresenceScope, userId: string): Promise<boolean>;
-  /** This instance lets go (idempotent). True when the user is now present on no instance. */
-  release(scope: PresenceScope, userId: string): Promise<boolean>;
+  /**
+   * This instance lets go (idempotent). True when the user is now present on no instance; false
+   * when another instance still holds them; undefined when this instance had no entry (released
+   * already, or the store lost it, as after a Redis restart: whether the user is present must then
+   * be asked).
+   */
+  release(scope: PresenceScope, userId: string): Promise<boolean | undefined>;
   /**
    * The heartbeat: holds every one of these again (extending their expiry; re-creating those the
    * store lost, as after a Redis restart). Resolves the holds whose user became present again, to

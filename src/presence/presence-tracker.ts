@@ -43,9 +43,8 @@ interface LocalHold {
   leaving: NodeJS.Timeout | undefined;
 }
 
-/** A change waiting to be announced, and the state its scope had before the first one. */
+/** A user's latest change waiting to be announced. */
 interface PendingChange {
-  readonly before: PresenceChangeKind;
   last: PresenceChange;
 }
 
@@ -202,7 +201,7 @@ export class PresenceTracker {
 
   /**
    * Lets go of a user no local hold keeps any more; when the store cannot be told, the heartbeat
-   * tries again. A retried release that finds no entry of this instance (the store lost them, or
+   * tries again. A release that finds no entry of this instance (the store lost them, or
    * took the first release but its answer was lost) announces LEFT when the user is present
    * nowhere: whoever watched through the outage must not show them forever. Such a LEFT may repeat
    * one that another instance's sweep already announced; subscribers drop a LEFT of someone they do
@@ -219,7 +218,9 @@ export class PresenceTracker {
       this.options.store.release(scope, userId),
       (gone) => {
         if (gone) return this.changed(scope, userId, 'LEFT');
-        if (!retry) return;
+        // Another instance still holds them; or this instance's entry is gone (the store lost it,
+        // or a first try took effect): then whether they are present anywhere decides.
+        if (gone === false && !retry) return;
         const store = this.options.store;
         const stillPresent = splitScope(scope)[0] === 'user' ? store.online([userId]).then((online) => online.has(userId)) : store.present(scope).then((users) => users.includes(userId));
         stillPresent.then((present) => !present && !this.holds.get(scope)?.has(userId) && this.changed(scope, userId, 'LEFT'), again);
@@ -240,8 +241,12 @@ export class PresenceTracker {
     const all: PresenceHold[] = [];
     for (const [scope, users] of this.holds) for (const userId of users.keys()) all.push({ scope, userId });
     if (all.length === 0) return;
+    const stillHeld = ({ scope, userId }: PresenceHold) => this.holds.get(scope)?.has(userId) === true;
     this.storeCall(this.options.store.refresh(all), (back) => {
-      for (const { scope, userId } of back) this.changed(scope, userId, 'JOINED');
+      for (const hold of back) if (stillHeld(hold)) this.changed(hold.scope, hold.userId, 'JOINED');
+      // A hold let go while the refresh was on its way (batches go one after the other) may have
+      // been written again after its release: let go of it once more.
+      for (const hold of all) if (!stillHeld(hold)) this.release(hold.scope, hold.userId);
     });
   }
 
@@ -271,7 +276,11 @@ export class PresenceTracker {
     );
   }
 
-  /** Queues a change for its scope's next announcement; a user who joined and left within one interval is no change. */
+  /**
+   * Queues a change for its scope's next announcement, which carries each user's latest change
+   * only: a subscriber whose view already agrees drops it (a LEFT of someone it never showed), one
+   * that read its snapshot between the two changes needs it.
+   */
   private changed(scope: PresenceScope, userId: string, change: PresenceChangeKind): void {
     if (this.closed) return;
     this.queue(scope, { userId, change, at: this.now() });
@@ -283,7 +292,7 @@ export class PresenceTracker {
     if (!changes) this.pending.set(scope, (changes = new Map()));
     const queued = changes.get(entry.userId);
     if (queued) queued.last = entry;
-    else changes.set(entry.userId, { before: entry.change === 'JOINED' ? 'LEFT' : 'JOINED', last: entry });
+    else changes.set(entry.userId, { last: entry });
   }
 
   private async flush(): Promise<void> {
@@ -292,8 +301,7 @@ export class PresenceTracker {
     this.pending.clear();
     const announcements: Array<Promise<void>> = [];
     for (const [scope, changes] of pending) {
-      const net = [...changes.values()].filter((queued) => queued.last.change !== queued.before).map((queued) => queued.last);
-      if (net.length === 0) continue;
+      const net = [...changes.values()].map((queued) => queued.last);
       this.options.onAnnounced?.(scope, net);
       const most = this.options.maxChangesPerAnnouncement ?? net.length;
       for (let start = 0; start < net.length; start += most) {

@@ -45,9 +45,9 @@ redis.call('PEXPIRE', KEYS[2], ARGV[4])
 return became
 `;
 
-/** KEYS: entries, users. ARGV: userId, member. 1 when the user is now held by no instance. */
+/** KEYS: entries, users. ARGV: userId, member. 1 when the user is now held by no instance, -1 when this instance had no entry. */
 const RELEASE = `
-if redis.call('ZREM', KEYS[1], ARGV[2]) == 0 then return 0 end
+if redis.call('ZREM', KEYS[1], ARGV[2]) == 0 then return -1 end
 if redis.call('HINCRBY', KEYS[2], ARGV[1], -1) > 0 then return 0 end
 redis.call('HDEL', KEYS[2], ARGV[1])
 return 1
@@ -186,7 +186,8 @@ export function createRedisPresenceStore(options: RedisPresenceStoreOptions): Pr
     },
 
     async release(scope, userId) {
-      return (await release(...holdArgs(scope, userId))) === 1;
+      const released = await release(...holdArgs(scope, userId));
+      return released === -1 ? undefined : released === 1;
     },
 
     async refresh(holds) {

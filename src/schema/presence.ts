@@ -202,7 +202,7 @@ builder.subscriptionField('userPresence', (t) =>
   t.field({
     type: UserPresence,
     description:
-      'Whether these users are online: first their current state, one update each, then an update whenever one comes online or goes offline (a quick reconnect within PRESENCE_GRACE_MS is none). Same visibility rule as the query. Ends with FORBIDDEN when the viewer leaves the conversationId it named.',
+      'Whether these users are online: first their current state, one update each, then an update whenever one comes online or goes offline (a quick reconnect within PRESENCE_GRACE_MS is none). Same visibility rule as the query. Ends with FORBIDDEN when the viewer or one of these users is removed from the conversationId it named.',
     args: {
       userIds: t.arg.idList({ required: true }),
       conversationId: t.arg.id({ description: 'A conversation the viewer shares with them: its members may see each other.' }),
@@ -236,6 +236,8 @@ builder.subscriptionField('userPresence', (t) =>
             for (let step = await firsts[index]; step && !step.done; step = await stream.next()) {
               const event = step.value as EventEnvelope<'presenceChanged'>;
               for (const change of event.data.changes) {
+                // Only this stream's own user's state.
+                if (change.userId !== userIds[index]) continue;
                 const online = change.change === 'JOINED';
                 if (shown.get(change.userId) === online) continue;
                 shown.set(change.userId, online);
@@ -246,16 +248,21 @@ builder.subscriptionField('userPresence', (t) =>
         );
       });
       if (!args.conversationId || context.principal.kind !== 'user') return updates;
+      // Seen as co-members: the subscription ends (FORBIDDEN) when the viewer or any of them is
+      // removed from the conversation.
       const membership = services.directory.conversations;
-      const { userId } = context.principal;
       const conversationId = args.conversationId;
+      const members = [...new Set([context.principal.userId, ...userIds])];
       return guardStream(updates, {
-        watchRevocation: (onRevoked) => membership.watchRemoval(conversationId, userId, onRevoked),
-        stillAllowed: () => membership.isMember(conversationId, userId),
+        watchRevocation: (onRevoked) => {
+          const unwatch = members.map((member) => membership.watchRemoval(conversationId, member, onRevoked));
+          return () => unwatch.forEach((stop) => stop());
+        },
+        stillAllowed: async () => (await Promise.all(members.map((member) => membership.isMember(conversationId, member)))).every(Boolean),
       });
     },
     resolve: (update: UserPresenceShape | Revoked) => {
-      if (update === REVOKED) throw forbidden('You are no longer a member of this conversation');
+      if (update === REVOKED) throw forbidden('You and these users no longer share this conversation');
       return update;
     },
   }),

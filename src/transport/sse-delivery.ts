@@ -26,7 +26,15 @@ export function useSharedSseDeliveries(deliveries: SharedDeliveries): Plugin<Gra
         const naming = deliveries.naming();
         const result = await subscribeFn({ ...subscribeArgs, contextValue: { ...(subscribeArgs.contextValue as GraphQLContext), sharedDelivery: naming } });
         const named = naming.named;
-        if (!named || !isAsyncIterable(result)) return result;
+        // What the resolver handed over (a member's presence in its conversation) is given back
+        // when the member ends, or here when it never joins: refused, or the client gone before
+        // Yoga started reading.
+        if (!named || !isAsyncIterable(result)) {
+          naming.releaseHeld();
+          return result;
+        }
+        const request = (subscribeArgs.contextValue as { request?: Request }).request;
+        request?.signal.addEventListener('abort', () => naming.releaseHeld(), { once: true });
         // The executor's stream over the resolver's (which yields nothing): the group feeds this one.
         (result as AsyncIterableIterator<unknown>).return?.()?.catch(ignore);
         // Joined once Yoga starts reading (at once, for the response), and left when it stops.
@@ -34,7 +42,9 @@ export function useSharedSseDeliveries(deliveries: SharedDeliveries): Plugin<Gra
         // would fail the group for every member; a reader that falls behind is the stream guards'.
         return new Repeater<ExecutionResult>(async (push, stop) => {
           sink.push = push;
-          const joined = deliveries.join(named, member, { ended: { release: () => stop() } });
+          const held = naming.held;
+          naming.held = undefined;
+          const joined = deliveries.join(named, member, { held, ended: { release: () => stop() } });
           await stop;
           joined.stop();
         }, new SlidingBuffer(SUBSCRIBER_BUFFER_EVENTS));
