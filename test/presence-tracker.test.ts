@@ -54,3 +54,37 @@ describe('PresenceTracker', () => {
     expect(instance.heldCounts()).toEqual({ conversation: 0, user: 0, watchedScopes: 0 });
   });
 });
+
+describe('PresenceTracker announcing while the bus cannot publish', () => {
+  it('tries a failed announcement again until it goes out, unless a later change of the user superseded it', async () => {
+    const attempts: string[][] = [];
+    let failing = true;
+    const instance = new PresenceTracker({
+      store: createMemoryPresenceStore({ instanceId: 'test', ttlMs: 60_000 }),
+      graceMs: 0,
+      coalesceMs: 20,
+      heartbeatMs: 20_000,
+      sweepMs: 10_000,
+      announce: async (_scope, changes) => {
+        attempts.push(changes.map((change) => `${change.userId}:${change.change}`));
+        if (failing) throw new Error('Redis is away');
+      },
+      logger: pino({ level: 'silent' }),
+    });
+    onTestFinished(() => instance.close());
+    const scope = conversationScope('outage');
+    instance.hold(scope, 'a');
+    const b = instance.hold(scope, 'b');
+    await waitUntil(() => attempts.length === 1, 'the first attempt');
+    // While it fails, b leaves: its LEFT supersedes its JOINED.
+    b.release();
+    await waitUntil(() => attempts.length >= 2, 'a second attempt');
+    failing = false;
+    await waitUntil(() => attempts.length >= 3 && attempts.at(-1)?.length === 2, 'a successful attempt');
+    expect(attempts[0]?.sort()).toEqual(['a:JOINED', 'b:JOINED']);
+    expect(attempts.at(-1)?.sort()).toEqual(['a:JOINED', 'b:LEFT']);
+    const count = attempts.length;
+    await new Promise((resolve) => setTimeout(resolve, 1_300));
+    expect(attempts.length).toBe(count);
+  });
+});

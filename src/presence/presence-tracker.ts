@@ -43,6 +43,9 @@ interface LocalHold {
   leaving: NodeJS.Timeout | undefined;
 }
 
+/** How long a failed announcement waits before it is tried again. */
+const ANNOUNCE_RETRY_MS = 1_000;
+
 /** A user's latest change waiting to be announced. */
 interface PendingChange {
   last: PresenceChange;
@@ -72,6 +75,8 @@ export class PresenceTracker {
   private readonly heartbeat: NodeJS.Timeout;
   private readonly sweeper: NodeJS.Timeout;
   private failing = false;
+  /** An announcement failed and is being retried (logged once until one goes out). */
+  private announcing = false;
   private closed = false;
   private readonly now: () => number;
 
@@ -302,16 +307,36 @@ export class PresenceTracker {
     const announcements: Array<Promise<void>> = [];
     for (const [scope, changes] of pending) {
       const net = [...changes.values()].map((queued) => queued.last);
-      this.options.onAnnounced?.(scope, net);
       const most = this.options.maxChangesPerAnnouncement ?? net.length;
       for (let start = 0; start < net.length; start += most) {
+        const part = net.slice(start, start + most);
         announcements.push(
-          this.options.announce(scope, net.slice(start, start + most)).catch((error: unknown) => {
-            this.options.logger.warn({ err: error instanceof Error ? error.message : String(error), scope }, 'presence change could not be announced');
-          }),
+          this.options.announce(scope, part).then(
+            () => {
+              this.announcing = false;
+              this.options.onAnnounced?.(scope, part);
+            },
+            (error: unknown) => this.announceLater(scope, part, error),
+          ),
         );
       }
     }
     await Promise.all(announcements);
+  }
+
+  /**
+   * An announcement that could not be published (Redis away) is tried again, the changes not
+   * superseded meanwhile by a later one of the same user, until it goes out or this instance
+   * stops: a lost LEFT would show a user present for good. Bounded: one pending change per user
+   * and scope.
+   */
+  private announceLater(scope: PresenceScope, changes: readonly PresenceChange[], error: unknown): void {
+    if (!this.announcing) this.options.logger.warn({ err: error instanceof Error ? error.message : String(error), scope }, 'presence changes could not be announced; trying again');
+    this.announcing = true;
+    if (this.closed) return;
+    let queued = this.pending.get(scope);
+    if (!queued) this.pending.set(scope, (queued = new Map()));
+    for (const change of changes) if (!queued.has(change.userId)) queued.set(change.userId, { last: change });
+    this.flushTimer ??= setTimeout(() => void this.flush(), Math.max(this.options.coalesceMs, ANNOUNCE_RETRY_MS));
   }
 }
