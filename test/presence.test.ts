@@ -106,6 +106,30 @@ describe.each(BACKENDS)('presence (%s)', (backend) => {
     expect(watching.results.at(-1)?.errors?.[0]?.extensions?.['code']).toBe('FORBIDDEN');
   }, 30_000);
 
+  it('skips a change older than one already seen for the user (announcements of two instances out of order)', async () => {
+    const gateway = await startGateway(env(await backendEnv(backend)));
+    await members(gateway, 'c6', ['alice', 'bob']);
+    const alice = connectWs(gateway.wsUrl, await tokenFor('alice'));
+    const watching = record<PresenceUpdate>(alice.client, PRESENCE, { c: 'c6' });
+    const online = record<{ userPresence: { userId: string; online: boolean } }>(alice.client, USER_PRESENCE, { ids: ['bob'], c: 'c6' });
+    await watching.waitForResults(1);
+    await online.waitForResults(1);
+    const announce = (scope: 'conversation' | 'user', scopeId: string, change: 'JOINED' | 'LEFT', at: string) =>
+      gateway.app.services.publisher.publish('presenceChanged', { scope, scopeId, changes: [{ userId: 'bob', change, at }] }, { source: 'presence' });
+    // bob moved from one instance to another: the JOINED (later) arrives before the LEFT (earlier).
+    await announce('conversation', 'c6', 'JOINED', '2026-12-08T10:00:02.000Z');
+    await announce('user', 'bob', 'JOINED', '2026-12-08T10:00:02.000Z');
+    await announce('conversation', 'c6', 'LEFT', '2026-12-08T10:00:01.000Z');
+    await announce('user', 'bob', 'LEFT', '2026-12-08T10:00:01.000Z');
+    // A later LEFT does apply.
+    await announce('conversation', 'c6', 'LEFT', '2026-12-08T10:00:03.000Z');
+    await announce('user', 'bob', 'LEFT', '2026-12-08T10:00:03.000Z');
+    await waitUntil(() => changesOf(watching).length === 2 && online.results.length === 3, 'the changes');
+    expect(changesOf(watching)).toEqual(['bob:JOINED', 'bob:LEFT']);
+    expect(watching.results[2]?.data?.presence.changes[0]?.at).toBe('2026-12-08T10:00:03.000Z');
+    expect(online.results.map((result) => result.data?.userPresence.online)).toEqual([false, true, false]);
+  });
+
   it('counts a member subscribed over SSE as present, and lets go when the SSE stream ends', async () => {
     const gateway = await startGateway(env(await backendEnv(backend)));
     await members(gateway, 'c5', ['alice', 'bob']);

@@ -75,6 +75,24 @@ const UserPresence = builder.objectRef<UserPresenceShape>('UserPresence').implem
 
 const nowIso = () => new Date().toISOString();
 
+/**
+ * Announcements of different instances can arrive out of order (each coalesces on its own timer):
+ * a user's LEFT from the instance they left may come after their JOINED from the one they moved
+ * to. A change older than one already seen for that user (by the announcing instance's clock, at
+ * which the store reported it) is stale and skipped. One entry per user that changed.
+ */
+class LatestChanges {
+  private readonly at = new Map<string, string>();
+
+  isNewest(change: { readonly userId: string; readonly at: string }): boolean {
+    const seen = this.at.get(change.userId);
+    // ISO 8601 in UTC (toISOString) compares as text.
+    if (seen !== undefined && change.at < seen) return false;
+    this.at.set(change.userId, change.at);
+    return true;
+  }
+}
+
 /** A presence stream: ends with FORBIDDEN (REVOKED) when the viewer is removed from the conversation. */
 function conversationPresenceStream(context: GraphQLContext, conversationId: string): AsyncIterableIterator<ConversationPresenceShape | Revoked> {
   const { principal, services } = context;
@@ -106,9 +124,12 @@ function conversationPresenceStream(context: GraphQLContext, conversationId: str
     // Changes as this subscriber's view moves: one announced before the snapshot was read (the
     // viewer's own JOINED, often) changes nothing it showed, and is not repeated.
     const shown = new Set(present);
+    const newest = new LatestChanges();
     for (let step = await first; !step.done; step = await changes.next()) {
       const event = step.value as EventEnvelope<'presenceChanged'>;
-      const news = event.data.changes.filter((change) => (change.change === 'JOINED' ? !shown.has(change.userId) : shown.has(change.userId)));
+      const news = event.data.changes.filter(
+        (change) => newest.isNewest(change) && (change.change === 'JOINED' ? !shown.has(change.userId) : shown.has(change.userId)),
+      );
       for (const change of news) {
         if (change.change === 'JOINED') shown.add(change.userId);
         else shown.delete(change.userId);
@@ -231,13 +252,14 @@ builder.subscriptionField('userPresence', (t) =>
         for (const state of states) await push(state);
         // Only what changes the state this subscriber was shown.
         const shown = new Map(states.map((state) => [state.userId, state.online]));
+        const newest = new LatestChanges();
         await Promise.all(
           streams.map(async (stream, index) => {
             for (let step = await firsts[index]; step && !step.done; step = await stream.next()) {
               const event = step.value as EventEnvelope<'presenceChanged'>;
               for (const change of event.data.changes) {
                 // Only this stream's own user's state.
-                if (change.userId !== userIds[index]) continue;
+                if (change.userId !== userIds[index] || !newest.isNewest(change)) continue;
                 const online = change.change === 'JOINED';
                 if (shown.get(change.userId) === online) continue;
                 shown.set(change.userId, online);
