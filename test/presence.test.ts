@@ -1,5 +1,8 @@
 import { createClient as createSseClient } from 'graphql-sse';
+import { GraphQLError } from 'graphql';
+import { isAsyncIterable, type Plugin } from 'graphql-yoga';
 import { describe, expect, it } from 'vitest';
+import type { GraphQLContext } from '../src/schema/context.js';
 import { topics } from '../src/events/topics.js';
 import { backendEnv, BACKENDS } from './support/backends.js';
 import { startGateway, tokenFor, type TestGateway } from './support/gateway.js';
@@ -128,6 +131,36 @@ describe.each(BACKENDS)('presence (%s)', (backend) => {
     expect(changesOf(watching)).toEqual(['bob:JOINED', 'bob:LEFT']);
     expect(watching.results[2]?.data?.presence.changes[0]?.at).toBe('2026-12-08T10:00:03.000Z');
     expect(online.results.map((result) => result.data?.userPresence.online)).toEqual([false, true, false]);
+  });
+
+  it('ends a presence stream that fails with its coded error on WebSocket and SSE alike, never as an internal error', async () => {
+    // A plugin makes every presence stream fail as one whose snapshot cannot be read does (Redis away).
+    const failing: Plugin<GraphQLContext> = {
+      onSubscribe: () => ({
+        onSubscribeResult: ({ result, setResult }) => {
+          if (!isAsyncIterable(result)) return;
+          void (result as AsyncIterableIterator<unknown>).return?.();
+          setResult(
+            (async function* () {
+              yield* [];
+              throw new GraphQLError('Presence could not be read; subscribe again shortly', { extensions: { code: 'SERVICE_UNAVAILABLE' } });
+            })() as never,
+          );
+        },
+      }),
+    };
+    const gateway = await startGateway(env(await backendEnv(backend)), { plugins: [failing] });
+    await members(gateway, 'c7', ['alice']);
+    const ws = record<PresenceUpdate>(connectWs(gateway.wsUrl, await tokenFor('alice')).client, PRESENCE, { c: 'c7' });
+    await ws.waitForEnd();
+    expect([ws.failure.value, ws.results.map((result) => result.errors?.[0]?.extensions?.['code'])]).toEqual([undefined, ['SERVICE_UNAVAILABLE']]);
+    const sse = createSseClient({ url: gateway.httpUrl, headers: { authorization: `Bearer ${await tokenFor('alice')}` }, retryAttempts: 0 });
+    const overSse: Array<{ errors?: Array<{ extensions?: Record<string, unknown> }> }> = [];
+    let sseEnded = false;
+    sse.subscribe({ query: PRESENCE, variables: { c: 'c7' } }, { next: (value) => void overSse.push(value as never), error: () => (sseEnded = true), complete: () => (sseEnded = true) });
+    await waitUntil(() => sseEnded, 'the SSE stream to end');
+    sse.dispose();
+    expect(overSse.map((result) => result.errors?.[0]?.extensions?.['code'])).toEqual(['SERVICE_UNAVAILABLE']);
   });
 
   it('counts a member subscribed over SSE as present, and lets go when the SSE stream ends', async () => {

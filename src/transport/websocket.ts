@@ -333,6 +333,13 @@ export function attachWebSocketTransport(deps: {
       for (let step = await iterator.next(); !step.done && operation.open; step = await iterator.next()) operation.nextJson(resultJson(step.value));
       operation.complete();
     } catch (error) {
+      // A coded error a stream ends with on purpose (presence could not be read: try again)
+      // reaches the client as the stream's last result, as over SSE; anything else is a bug of ours.
+      if (isCodedClientError(error)) {
+        state.log.info({ operationId: operation.id, code: error.extensions['code'] }, 'stream ended with an error');
+        operation.nextJson(resultJson({ errors: [error] }));
+        return operation.complete();
+      }
       state.log.error({ err: error, operationId: operation.id }, 'operation failed');
       operation.error([internalError()]);
     }
@@ -841,6 +848,13 @@ function internalError(): GraphQLError {
 /** A result as a next message's payload; Yoga's `http` extension means nothing over a socket. */
 function resultJson(result: ExecutionResult): string {
   return JSON.stringify(result.errors ? { ...result, errors: result.errors.map(forSocket) } : result);
+}
+
+/** A GraphQLError with a code of ours (not a masked INTERNAL_SERVER_ERROR): meant for the client. */
+function isCodedClientError(error: unknown): error is GraphQLError {
+  if (!(error instanceof GraphQLError)) return false;
+  const code = error.extensions['code'];
+  return typeof code === 'string' && code !== 'INTERNAL_SERVER_ERROR';
 }
 
 /** Returns a stream whose end nobody awaits: a rejection there has no one to tell. */
