@@ -65,9 +65,12 @@ describe.each(BACKENDS)('presence (%s)', (backend) => {
     await pause(GRACE_MS + 500);
     expect(changesOf(watching)).toEqual(['bob:JOINED']);
 
-    // A quick reconnect within the grace period: no LEFT, no JOINED.
-    typing.unsubscribe();
+    // A quick reconnect within the grace period: no LEFT, no JOINED. (The new tab's socket is
+    // open first, so its subscribe follows the unsubscribe within milliseconds, even under load.)
     const bobTab3 = connectWs(b.wsUrl, await tokenFor('bob'));
+    record(bobTab3.client, OWN_NOTIFICATIONS);
+    await bobTab3.waitForConnected();
+    typing.unsubscribe();
     record(bobTab3.client, NEW_MESSAGE, { conversationId: 'c1' });
     await b.waitForSubscribers(topics.conversationMessages('c1'));
     await pause(GRACE_MS + 500);
@@ -97,8 +100,11 @@ describe.each(BACKENDS)('presence (%s)', (backend) => {
     const alice = connectWs(a.wsUrl, await tokenFor('alice'));
     const watching = record<PresenceUpdate>(alice.client, PRESENCE, { c: 'c2' });
     await watching.waitForResults(1);
-    // Forty members subscribe at once on the other instance.
-    for (const member of crowd) record(connectWs(b.wsUrl, await tokenFor(member)).client, NEW_MESSAGE, { conversationId: 'c2' });
+    // Forty members, connected already, subscribe at once on the other instance.
+    const sockets = await Promise.all(crowd.map(async (member) => connectWs(b.wsUrl, await tokenFor(member))));
+    for (const socket of sockets) record(socket.client, OWN_NOTIFICATIONS);
+    await Promise.all(sockets.map((socket) => socket.waitForConnected()));
+    for (const socket of sockets) record(socket.client, NEW_MESSAGE, { conversationId: 'c2' });
     await waitUntil(() => changesOf(watching).length === crowd.length, 'forty JOINED');
     expect(new Set(changesOf(watching))).toEqual(new Set(crowd.map((member) => `${member}:JOINED`)));
     // Coalesced: far fewer frames than joins (one per 100 ms interval while they arrive).
