@@ -116,6 +116,7 @@ describe('connections per user across instances (Redis)', () => {
     const first = connectWs(gateway.wsUrl, token);
     record(first.client, PRICE_UPDATED, { hotelId: 'o1' });
     await first.waitForConnected();
+    await redis.kill();
     await redis.restart();
     await waitUntil(() => gateway.app.config.redis.url !== undefined && gateway.app.stats()['ready'] === true, 'the gateway to be ready again', 10_000);
     const second = connectWs(gateway.wsUrl, token);

@@ -15,7 +15,7 @@ export interface TestRedis {
   client(): Redis;
   /** SIGKILL, like a crash. */
   kill(): Promise<void>;
-  /** Starts again on the same port. */
+  /** Starts again on the same port, empty (killing the running server first, if there is one). */
   restart(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -78,7 +78,12 @@ export async function startRedis(): Promise<TestRedis> {
       return client;
     },
     kill,
-    restart: launch,
+    // Killed first: a second server on the port would fail to bind while the first, no longer
+    // tracked, kept its data and outlived the test.
+    async restart() {
+      await kill();
+      await launch();
+    },
     async stop() {
       for (const client of clients) client.disconnect();
       await kill();
