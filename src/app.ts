@@ -372,7 +372,8 @@ export function buildApp(
         httpServer.closeAllConnections();
         await httpClosed;
         // 5. Only now let go of Redis (quota units held here are handed back first, and this
-        //    instance's users are announced LEFT where they are present nowhere else).
+        //    instance's presence is handed over: it expires after the grace period, so users who
+        //    reconnect elsewhere show no change).
         await withinDeadline(presenceTracker.close());
         revocations.close();
         await withinDeadline(quotas.close());

@@ -26,6 +26,10 @@ export const ErrorCode = {
   SlowConsumer: 'SLOW_CONSUMER',
   /** The request cannot be served this way (for example refreshSession over HTTP). HTTP 400. */
   BadRequest: 'BAD_REQUEST',
+  /** TRUSTED_DOCUMENTS: a document's text (or nothing) where its hash is required. HTTP 400. */
+  TrustedDocumentRequired: 'TRUSTED_DOCUMENT_REQUIRED',
+  /** TRUSTED_DOCUMENTS: a hash none of the manifests has. HTTP 400. */
+  TrustedDocumentNotFound: 'TRUSTED_DOCUMENT_NOT_FOUND',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -51,6 +55,11 @@ export const badUserInput = (message: string, issues?: readonly string[]) =>
 export const notFound = (message: string) => codedError(ErrorCode.NotFound, message);
 
 export const badRequest = (message: string) => codedError(ErrorCode.BadRequest, message, 400);
+
+/** `reason` (document_text, no_hash) says sending the hash would help. */
+export const trustedDocumentRequired = (message: string, reason: string) => codedError(ErrorCode.TrustedDocumentRequired, message, 400, { reason });
+
+export const trustedDocumentNotFound = (message: string) => codedError(ErrorCode.TrustedDocumentNotFound, message, 400);
 
 /** FORBIDDEN with a `reason` a client acts on (refreshSession: `other_user`, `roles_changed`). */
 export const forbiddenBecause = (message: string, reason: string) => codedError(ErrorCode.Forbidden, message, undefined, { reason });

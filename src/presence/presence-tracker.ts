@@ -46,11 +46,6 @@ interface LocalHold {
 /** How long a failed announcement waits before it is tried again. */
 const ANNOUNCE_RETRY_MS = 1_000;
 
-/** A user's latest change waiting to be announced. */
-interface PendingChange {
-  last: PresenceChange;
-}
-
 /**
  * This instance's side of presence: counts its local holds (a connection, a subscription to a
  * conversation) per scope and user, and tells the store only when the first one starts or, after
@@ -68,7 +63,8 @@ interface PendingChange {
 export class PresenceTracker {
   private readonly holds = new Map<PresenceScope, Map<string, LocalHold>>();
   private readonly watched = new Map<PresenceScope, number>();
-  private readonly pending = new Map<PresenceScope, Map<string, PendingChange>>();
+  /** Each user's latest change waiting to be announced, by scope. */
+  private readonly pending = new Map<PresenceScope, Map<string, PresenceChange>>();
   /** Users whose last local hold ended but whose release the store did not take: retried by the heartbeat. */
   private readonly unreleased = new Map<PresenceScope, Set<string>>();
   private flushTimer: NodeJS.Timeout | undefined = undefined;
@@ -180,8 +176,7 @@ export class PresenceTracker {
     }
     this.holds.clear();
     const at = this.now();
-    const retries = [...this.unreleased].flatMap(([scope, users]) => [...users].map((userId) => ({ scope, userId })));
-    this.unreleased.clear();
+    const retries = this.takeUnreleased();
     await Promise.all([
       // Should Redis not answer, the entries expire after the TTL instead.
       this.options.store.handOver(holds, this.options.graceMs).catch(() => this.options.onStoreError?.()),
@@ -239,10 +234,15 @@ export class PresenceTracker {
     if (users?.delete(userId) && users.size === 0) this.unreleased.delete(scope);
   }
 
-  private refresh(): void {
+  /** The releases still to retry, no longer remembered. */
+  private takeUnreleased(): PresenceHold[] {
     const retries = [...this.unreleased].flatMap(([scope, users]) => [...users].map((userId) => ({ scope, userId })));
     this.unreleased.clear();
-    for (const { scope, userId } of retries) if (!this.holds.get(scope)?.has(userId)) this.release(scope, userId, true);
+    return retries;
+  }
+
+  private refresh(): void {
+    for (const { scope, userId } of this.takeUnreleased()) if (!this.holds.get(scope)?.has(userId)) this.release(scope, userId, true);
     const all: PresenceHold[] = [];
     for (const [scope, users] of this.holds) for (const userId of users.keys()) all.push({ scope, userId });
     if (all.length === 0) return;
@@ -292,12 +292,11 @@ export class PresenceTracker {
     this.flushTimer ??= setTimeout(() => void this.flush(), this.options.coalesceMs);
   }
 
-  private queue(scope: PresenceScope, entry: PresenceChange): void {
+  /** Queues `entry` as its user's latest change; `unlessQueued`: only if none is waiting (a retry is never newer). */
+  private queue(scope: PresenceScope, entry: PresenceChange, unlessQueued = false): void {
     let changes = this.pending.get(scope);
     if (!changes) this.pending.set(scope, (changes = new Map()));
-    const queued = changes.get(entry.userId);
-    if (queued) queued.last = entry;
-    else changes.set(entry.userId, { last: entry });
+    if (!unlessQueued || !changes.has(entry.userId)) changes.set(entry.userId, entry);
   }
 
   private async flush(): Promise<void> {
@@ -306,7 +305,7 @@ export class PresenceTracker {
     this.pending.clear();
     const announcements: Array<Promise<void>> = [];
     for (const [scope, changes] of pending) {
-      const net = [...changes.values()].map((queued) => queued.last);
+      const net = [...changes.values()];
       const most = this.options.maxChangesPerAnnouncement ?? net.length;
       for (let start = 0; start < net.length; start += most) {
         const part = net.slice(start, start + most);
@@ -334,9 +333,7 @@ export class PresenceTracker {
     if (!this.announcing) this.options.logger.warn({ err: error instanceof Error ? error.message : String(error), scope }, 'presence changes could not be announced; trying again');
     this.announcing = true;
     if (this.closed) return;
-    let queued = this.pending.get(scope);
-    if (!queued) this.pending.set(scope, (queued = new Map()));
-    for (const change of changes) if (!queued.has(change.userId)) queued.set(change.userId, { last: change });
+    for (const change of changes) this.queue(scope, change, true);
     this.flushTimer ??= setTimeout(() => void this.flush(), Math.max(this.options.coalesceMs, ANNOUNCE_RETRY_MS));
   }
 }

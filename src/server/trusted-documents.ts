@@ -1,7 +1,8 @@
 import { usePersistedOperations } from '@graphql-yoga/plugin-persisted-operations';
-import { GraphQLError } from 'graphql';
+import type { GraphQLError } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import { hasRole, type Principal } from '../auth/principal.js';
+import { trustedDocumentNotFound, trustedDocumentRequired } from '../errors.js';
 import type { GatewayMetrics } from '../metrics/metrics.js';
 import { transportOfRequest } from './request-transport.js';
 
@@ -21,18 +22,13 @@ import { transportOfRequest } from './request-transport.js';
 
 export type RefusalReason = 'document_text' | 'no_hash' | 'unknown_hash';
 
-export const TRUSTED_DOCUMENT_REQUIRED = 'TRUSTED_DOCUMENT_REQUIRED';
-export const TRUSTED_DOCUMENT_NOT_FOUND = 'TRUSTED_DOCUMENT_NOT_FOUND';
-
 const REQUIRED_MESSAGE = 'This gateway runs trusted documents only: send the operation\'s hash in extensions.persistedQuery.sha256Hash instead of its text';
 
 /** Refusals as clients see them. `reason` tells a client whether sending the hash would help. */
 export function trustedDocumentRefusal(reason: RefusalReason): GraphQLError {
   return reason === 'unknown_hash'
-    ? new GraphQLError('Unknown trusted document: this hash is not in the gateway\'s manifest', {
-        extensions: { code: TRUSTED_DOCUMENT_NOT_FOUND, http: { status: 400 } },
-      })
-    : new GraphQLError(REQUIRED_MESSAGE, { extensions: { code: TRUSTED_DOCUMENT_REQUIRED, reason, http: { status: 400 } } });
+    ? trustedDocumentNotFound("Unknown trusted document: this hash is not in the gateway's manifest")
+    : trustedDocumentRequired(REQUIRED_MESSAGE, reason);
 }
 
 /** Services publish with documents of their own (docs/CHANNELS.md), so they are never held to the manifest. */
